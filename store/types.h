@@ -1,0 +1,118 @@
+// Plain value types shared by the store's components: inode numbers, content hashes, and the
+// records kept in the metadata store. Their on-disk encodings live in meta_codec.h and are
+// described in docs/format.md.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <string_view>
+
+namespace rankfs {
+
+using Ino = uint64_t;
+inline constexpr Ino kRootIno = 1;
+
+// SHA-256 of a chunk's raw (uncompressed) bytes: the chunk's identity.
+struct ChunkHash {
+  std::array<uint8_t, 32> bytes{};
+
+  static ChunkHash Of(std::string_view data);  // SHA-256 via OpenSSL (hash.cc)
+  std::string ToHex() const;
+  std::string_view AsBytes() const {
+    return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+  }
+  bool operator==(const ChunkHash&) const = default;
+  auto operator<=>(const ChunkHash&) const = default;
+};
+
+struct ChunkHashHasher {
+  size_t operator()(const ChunkHash& h) const {
+    size_t v;
+    std::memcpy(&v, h.bytes.data(), sizeof v);  // SHA-256 bits are already uniform
+    return v;
+  }
+};
+
+// Attributes of one inode (file, directory, symlink, device node, fifo or socket).
+struct InodeAttr {
+  Ino ino = 0;
+  uint32_t mode = 0;  // S_IFMT bits + permission bits
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t nlink = 0;
+  uint64_t size = 0;
+  uint64_t rdev = 0;
+  uint64_t generation = 0;
+  int64_t atime_ns = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  std::string symlink_target;  // only for symlinks
+  bool operator==(const InodeAttr&) const = default;
+};
+
+// A directory entry: the child inode and its type (the S_IFMT bits of its mode, >> 12).
+struct DirEntry {
+  Ino ino = 0;
+  uint8_t type = 0;
+  bool operator==(const DirEntry&) const = default;
+};
+
+// A file range [file_offset, file_offset + length) backed by bytes
+// [chunk_offset, chunk_offset + length) of chunk `chunk`. Ranges without an extent are holes.
+struct Extent {
+  uint64_t length = 0;
+  ChunkHash chunk;
+  uint32_t chunk_offset = 0;
+  bool operator==(const Extent&) const = default;
+};
+
+enum class Codec : uint8_t { kRaw = 0, kZstd = 1 };
+
+// Where a chunk's record lives in the chunk store's packs and what it holds.
+struct ChunkLocation {
+  uint32_t pack_id = 0;
+  uint64_t offset = 0;         // of the record header inside the pack
+  uint32_t record_length = 0;  // header + stored bytes
+  uint32_t raw_length = 0;     // uncompressed bytes
+  uint32_t stored_length = 0;  // bytes after the header (compressed or raw)
+  Codec codec = Codec::kRaw;
+  uint32_t stored_crc = 0;     // CRC32C of the stored bytes
+  bool operator==(const ChunkLocation&) const = default;
+};
+
+// The chunk index's value: location and the number of extents referring to the chunk.
+struct ChunkRecord {
+  ChunkLocation location;
+  uint64_t refcount = 0;
+  bool operator==(const ChunkRecord&) const = default;
+};
+
+// Space accounting of one pack file.
+struct PackStats {
+  uint64_t live_bytes = 0;  // record bytes of chunks still referenced
+  uint64_t dead_bytes = 0;  // record bytes released (punched or waiting to be)
+  bool operator==(const PackStats&) const = default;
+};
+
+struct ChunkerParams {
+  uint32_t min_size = 16 * 1024;
+  uint32_t avg_size = 64 * 1024;
+  uint32_t max_size = 256 * 1024;
+  bool operator==(const ChunkerParams&) const = default;
+};
+
+// The store's superblock: what a reader must know before touching anything else.
+struct Superblock {
+  static constexpr uint32_t kFormatVersion = 1;
+  uint32_t format_version = kFormatVersion;
+  std::array<uint8_t, 16> uuid{};
+  ChunkerParams chunker;
+  int32_t compression_level = 1;
+  int64_t created_ns = 0;
+  bool operator==(const Superblock&) const = default;
+};
+
+}  // namespace rankfs
