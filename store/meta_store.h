@@ -104,7 +104,10 @@ class MetaStore {
 
   const Superblock& super() const { return super_; }
 
-  Status Write(Batch& batch, bool sync);
+  // Applies `batch` atomically (it is left unchanged). With sync=true the batch, and every
+  // Write that returned before it, is durable when this returns OK. An empty batch with
+  // sync=false does nothing; with sync=true it works as SyncWal().
+  Status Write(const Batch& batch, bool sync);
   // Makes every Write that returned before this call durable.
   Status SyncWal();
 
@@ -121,7 +124,11 @@ class MetaStore {
   // Entries of `parent` whose names sort after `start_after` ("" for all).
   Status ListDir(Ino parent, std::string_view start_after,
                  const std::function<bool(std::string_view name, const DirEntry&)>& fn);
-  bool DirIsEmpty(Ino parent);  // true also on read errors reported elsewhere
+  // Whether `parent` has no entries. On a read error DirIsEmpty() answers false, so that a
+  // caller deciding whether rmdir may proceed refuses rather than orphaning children;
+  // CheckDirEmpty() reports the error instead.
+  bool DirIsEmpty(Ino parent);
+  Result<bool> CheckDirEmpty(Ino parent);
   // Extents of `ino` that overlap [from, to), including one that starts before `from`.
   Status ListExtents(Ino ino, uint64_t from, uint64_t to,
                      const std::function<bool(uint64_t file_offset, const Extent&)>& fn);
@@ -132,14 +139,19 @@ class MetaStore {
   Status ForEachOrphan(const std::function<bool(Ino)>& fn);
   Status ForEachPack(const std::function<bool(uint32_t pack_id, const PackStats&)>& fn);
 
-  // Flushes memtables and closes the database. Also done by the destructor.
+  // Flushes memtables and closes the database. Also done by the destructor (which drops the
+  // Status). Every other method must have returned before; none may be called after.
   Status Close();
 
  private:
+  using ScanFn = std::function<bool(std::string_view key, std::string_view value)>;
   MetaStore() = default;
   Status Get(Cf cf, std::string_view key, std::string* value, bool* found);
-  Status Scan(Cf cf, std::string_view prefix, std::string_view start,
-              const std::function<bool(std::string_view key, std::string_view value)>& fn);
+  // Visits the keys of `cf` that start with `prefix` and are >= `start` (or all of them when
+  // `start` is empty), in order, until `fn` returns false. `full_scan` marks a scan of a whole
+  // column family (fsck, rebuilds) whose blocks should not evict the hot set from the cache.
+  Status Scan(Cf cf, std::string_view prefix, std::string_view start, bool full_scan,
+              const ScanFn& fn);
 
   Superblock super_;
   std::unique_ptr<rocksdb::DB> db_;

@@ -1,0 +1,64 @@
+// ChunkStore: content-addressed, reference-counted storage of chunks.
+//
+// A chunk is identified by the SHA-256 of its raw bytes. Put() stores a chunk once, however
+// many times and from however many threads it is put, and takes a reference; Unref() drops one,
+// and a chunk whose last reference goes has its space released. Every Get() checks the stored
+// bytes against their checksum and returns EIO, never bytes, on a mismatch; a later Put() of the
+// same content stores a fresh copy ("heals" the chunk).
+//
+// Durability contract with the metadata that refers to chunks (extents):
+//   after Flush() returns OK, every chunk whose Put() returned before Flush() was called is
+//   durable, and so is its index entry once the metadata store's WAL is synced. Metadata that
+//   refers to a chunk must be written after a Flush() that covers the chunk's Put(); then a crash
+//   can never leave metadata pointing at missing bytes. Reference counts err on the high side
+//   after a crash (space leaks until fsck rebuilds them), never on the low side.
+//
+// The interface says nothing about pack files: a later backend may keep chunks in an object
+// store. Thread-safety: every method is safe to call concurrently.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "store/status.h"
+#include "store/types.h"
+
+namespace rankfs {
+
+struct ChunkStoreStats {
+  uint64_t chunks = 0;          // distinct chunks stored
+  uint64_t raw_bytes = 0;       // their uncompressed size
+  uint64_t stored_bytes = 0;    // their size as stored (records incl. headers)
+  uint64_t put_calls = 0;       // Put() calls that succeeded
+  uint64_t put_bytes = 0;       // bytes passed to those calls
+  uint64_t dedup_hits = 0;      // Put() calls that found the chunk already stored
+  uint64_t reclaimed_bytes = 0; // record bytes released since start
+  uint64_t reclaim_backlog = 0; // record bytes released but not yet punched
+  uint64_t packs = 0;           // containers in use (backend-specific meaning)
+  uint64_t read_errors = 0;     // Get() calls that found damaged bytes
+};
+
+class ChunkStore {
+ public:
+  virtual ~ChunkStore() = default;
+
+  // Stores `data` unless a chunk with `hash` is already stored, and takes one reference.
+  // REQUIRES: hash == ChunkHash::Of(data).
+  virtual Status Put(const ChunkHash& hash, std::string_view data) = 0;
+  // Takes `n` more references to a stored chunk (ENOENT when it is not stored).
+  virtual Status Ref(const ChunkHash& hash, uint64_t n) = 0;
+  // Drops `n` references; at zero the chunk is deleted and its space released.
+  virtual Status Unref(const ChunkHash& hash, uint64_t n) = 0;
+  // Replaces *out with the chunk's raw bytes. ENOENT when not stored; EIO when damaged.
+  virtual Status Get(const ChunkHash& hash, std::string* out) = 0;
+  // Like Get, and also checks the content against `hash` (SHA-256): for fsck.
+  virtual Status Verify(const ChunkHash& hash) = 0;
+  // See the durability contract above.
+  virtual Status Flush() = 0;
+  // Releases the space of deleted chunks now instead of in the background.
+  virtual Status Reclaim() = 0;
+  virtual ChunkStoreStats GetStats() = 0;
+};
+
+}  // namespace rankfs

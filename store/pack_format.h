@@ -1,0 +1,74 @@
+// The pack file format: encoding, decoding and scanning of chunk records. The byte layout is
+// specified in docs/format.md; this file is its only implementation.
+//
+// A pack is `PackFileHeader` followed by records; each record is a `RecordHeader` followed by
+// `stored_length` bytes (a zstd frame or the raw chunk). Records are self-describing, so a pack
+// can be scanned without the metadata store (fsck, rebuild). Decoders accept any bytes: they
+// validate and return an error, never read out of bounds.
+//
+// Thread-safety: free functions over caller-owned data; ScanPack reads through a File, which
+// may be shared.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include "store/env.h"
+#include "store/status.h"
+#include "store/types.h"
+
+namespace rankfs {
+
+inline constexpr size_t kPackHeaderSize = 32;
+inline constexpr size_t kRecordHeaderSize = 56;
+// The largest stored_length/raw_length a record may declare (the chunker's 64 MiB limit).
+inline constexpr uint32_t kMaxChunkBytes = 64u << 20;
+
+struct PackFileHeader {
+  uint32_t version = 1;
+  uint32_t pack_id = 0;
+  std::array<uint8_t, 16> store_uuid{};
+  bool operator==(const PackFileHeader&) const = default;
+};
+
+struct RecordHeader {
+  Codec codec = Codec::kRaw;
+  ChunkHash hash;
+  uint32_t raw_length = 0;
+  uint32_t stored_length = 0;
+  uint32_t stored_crc = 0;  // CRC32C of the stored bytes
+  bool operator==(const RecordHeader&) const = default;
+};
+
+std::string EncodePackFileHeader(const PackFileHeader& h);
+Result<PackFileHeader> DecodePackFileHeader(std::string_view bytes);
+
+// Appends the 56-byte header to *dst.
+void EncodeRecordHeader(const RecordHeader& h, std::string* dst);
+// Checks magic, version, header CRC, codec and lengths.
+Result<RecordHeader> DecodeRecordHeader(std::string_view bytes);
+
+// One record found by ScanPack.
+struct ScannedRecord {
+  uint64_t offset = 0;  // of the header inside the pack
+  RecordHeader header;
+  bool payload_ok = false;  // the stored bytes match stored_crc
+};
+
+struct ScanSummary {
+  uint64_t records = 0;
+  uint64_t damaged_records = 0;  // header valid, payload CRC wrong or payload cut short
+  uint64_t skipped_bytes = 0;    // bytes that held no valid record (holes, garbage, torn tail)
+};
+
+// Walks every record of a pack file in offset order. Holes (punched ranges) are skipped with
+// NextData; bytes that do not start a valid header are skipped one at a time until the next
+// magic, so a torn or damaged region costs only the records inside it. `fn` returns false to
+// stop. Fails only when the pack header is invalid or a read fails.
+Status ScanPack(File* file, const std::function<bool(const ScannedRecord&)>& fn,
+                ScanSummary* summary);
+
+}  // namespace rankfs

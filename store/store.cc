@@ -1,0 +1,91 @@
+#include "store/store.h"
+
+#include <fcntl.h>
+#include <sys/random.h>
+
+#include <ctime>
+
+#include "store/chunker.h"
+#include "store/logging.h"
+
+namespace rankfs {
+namespace {
+
+std::array<uint8_t, 16> NewUuid() {
+  std::array<uint8_t, 16> u{};
+  if (getrandom(u.data(), u.size(), 0) != ssize_t(u.size())) {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);  // weak fallback; the uuid only labels packs
+    for (size_t i = 0; i < u.size(); ++i) u[i] = uint8_t((ts.tv_nsec >> (i % 8)) ^ i);
+  }
+  u[6] = (u[6] & 0x0f) | 0x40;  // version 4
+  u[8] = (u[8] & 0x3f) | 0x80;  // variant 1
+  return u;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOptions& options) {
+  Env* env = options.env ? options.env : Env::Default();
+  RANKFS_RETURN_IF_ERROR(FastCdc::ValidateParams(options.chunker));
+  auto info = env->Stat(dir);
+  if (!info.ok()) {
+    if (info.status().code() != ENOENT) return info.status().Annotate("opening store");
+    RANKFS_RETURN_IF_ERROR(env->CreateDir(dir).Annotate("creating store"));
+  } else if (!info->is_dir) {
+    return Status(ENOTDIR, "store " + dir + " is not a directory");
+  }
+  std::unique_ptr<Store> store(new Store());
+  store->dir_ = dir;
+  store->env_ = env;
+  auto lock = env->LockFile(dir + "/LOCK");
+  if (!lock.ok()) {
+    if (lock.status().code() == EBUSY) {
+      return Status(EBUSY, "store " + dir + " is already in use by another rankfs process");
+    }
+    return lock.status().Annotate("locking store " + dir);
+  }
+  store->lock_ = std::move(lock).value();
+
+  Superblock initial;
+  initial.uuid = NewUuid();
+  initial.chunker = options.chunker;
+  initial.compression_level = options.compression_level;
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  initial.created_ns = int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  MetaStoreOptions mo = options.meta;
+  mo.rocks_env = options.rocks_env;
+  auto meta = MetaStore::Open(dir + "/meta", mo, initial);
+  if (!meta.ok()) return meta.status().Annotate("opening store " + dir);
+  store->meta_ = std::move(meta).value();
+
+  PackChunkStoreOptions po = options.packs;
+  po.compression_level = store->meta_->super().compression_level;
+  auto chunks = PackChunkStore::Open(env, dir + "/packs", store->meta_.get(), po);
+  if (!chunks.ok()) return chunks.status().Annotate("opening store " + dir);
+  store->chunks_ = std::move(chunks).value();
+  return store;
+}
+
+Store::~Store() {
+  Status s = Close();
+  if (!s.ok()) Log(LogLevel::kWarning, "store", "close: " + s.ToString());
+}
+
+Status Store::Close() {
+  Status st;
+  if (chunks_) {
+    st = chunks_->Close();
+    chunks_.reset();
+  }
+  if (meta_) {
+    Status ms = meta_->Close();
+    if (st.ok()) st = ms;
+    meta_.reset();
+  }
+  lock_.reset();
+  return st;
+}
+
+}  // namespace rankfs

@@ -1,0 +1,63 @@
+// Store: one rankfs backing directory, opened as a whole.
+//
+//   STORE/LOCK     flock()ed while open, so two daemons never share a store
+//   STORE/meta/    the MetaStore (RocksDB)
+//   STORE/packs/   the PackChunkStore's pack files
+//
+// Opening a directory that does not exist (or is empty) creates a new store with the given
+// settings; an existing store keeps the settings in its superblock.
+//
+// Thread-safety: the components are thread-safe; Open/Close are not (one owner).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "store/env.h"
+#include "store/meta_store.h"
+#include "store/pack_chunk_store.h"
+#include "store/status.h"
+
+namespace rocksdb {
+class Env;
+}
+
+namespace rankfs {
+
+struct StoreOptions {
+  Env* env = nullptr;                 // nullptr: Env::Default(); not owned
+  rocksdb::Env* rocks_env = nullptr;  // nullptr: RocksDB's default; not owned
+  // Settings of a new store (an existing store's superblock wins).
+  ChunkerParams chunker;
+  int compression_level = 1;
+  // Runtime settings.
+  PackChunkStoreOptions packs;  // compression_level is taken from the superblock
+  MetaStoreOptions meta;        // rocks_env is taken from above
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> Open(const std::string& dir, const StoreOptions& options);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  MetaStore* meta() { return meta_.get(); }
+  PackChunkStore* chunks() { return chunks_.get(); }
+  const Superblock& super() const { return meta_->super(); }
+  const std::string& dir() const { return dir_; }
+  Env* env() { return env_; }
+
+  // Flushes and closes the chunk store, then the metadata. Also done by the destructor.
+  Status Close();
+
+ private:
+  Store() = default;
+  std::string dir_;
+  Env* env_ = nullptr;
+  std::unique_ptr<FileLock> lock_;
+  std::unique_ptr<MetaStore> meta_;
+  std::unique_ptr<PackChunkStore> chunks_;
+};
+
+}  // namespace rankfs

@@ -1,0 +1,367 @@
+// Tests of PackChunkStore and Store: round trips, dedup (also under concurrency), checksums on
+// read, healing, fault injection (ENOSPC, power cut), space reclamation and recovery.
+#include <sys/stat.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "store/chunker.h"
+#include "store/pack_format.h"
+#include "store/store.h"
+#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/test_data.h"
+
+namespace rankfs {
+namespace {
+
+struct Piece {
+  ChunkHash hash;
+  std::string data;
+};
+
+std::vector<Piece> Chunk(const std::string& data) {
+  FastCdc cdc(ChunkerParams{});
+  std::vector<Piece> out;
+  size_t off = 0;
+  for (size_t len : cdc.Split(reinterpret_cast<const uint8_t*>(data.data()), data.size())) {
+    Piece p;
+    p.data = data.substr(off, len);
+    p.hash = ChunkHash::Of(p.data);
+    out.push_back(std::move(p));
+    off += len;
+  }
+  return out;
+}
+
+StoreOptions TestOptions() {
+  StoreOptions o;
+  o.packs.background_reclaim = false;  // tests call Reclaim() themselves
+  return o;
+}
+
+uint64_t DirAllocatedBytes(Env* env, const std::string& dir) {
+  uint64_t total = 0;
+  auto names = env->ListDir(dir);
+  EXPECT_TRUE(names.ok());
+  for (const auto& n : *names) {
+    auto info = env->Stat(dir + "/" + n);
+    if (info.ok()) total += info->allocated_bytes;
+  }
+  return total;
+}
+
+class ChunkStoreTest : public ::testing::Test {
+ protected:
+  void OpenStore(StoreOptions o = TestOptions()) {
+    auto s = Store::Open(dir_.Join("store"), o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+  }
+  PackChunkStore* chunks() { return store_->chunks(); }
+  std::optional<ChunkRecord> Record(const ChunkHash& h) {
+    auto r = store_->meta()->GetChunk(h);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : std::nullopt;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_F(ChunkStoreTest, RoundTripRealAndRandomData) {
+  OpenStore();
+  for (const std::string& data : {MakeRealData(8 << 20, 1), MakeRandomData(4 << 20, 2)}) {
+    auto pieces = Chunk(data);
+    for (const Piece& p : pieces) ASSERT_TRUE(chunks()->Put(p.hash, p.data).ok());
+    std::string out;
+    for (const Piece& p : pieces) {
+      ASSERT_TRUE(chunks()->Get(p.hash, &out).ok());
+      ASSERT_EQ(out, p.data);
+    }
+    ASSERT_TRUE(chunks()->Flush().ok());
+    for (const Piece& p : pieces) {
+      ASSERT_TRUE(chunks()->Get(p.hash, &out).ok());
+      ASSERT_EQ(out, p.data);
+    }
+  }
+  // Real data compresses; random data is stored raw, so it costs no more than its size plus
+  // headers.
+  ChunkStoreStats st = chunks()->GetStats();
+  EXPECT_LT(st.stored_bytes, st.raw_bytes);
+  EXPECT_LE(st.stored_bytes, (4u << 20) + st.chunks * kRecordHeaderSize + (8u << 20) * 3 / 4);
+  // Everything survives a reopen.
+  auto pieces = Chunk(MakeRealData(8 << 20, 1));
+  ASSERT_TRUE(store_->Close().ok());
+  store_.reset();
+  OpenStore();
+  std::string out;
+  for (const Piece& p : pieces) {
+    ASSERT_TRUE(chunks()->Get(p.hash, &out).ok());
+    ASSERT_EQ(out, p.data);
+    ASSERT_TRUE(chunks()->Verify(p.hash).ok());
+  }
+}
+
+TEST_F(ChunkStoreTest, DedupCountsReferences) {
+  OpenStore();
+  std::string data = MakeRealData(256 << 10, 3);
+  ChunkHash h = ChunkHash::Of(data);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(chunks()->Put(h, data).ok());
+  ChunkStoreStats st = chunks()->GetStats();
+  EXPECT_EQ(st.chunks, 1u);
+  EXPECT_EQ(st.dedup_hits, 4u);
+  EXPECT_EQ(st.put_calls, 5u);
+  ASSERT_TRUE(chunks()->Flush().ok());
+  ASSERT_EQ(Record(h)->refcount, 5u);
+  // References taken after the index entry is written go to the index.
+  ASSERT_TRUE(chunks()->Put(h, data).ok());
+  ASSERT_TRUE(chunks()->Ref(h, 2).ok());
+  ASSERT_EQ(Record(h)->refcount, 8u);
+  ASSERT_TRUE(chunks()->Unref(h, 7).ok());
+  ASSERT_EQ(Record(h)->refcount, 1u);
+  EXPECT_EQ(chunks()->Unref(h, 2).code(), EUCLEAN);  // never below zero
+  ASSERT_TRUE(chunks()->Unref(h, 1).ok());
+  EXPECT_FALSE(Record(h).has_value());
+  std::string out;
+  EXPECT_EQ(chunks()->Get(h, &out).code(), ENOENT);
+  EXPECT_EQ(chunks()->Ref(h, 1).code(), ENOENT);
+  EXPECT_EQ(chunks()->GetStats().chunks, 0u);
+}
+
+TEST_F(ChunkStoreTest, EightThreadsPuttingTheSame64MiBStoreOneCopy) {
+  OpenStore();
+  const std::string data = MakeRealData(64 << 20, 4);
+  const auto pieces = Chunk(data);
+  std::set<ChunkHash> unique;
+  uint64_t unique_raw = 0;
+  for (const Piece& p : pieces) {
+    if (unique.insert(p.hash).second) unique_raw += p.data.size();
+  }
+  std::map<ChunkHash, uint64_t> expected_refs;
+  for (const Piece& p : pieces) expected_refs[p.hash] += 8;
+
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      // Each thread walks the chunks in its own order, as ranks drifting apart would.
+      for (size_t i = 0; i < pieces.size(); ++i) {
+        const Piece& p = pieces[(i + size_t(t) * 7) % pieces.size()];
+        if (!chunks()->Put(p.hash, p.data).ok()) ++failures;
+        if (i % 97 == 0 && !chunks()->Flush().ok()) ++failures;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  ASSERT_EQ(failures.load(), 0);
+  ASSERT_TRUE(chunks()->Flush().ok());
+
+  ChunkStoreStats st = chunks()->GetStats();
+  EXPECT_EQ(st.chunks, unique.size());
+  EXPECT_EQ(st.raw_bytes, unique_raw);
+  EXPECT_EQ(st.put_calls, 8 * pieces.size());
+  for (const auto& [h, refs] : expected_refs) {
+    auto r = Record(h);
+    ASSERT_TRUE(r.has_value());
+    ASSERT_EQ(r->refcount, refs);
+  }
+  // Physically: the packs hold one compressed copy (plus headers), not eight.
+  uint64_t pack_bytes = DirAllocatedBytes(store_->env(), dir_.Join("store/packs"));
+  EXPECT_LE(pack_bytes, st.stored_bytes + (1 << 20));
+  EXPECT_LT(st.stored_bytes, unique_raw);
+  std::printf("64 MiB x 8 threads: %zu chunks, %.1f MiB stored, %.1f MiB allocated\n",
+              unique.size(), st.stored_bytes / 1048576.0, pack_bytes / 1048576.0);
+}
+
+TEST_F(ChunkStoreTest, FlippedByteIsAReadErrorAndARewriteHealsIt) {
+  OpenStore();
+  std::string data = MakeRealData(200 << 10, 5);
+  std::string other = MakeRealData(100 << 10, 6);
+  ChunkHash h = ChunkHash::Of(data), h2 = ChunkHash::Of(other);
+  ASSERT_TRUE(chunks()->Put(h, data).ok());
+  ASSERT_TRUE(chunks()->Put(h2, other).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  ChunkLocation loc = Record(h)->location;
+
+  {  // Flip one byte in the middle of the stored bytes.
+    auto f = store_->env()->OpenFile(chunks()->PackPath(loc.pack_id), OpenMode::kReadWrite);
+    ASSERT_TRUE(f.ok());
+    uint64_t at = loc.offset + kRecordHeaderSize + loc.stored_length / 2;
+    char c;
+    size_t got;
+    ASSERT_TRUE((*f)->PRead(at, 1, &c, &got).ok());
+    c = char(c ^ 0x40);
+    ASSERT_TRUE((*f)->PWrite(at, std::string_view(&c, 1)).ok());
+  }
+  std::string out = "untouched";
+  Status s = chunks()->Get(h, &out);
+  EXPECT_EQ(s.code(), EIO) << s.ToString();
+  EXPECT_NE(out, data);
+  EXPECT_NE(s.message().find(h.ToHex()), std::string::npos);  // names the chunk
+  EXPECT_EQ(chunks()->Verify(h).code(), EIO);
+  EXPECT_EQ(chunks()->GetStats().read_errors, 2u);
+  // The neighbour is unaffected.
+  ASSERT_TRUE(chunks()->Get(h2, &out).ok());
+  EXPECT_EQ(out, other);
+
+  // A later write of the same content stores a fresh copy and keeps the references.
+  ASSERT_TRUE(chunks()->Put(h, data).ok());
+  ASSERT_TRUE(chunks()->Get(h, &out).ok());
+  EXPECT_EQ(out, data);
+  ASSERT_TRUE(chunks()->Flush().ok());
+  auto r = Record(h);
+  EXPECT_EQ(r->refcount, 2u);
+  EXPECT_NE(r->location, loc);
+  ASSERT_TRUE(chunks()->Reclaim().ok());
+  ASSERT_TRUE(store_->Close().ok());
+  store_.reset();
+  OpenStore();
+  ASSERT_TRUE(chunks()->Verify(h).ok());
+  ASSERT_TRUE(chunks()->Verify(h2).ok());
+}
+
+TEST_F(ChunkStoreTest, FreeingChunksPunchesHolesAndDeletesEmptyPacks) {
+  StoreOptions o = TestOptions();
+  o.packs.max_pack_bytes = 8 << 20;
+  o.compression_level = 0;  // keep sizes predictable: stored raw
+  OpenStore(o);
+  auto pieces = Chunk(MakeRandomData(24 << 20, 7));  // three packs' worth
+  for (const Piece& p : pieces) ASSERT_TRUE(chunks()->Put(p.hash, p.data).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  Env* env = store_->env();
+  std::string packs = dir_.Join("store/packs");
+  uint64_t before = DirAllocatedBytes(env, packs);
+  uint32_t first_pack = Record(pieces.front().hash)->location.pack_id;
+  auto first_info = env->Stat(chunks()->PackPath(first_pack));
+  ASSERT_TRUE(first_info.ok());
+  EXPECT_GE(chunks()->GetStats().packs, 3u);
+
+  // Free every other chunk of the first pack: its allocated blocks shrink.
+  std::vector<size_t> first_pack_pieces;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    if (Record(pieces[i].hash)->location.pack_id == first_pack) first_pack_pieces.push_back(i);
+  }
+  uint64_t freed = 0;
+  for (size_t k = 0; k < first_pack_pieces.size(); k += 2) {
+    const Piece& p = pieces[first_pack_pieces[k]];
+    freed += p.data.size();
+    ASSERT_TRUE(chunks()->Unref(p.hash, 1).ok());
+  }
+  ASSERT_TRUE(chunks()->Reclaim().ok());
+  auto after_half = env->Stat(chunks()->PackPath(first_pack));
+  ASSERT_TRUE(after_half.ok());
+  EXPECT_LE(after_half->allocated_bytes, first_info->allocated_bytes - freed * 9 / 10)
+      << "freed " << freed;
+  EXPECT_EQ(after_half->size, first_info->size);  // holes, not truncation
+  // The survivors still read back.
+  std::string out;
+  for (size_t k = 1; k < first_pack_pieces.size(); k += 2) {
+    const Piece& p = pieces[first_pack_pieces[k]];
+    ASSERT_TRUE(chunks()->Get(p.hash, &out).ok());
+    ASSERT_EQ(out, p.data);
+  }
+  // Free the rest of the first pack: the file goes away.
+  for (size_t k = 1; k < first_pack_pieces.size(); k += 2) {
+    ASSERT_TRUE(chunks()->Unref(pieces[first_pack_pieces[k]].hash, 1).ok());
+  }
+  ASSERT_TRUE(chunks()->Reclaim().ok());
+  EXPECT_EQ(env->Stat(chunks()->PackPath(first_pack)).status().code(), ENOENT);
+  // Free everything: nearly all space comes back (the active pack stays, mostly holes).
+  for (const Piece& p : pieces) {
+    if (Record(p.hash)) {
+      ASSERT_TRUE(chunks()->Unref(p.hash, 1).ok());
+    }
+  }
+  ASSERT_TRUE(chunks()->Reclaim().ok());
+  uint64_t after = DirAllocatedBytes(env, packs);
+  EXPECT_LT(after, before / 20) << "before " << before << " after " << after;
+  EXPECT_EQ(chunks()->GetStats().chunks, 0u);
+}
+
+TEST_F(ChunkStoreTest, RecoveryDropsUnindexedRecordsAndPacks) {
+  OpenStore();
+  auto kept = Chunk(MakeRealData(4 << 20, 8));
+  for (const Piece& p : kept) ASSERT_TRUE(chunks()->Put(p.hash, p.data).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  ASSERT_TRUE(store_->Close().ok());
+  store_.reset();
+  // A pack whose records were never indexed (as after a crash between append and index).
+  Env* env = Env::Default();
+  std::string stray = dir_.Join("store/packs/000099.pack");
+  {
+    auto f = env->OpenFile(stray, OpenMode::kCreateExclusive);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE((*f)->PWrite(0, EncodePackFileHeader(PackFileHeader{1, 99, {}})).ok());
+    ASSERT_TRUE((*f)->PWrite(kPackHeaderSize, MakeRandomData(1 << 20, 9)).ok());
+  }
+  OpenStore();
+  EXPECT_EQ(env->Stat(stray).status().code(), ENOENT);
+  std::string out;
+  for (const Piece& p : kept) {
+    ASSERT_TRUE(chunks()->Get(p.hash, &out).ok());
+    ASSERT_EQ(out, p.data);
+  }
+}
+
+TEST_F(ChunkStoreTest, PackCanBeScannedWithoutMetadata) {
+  OpenStore();
+  auto pieces = Chunk(MakeRealData(6 << 20, 10));
+  for (const Piece& p : pieces) ASSERT_TRUE(chunks()->Put(p.hash, p.data).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  ChunkLocation loc = Record(pieces[3].hash)->location;
+  ASSERT_TRUE(store_->Close().ok());
+  store_.reset();
+
+  std::set<ChunkHash> want;
+  for (const Piece& p : pieces) want.insert(p.hash);
+  auto file = Env::Default()->OpenFile(dir_.Join("store/packs/000001.pack"), OpenMode::kReadWrite);
+  ASSERT_TRUE(file.ok());
+  // Damage one record's payload and another's header.
+  ASSERT_TRUE((*file)->PWrite(loc.offset + kRecordHeaderSize + 10, "XXXX").ok());
+  std::set<ChunkHash> seen;
+  ScanSummary sum;
+  ASSERT_TRUE(ScanPack(file->get(), [&](const ScannedRecord& r) {
+                if (r.payload_ok) seen.insert(r.header.hash);
+                return true;
+              }, &sum).ok());
+  EXPECT_EQ(sum.records, want.size());
+  EXPECT_EQ(sum.damaged_records, 1u);
+  EXPECT_EQ(seen.size(), want.size() - 1);
+  EXPECT_FALSE(seen.count(pieces[3].hash));
+  // A header smashed by garbage: the scan resynchronises on the next record.
+  uint64_t second = 0;
+  ASSERT_TRUE(ScanPack(file->get(), [&](const ScannedRecord& r) {
+                if (second == 0 && r.offset > kPackHeaderSize) second = r.offset;
+                return true;
+              }, nullptr).ok());
+  ASSERT_TRUE((*file)->PWrite(kPackHeaderSize, std::string(20, '\x55')).ok());
+  ScanSummary sum2;
+  ASSERT_TRUE(ScanPack(file->get(), [](const ScannedRecord&) { return true; }, &sum2).ok());
+  EXPECT_EQ(sum2.records, want.size() - 1);
+  EXPECT_GE(sum2.skipped_bytes, second - kPackHeaderSize);
+}
+
+TEST_F(ChunkStoreTest, SecondOpenOfAStoreInUseIsRefused) {
+  OpenStore();
+  auto again = Store::Open(dir_.Join("store"), TestOptions());
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.status().code(), EBUSY);
+  EXPECT_NE(again.status().message().find("already in use"), std::string::npos);
+}
+
+TEST_F(ChunkStoreTest, StorePathThatIsAFileIsAClearError) {
+  std::string path = dir_.Join("file");
+  {
+    auto f = Env::Default()->OpenFile(path, OpenMode::kCreate);
+    ASSERT_TRUE(f.ok());
+  }
+  auto s = Store::Open(path, TestOptions());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.status().code(), ENOTDIR);
+}
+
+}  // namespace
+}  // namespace rankfs
