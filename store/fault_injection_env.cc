@@ -78,7 +78,7 @@ Status InjectedFault(int err, std::string_view op, std::string_view path) {
   msg += " ";
   msg += path;
   msg += ": ";
-  msg += std::strerror(err);
+  msg += ErrnoString(err);
   msg += " (injected fault)";
   return Status(err, std::move(msg));
 }

@@ -27,7 +27,7 @@ IOStatus Fault(FaultController& controller, FaultOp op, const std::string& path,
   const int err = controller.Check(op, path);
   if (err == 0) return IOStatus::OK();
   std::string msg =
-      std::string(what) + " " + path + ": " + std::strerror(err) + " (injected fault)";
+      std::string(what) + " " + path + ": " + ErrnoString(err) + " (injected fault)";
   return err == ENOSPC ? IOStatus::NoSpace(msg) : IOStatus::IOError(msg);
 }
 
@@ -439,7 +439,7 @@ class RocksFaultFs final : public rocksdb::FileSystemWrapper {
   IOStatus CheckCreate(const std::string& path) {
     const int err = controller_->CheckOpen(path, /*may_create=*/true);
     if (err == 0) return IOStatus::OK();
-    std::string msg = "open " + path + ": " + std::strerror(err) + " (injected fault)";
+    std::string msg = "open " + path + ": " + ErrnoString(err) + " (injected fault)";
     return err == ENOSPC ? IOStatus::NoSpace(msg) : IOStatus::IOError(msg);
   }
 

@@ -4,6 +4,12 @@
 
 namespace rankfs {
 
+std::string ErrnoString(int err) {
+  char buf[128];
+  // GNU strerror_r returns the message, in buf or in static storage.
+  return std::string(strerror_r(err, buf, sizeof buf));
+}
+
 Status Status::FromErrno(std::string_view op, std::string_view what) {
   return FromErrno(errno, op, what);
 }
@@ -15,7 +21,7 @@ Status Status::FromErrno(int err, std::string_view op, std::string_view what) {
     msg += what;
   }
   msg += ": ";
-  msg += std::strerror(err);
+  msg += ErrnoString(err);
   return Status(err == 0 ? EIO : err, std::move(msg));
 }
 

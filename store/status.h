@@ -44,6 +44,9 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
+// The text of an errno value (strerror_r: safe from any thread).
+std::string ErrnoString(int err);
+
 inline Status ErrorStatus(int code, std::string message) { return Status(code, std::move(message)); }
 
 // Result<T>: a T or a non-OK Status.

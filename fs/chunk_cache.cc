@@ -1,0 +1,48 @@
+#include "fs/chunk_cache.h"
+
+namespace rankfs {
+
+ChunkCache::ChunkCache(ChunkStore* store, uint64_t capacity_bytes)
+    : store_(store), shard_capacity_(capacity_bytes / kShards), shards_(kShards) {}
+
+Result<ChunkCache::Value> ChunkCache::Get(const ChunkHash& hash) {
+  Shard& s = ShardFor(hash);
+  {
+    std::lock_guard<std::mutex> l(s.mu);
+    auto it = s.map.find(hash);
+    if (it != s.map.end()) {
+      s.lru.splice(s.lru.begin(), s.lru, it->second);
+      ++hits_;
+      return it->second->second;
+    }
+  }
+  ++misses_;
+  auto data = std::make_shared<std::string>();
+  RANKFS_RETURN_IF_ERROR(store_->Get(hash, data.get()));
+  Value v = std::move(data);
+  if (shard_capacity_ == 0) return v;
+  std::lock_guard<std::mutex> l(s.mu);
+  if (s.map.count(hash)) return v;  // another reader filled it meanwhile
+  s.lru.emplace_front(hash, v);
+  s.map.emplace(hash, s.lru.begin());
+  s.bytes += v->size();
+  while (s.bytes > shard_capacity_ && s.lru.size() > 1) {
+    auto& victim = s.lru.back();
+    s.bytes -= victim.second->size();
+    s.map.erase(victim.first);
+    s.lru.pop_back();
+  }
+  return v;
+}
+
+void ChunkCache::Erase(const ChunkHash& hash) {
+  Shard& s = ShardFor(hash);
+  std::lock_guard<std::mutex> l(s.mu);
+  auto it = s.map.find(hash);
+  if (it == s.map.end()) return;
+  s.bytes -= it->second->second->size();
+  s.lru.erase(it->second);
+  s.map.erase(it);
+}
+
+}  // namespace rankfs

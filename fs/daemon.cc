@@ -1,0 +1,335 @@
+#include "fs/daemon.h"
+
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <vector>
+
+#include "fs/fs_core.h"
+#include "fs/fuse_ops.h"
+#include "store/logging.h"
+#include "store/store.h"
+
+namespace rankfs {
+namespace {
+
+constexpr unsigned kMaxWorkerThreads = 16;
+constexpr unsigned kReadaheadKb = 1024;  // one maximal FUSE request (max_pages 256)
+
+// strerror is not thread-safe; the GNU strerror_r returns the message in buf or static storage.
+std::string ErrnoText(int err) {
+  char buf[128];
+  return strerror_r(err, buf, sizeof buf);
+}
+
+void Fail(const std::string& message) { std::fprintf(stderr, "rankfs: %s\n", message.c_str()); }
+
+// The canonical absolute path of an existing directory; nullopt (with a message) otherwise.
+std::optional<std::string> CheckMountpoint(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOENT) {
+      Fail("mountpoint '" + path + "' does not exist");
+    } else if (err == ENOTCONN) {
+      Fail("mountpoint '" + path + "' is a dead FUSE mount (" + ErrnoText(err) +
+           "); unmount it first: fusermount3 -u " + path);
+    } else {
+      Fail("mountpoint '" + path + "' is not accessible: " + ErrnoText(err));
+    }
+    return std::nullopt;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    Fail("mountpoint '" + path + "' is not a directory");
+    return std::nullopt;
+  }
+  char buf[PATH_MAX];
+  if (realpath(path.c_str(), buf) == nullptr) {
+    Fail("mountpoint '" + path + "': " + ErrnoText(errno));
+    return std::nullopt;
+  }
+  return std::string(buf);
+}
+
+// The absolute path of the store directory, which need not exist yet but whose parent must.
+// Absolute because the daemon changes its working directory to "/".
+std::optional<std::string> CheckStoreDir(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p = fs::absolute(path, ec).lexically_normal();
+  if (ec || path.empty()) {
+    Fail("invalid store path '" + path + "'");
+    return std::nullopt;
+  }
+  if (p.has_filename() == false) p = p.parent_path();  // "dir/" -> "dir"
+  struct stat st;
+  if (stat(p.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) {
+      Fail("store '" + path + "' is not a directory");
+      return std::nullopt;
+    }
+    return fs::canonical(p, ec).string();
+  }
+  const int err = errno;
+  const fs::path parent = p.parent_path();
+  if (err != ENOENT) {
+    Fail("cannot access store '" + path + "': " + ErrnoText(err));
+  } else if (stat(parent.c_str(), &st) != 0) {
+    Fail("cannot create store '" + path + "': its parent directory '" + parent.string() +
+         "' does not exist");
+  } else if (!S_ISDIR(st.st_mode)) {
+    Fail("cannot create store '" + path + "': '" + parent.string() + "' is not a directory");
+  } else {
+    fs::path canon_parent = fs::canonical(parent, ec);
+    if (!ec) return (canon_parent / p.filename()).string();
+    Fail("cannot create store '" + path + "': " + ec.message());
+  }
+  return std::nullopt;
+}
+
+bool IsInside(const std::string& path, const std::string& dir) {
+  return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
+                         (dir == "/" || path[dir.size()] == '/'));
+}
+
+std::string DescribeStoreError(const std::string& dir, const Status& s) {
+  switch (s.code()) {
+    case EBUSY:
+      return "store '" + dir + "' is already in use by another rankfs process" +
+             " (is it mounted already?)";
+    case EACCES:
+    case EPERM:
+      return "cannot open store '" + dir + "': permission denied (" + s.message() + ")";
+    default:
+      return "cannot open store '" + dir + "': " + s.ToString();
+  }
+}
+
+// Background mode: the parent waits until the child reports a mount (or fails), so the exit
+// status of `rankfs mount` is meaningful. We fork before the store starts any thread.
+class Daemonizer {
+ public:
+  // In the parent, returns the exit status to end with; in the child, nullopt.
+  std::optional<int> Fork() {
+    if (pipe2(pipe_, O_CLOEXEC) != 0) {
+      Fail(std::string("pipe: ") + ErrnoText(errno));
+      return 1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+      Fail(std::string("fork: ") + ErrnoText(errno));
+      return 1;
+    }
+    if (pid == 0) {
+      close(pipe_[0]);
+      pipe_[0] = -1;
+      setsid();
+      return std::nullopt;
+    }
+    close(pipe_[1]);
+    char ok = 0;
+    ssize_t n = read(pipe_[0], &ok, 1);
+    while (n < 0 && errno == EINTR) n = read(pipe_[0], &ok, 1);
+    close(pipe_[0]);
+    if (n == 1) return 0;  // mounted; the daemon keeps running
+    int status = 0;
+    pid_t waited = waitpid(pid, &status, 0);
+    while (waited < 0 && errno == EINTR) waited = waitpid(pid, &status, 0);
+    return WIFEXITED(status) && WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : 1;
+  }
+
+  // Child: tells the parent the mount is up and detaches from the terminal. Logging goes to
+  // syslog from here on (stderr is /dev/null).
+  void Detach() {
+    char ok = 1;
+    ssize_t written = write(pipe_[1], &ok, 1);  // the parent may be gone: nothing to do then
+    (void)written;
+    close(pipe_[1]);
+    pipe_[1] = -1;
+    int chdir_rc = chdir("/");  // "/" always exists
+    (void)chdir_rc;
+    int null_fd = open("/dev/null", O_RDWR);
+    if (null_fd >= 0) {
+      dup2(null_fd, 0);
+      dup2(null_fd, 1);
+      dup2(null_fd, 2);
+      if (null_fd > 2) close(null_fd);
+    }
+  }
+
+ private:
+  int pipe_[2] = {-1, -1};
+};
+
+void UseSyslog() {
+  openlog("rankfs", LOG_PID, LOG_DAEMON);
+  SetLogSink([](LogLevel level, const std::string& line) {
+    int prio = level == LogLevel::kError     ? LOG_ERR
+               : level == LogLevel::kWarning ? LOG_WARNING
+               : level == LogLevel::kInfo    ? LOG_INFO
+                                             : LOG_DEBUG;
+    syslog(prio, "%s", line.c_str());
+  });
+}
+
+// A libfuse session and what was done to it; undone in reverse order.
+class Session {
+ public:
+  Session() = default;
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+  ~Session() {
+    if (mounted_) fuse_session_unmount(se_);
+    if (handlers_) fuse_remove_signal_handlers(se_);
+    if (se_ != nullptr) fuse_session_destroy(se_);  // calls the destroy op after init
+  }
+
+  bool Create(const std::vector<std::string>& args, FuseContext* ctx) {
+    std::vector<char*> argv;
+    argv.reserve(args.size());
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    fuse_args fa = FUSE_ARGS_INIT(int(argv.size()), argv.data());
+    const fuse_lowlevel_ops& ops = RankfsLowLevelOps();
+    se_ = fuse_session_new(&fa, &ops, sizeof ops, ctx);
+    fuse_opt_free_args(&fa);
+    return se_ != nullptr;
+  }
+  bool SetSignalHandlers() { return handlers_ = fuse_set_signal_handlers(se_) == 0; }
+  bool Mount(const std::string& mountpoint) {
+    return mounted_ = fuse_session_mount(se_, mountpoint.c_str()) == 0;
+  }
+  // Serves requests until the filesystem is unmounted or a signal arrives.
+  int Loop() {
+    fuse_loop_config* cfg = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(cfg, 0);
+    fuse_loop_cfg_set_max_threads(cfg, kMaxWorkerThreads);
+    fuse_loop_cfg_set_idle_threads(cfg, kMaxWorkerThreads);  // no thread churn under load
+    int rc = fuse_session_loop_mt(se_, cfg);
+    fuse_loop_cfg_destroy(cfg);
+    return rc;
+  }
+
+ private:
+  fuse_session* se_ = nullptr;
+  bool handlers_ = false;
+  bool mounted_ = false;
+};
+
+// The kernel caps a FUSE mount's readahead at its 128 KiB default whatever INIT asks for;
+// sequential reads and mmap faults then arrive as 256 KiB requests instead of 1 MiB ones.
+// Root may raise it through the mount's backing_dev_info in sysfs. Best effort. Reads
+// /proc/self/mountinfo (not stat, which would wait for the not yet running session loop).
+void RaiseReadahead(const std::string& mountpoint) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, dev;
+  while (std::getline(in, line)) {
+    // "36 35 0:38 / /mnt/point rw,... - fuse.rankfs ...": field 3 is the device.
+    std::istringstream fields(line);
+    std::string id, parent, device, root, point;
+    if (fields >> id >> parent >> device >> root >> point && point == mountpoint) dev = device;
+  }
+  if (dev.empty()) return;  // the last match is ours (mounts stack)
+  std::ofstream ra("/sys/class/bdi/" + dev + "/read_ahead_kb");
+  ra << kReadaheadKb << "\n";
+  ra.flush();
+  if (!ra) {
+    Log(LogLevel::kInfo, "daemon",
+        "could not raise readahead of " + mountpoint +
+            " (needs root); reads stay at 128 KiB requests");
+  }
+}
+
+// Everything after the (optional) fork. Returns the exit status.
+int Serve(const std::string& store_dir, const std::string& mountpoint, const MountConfig& cfg,
+          Daemonizer* daemonizer) {
+  Result<std::unique_ptr<Store>> store = Store::Open(store_dir, cfg.store);
+  if (!store.ok()) {
+    Fail(DescribeStoreError(store_dir, store.status()));
+    return 1;
+  }
+  Result<std::unique_ptr<FsCore>> core = FsCore::Create(store->get(), cfg.fs);
+  if (!core.ok()) {
+    Fail("cannot start the filesystem on store '" + store_dir + "': " + core.status().ToString());
+    return 1;
+  }
+  FuseContext ctx;
+  ctx.core = core->get();
+  ctx.writeback_cache = cfg.writeback_cache;
+
+  int exit_code = 0;
+  {
+    Session session;
+    if (!session.Create(BuildFuseArgs(cfg, store_dir), &ctx)) {
+      Fail("libfuse rejected the mount options (see above)");
+      return 1;
+    }
+    if (!session.SetSignalHandlers()) {
+      Fail("cannot install signal handlers");
+      return 1;
+    }
+    if (!session.Mount(mountpoint)) {
+      Fail("cannot mount on '" + mountpoint + "' (see the message above)");
+      return 1;
+    }
+    RaiseReadahead(mountpoint);
+    Log(LogLevel::kInfo, "daemon", "mounted " + store_dir + " on " + mountpoint);
+    if (daemonizer != nullptr) daemonizer->Detach();
+    int rc = session.Loop();
+    if (rc < 0) {
+      Log(LogLevel::kError, "daemon", std::string("session loop: ") + ErrnoText(-rc));
+      Fail(std::string("FUSE session failed: ") + ErrnoText(-rc));
+      exit_code = 1;
+    }
+  }  // unmounts; the destroy op runs FsCore::Shutdown
+  Status s = ctx.shutdown_status;
+  Status again = (*core)->Shutdown();  // no-op after destroy; needed if init never ran
+  if (s.ok()) s = again;
+  core->reset();
+  Status closed = (*store)->Close();
+  if (s.ok()) s = closed;
+  if (!s.ok()) {
+    Log(LogLevel::kError, "daemon", "shutdown: " + s.ToString());
+    Fail("error while writing buffered data at unmount: " + s.ToString());
+    return 1;
+  }
+  Log(LogLevel::kInfo, "daemon", "unmounted " + mountpoint);
+  return exit_code;
+}
+
+}  // namespace
+
+int RunMount(const std::string& store_dir, const std::string& mountpoint, const MountConfig& cfg,
+             bool foreground) {
+  std::optional<std::string> mnt = CheckMountpoint(mountpoint);
+  if (!mnt) return 1;
+  std::optional<std::string> store = CheckStoreDir(store_dir);
+  if (!store) return 1;
+  if (IsInside(*store, *mnt)) {
+    // The daemon would reach its own files through its own mount and deadlock.
+    Fail("store '" + *store + "' must not be inside the mountpoint '" + *mnt + "'");
+    return 1;
+  }
+  if (cfg.debug) SetLogLevel(LogLevel::kDebug);
+  if (foreground || cfg.debug) return Serve(*store, *mnt, cfg, nullptr);
+
+  Daemonizer daemonizer;
+  if (std::optional<int> parent_exit = daemonizer.Fork()) return *parent_exit;
+  UseSyslog();
+  return Serve(*store, *mnt, cfg, &daemonizer);
+}
+
+}  // namespace rankfs

@@ -1,0 +1,26 @@
+// The mount daemon: opens a store, mounts it with libfuse and serves requests until unmounted.
+//
+// Start: `rankfs mount STORE MOUNTPOINT [-o opts] [-f]` calls RunMount. Stop: `fusermount3 -u
+// MOUNTPOINT` (or `umount`), or SIGTERM/SIGINT/SIGHUP to the daemon, which then unmounts
+// itself. Either way buffered data is written to the store and made durable before exit.
+//
+// Thread-safety: call once per process, from the main thread, before starting other threads
+// (in the background mode it forks).
+#pragma once
+
+#include <string>
+
+#include "fs/mount_options.h"
+
+namespace rankfs {
+
+// Mounts `store_dir` (created if missing; its parent must exist) on `mountpoint` (an existing
+// directory) and serves it. foreground: serve in this process and return at unmount.
+// Background: fork a daemon and return once it has mounted (or failed), so the exit status
+// says whether the mount worked. Returns the process exit status: 0 after a clean mount and
+// unmount (foreground) or a successful start (background); non-zero after an error, which is
+// described on stderr ("already in use", "does not exist", ...).
+int RunMount(const std::string& store_dir, const std::string& mountpoint, const MountConfig& cfg,
+             bool foreground);
+
+}  // namespace rankfs

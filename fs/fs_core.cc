@@ -1,0 +1,467 @@
+// FsCore: names, attributes, extended attributes, inode lifetime and whole-filesystem calls.
+// The data path is in file_data.cc.
+#include "fs/fs_core.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include <cinttypes>
+#include <ctime>
+
+#include "fs/fs_core_impl.h"
+#include "store/logging.h"
+
+namespace rankfs {
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+namespace {
+
+constexpr size_t kNameMax = 255;
+constexpr size_t kXattrNameMax = 255;
+constexpr size_t kXattrValueMax = 65536;
+
+bool IsDir(const InodeAttr& a) { return S_ISDIR(a.mode); }
+uint8_t TypeOf(uint32_t mode) { return uint8_t((mode & S_IFMT) >> 12); }
+
+Status CheckName(std::string_view name) {
+  if (name.empty() || name == "." || name == "..") return Status(EINVAL, "invalid name");
+  if (name.size() > kNameMax) return Status(ENAMETOOLONG, "name longer than 255 bytes");
+  if (name.find('/') != std::string_view::npos || name.find('\0') != std::string_view::npos) {
+    return Status(EINVAL, "name contains '/' or NUL");
+  }
+  return Status::Ok();
+}
+
+Status NotFound(Ino parent, std::string_view name) {
+  return Status(ENOENT, "no entry '" + std::string(name) + "' in directory " +
+                            std::to_string(parent));
+}
+
+bool IsStatsName(Ino parent, std::string_view name) {
+  return parent == kRootIno && name == kStatsFileName;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Impl: construction, inode table, background deletion
+
+FsCore::Impl::Impl(Store* store, const FsOptions& o)
+    : store_(store),
+      meta_(store->meta()),
+      chunks_(store->chunks()),
+      options_(o),
+      cdc_(store->super().chunker),
+      cache_(store->chunks(), o.chunk_cache_bytes) {}
+
+FsCore::Impl::~Impl() {
+  {
+    std::lock_guard<std::mutex> l(delete_mu_);
+    stop_ = true;
+    delete_cv_.notify_all();
+  }
+  if (delete_thread_.joinable()) delete_thread_.join();
+}
+
+Status FsCore::Impl::Init() {
+  generation_ = uint64_t(NowNs());
+  RANKFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> root, meta_->GetInode(kRootIno));
+  if (!root) {
+    InodeAttr a;
+    a.ino = kRootIno;
+    a.mode = S_IFDIR | (options_.root_mode & 07777);
+    a.uid = options_.root_uid;
+    a.gid = options_.root_gid;
+    a.nlink = 2;
+    a.atime_ns = a.mtime_ns = a.ctime_ns = NowNs();
+    a.generation = generation_;
+    RANKFS_RETURN_IF_ERROR(PersistAttr(a, /*sync=*/true));
+    root = a;
+  }
+  auto inode = std::make_shared<Inode>(*root);
+  inode->nlookup = UINT64_MAX / 2;  // the kernel never forgets the root
+  table_.emplace(kRootIno, inode);
+  RANKFS_ASSIGN_OR_RETURN(Ino max_ino, meta_->MaxIno());
+  next_ino_ = std::max<Ino>(max_ino + 1, kFirstAllocatedIno);
+
+  std::vector<Ino> orphans;
+  RANKFS_RETURN_IF_ERROR(meta_->ForEachOrphan([&](Ino ino) {
+    orphans.push_back(ino);
+    return true;
+  }));
+  delete_thread_ = std::thread([this] { DeleteLoop(); });
+  for (Ino ino : orphans) {
+    Log(LogLevel::kInfo, "fs", "releasing unlinked inode " + std::to_string(ino) +
+                                   " left by an earlier run");
+    QueueDelete(ino);
+  }
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<Inode>> FsCore::Impl::GetInode(Ino ino) {
+  {
+    std::lock_guard<std::mutex> l(table_mu_);
+    auto it = table_.find(ino);
+    if (it != table_.end()) return it->second;
+  }
+  RANKFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> a, meta_->GetInode(ino));
+  if (!a) return Status(ENOENT, "inode " + std::to_string(ino) + " does not exist");
+  std::lock_guard<std::mutex> l(table_mu_);
+  auto [it, inserted] = table_.emplace(ino, nullptr);
+  if (inserted) it->second = std::make_shared<Inode>(*a);
+  return it->second;
+}
+
+std::shared_ptr<Inode> FsCore::Impl::AddNewInode(const InodeAttr& attr) {
+  auto inode = std::make_shared<Inode>(attr);
+  inode->nlookup = 1;
+  std::lock_guard<std::mutex> l(table_mu_);
+  table_[attr.ino] = inode;
+  return inode;
+}
+
+void FsCore::Impl::AddLookup(const std::shared_ptr<Inode>& inode) {
+  std::lock_guard<std::mutex> l(table_mu_);
+  ++inode->nlookup;
+}
+
+void FsCore::Impl::MaybeEvict(Ino ino) {
+  if (ino == kRootIno) return;
+  std::shared_ptr<Inode> inode;
+  {
+    std::lock_guard<std::mutex> l(table_mu_);
+    auto it = table_.find(ino);
+    if (it == table_.end()) return;
+    if (it->second->nlookup > 0 || it->second->open_count > 0) return;
+    inode = it->second;
+  }
+  bool remove_data;
+  {
+    std::unique_lock<std::shared_mutex> il(inode->mu);
+    if (inode->dirty_bytes > 0 && inode->attr.nlink > 0) return;  // keep unwritten data
+    remove_data = inode->attr.nlink == 0 && !inode->deleted;
+    if (remove_data) {
+      DropDirty(inode.get(), 0, UINT64_MAX);
+      inode->deleted = true;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> l(table_mu_);
+    auto it = table_.find(ino);
+    if (it == table_.end() || it->second != inode) return;
+    if (inode->nlookup > 0 || inode->open_count > 0) {
+      // Looked up again meanwhile (possible only for linked inodes).
+      if (remove_data) inode->deleted = false;
+      return;
+    }
+    table_.erase(it);
+  }
+  if (remove_data) QueueDelete(ino);
+}
+
+void FsCore::Impl::QueueDelete(Ino ino) {
+  std::lock_guard<std::mutex> l(delete_mu_);
+  delete_queue_.push_back(ino);
+  delete_cv_.notify_all();
+}
+
+void FsCore::Impl::DeleteLoop() {
+  std::unique_lock<std::mutex> l(delete_mu_);
+  for (;;) {
+    delete_cv_.wait(l, [&] { return stop_ || !delete_queue_.empty(); });
+    if (delete_queue_.empty()) break;  // stop_ and nothing left
+    Ino ino = delete_queue_.front();
+    delete_queue_.pop_front();
+    deleting_ = true;
+    l.unlock();
+    Status st = DeleteInodeData(ino);
+    if (!st.ok()) {
+      Log(LogLevel::kError, "fs", "releasing inode " + std::to_string(ino) + ": " + st.ToString());
+    }
+    l.lock();
+    deleting_ = false;
+    delete_cv_.notify_all();
+  }
+}
+
+// Removes an unlinked inode's extents (in batches, dropping chunk references after each batch
+// is written), then its xattrs, attributes and orphan entry.
+Status FsCore::Impl::DeleteInodeData(Ino ino) {
+  for (;;) {
+    MetaStore::Batch b;
+    std::vector<ChunkHash> refs;
+    RANKFS_RETURN_IF_ERROR(meta_->ListExtents(ino, 0, UINT64_MAX, [&](uint64_t off, const Extent& e) {
+      b.DeleteExtent(ino, off);
+      refs.push_back(e.chunk);
+      return refs.size() < 4096;
+    }));
+    if (refs.empty()) break;
+    RANKFS_RETURN_IF_ERROR(meta_->Write(b, /*sync=*/false));
+    for (const ChunkHash& h : refs) RANKFS_RETURN_IF_ERROR(chunks_->Unref(h, 1));
+  }
+  MetaStore::Batch b;
+  std::vector<std::string> names;
+  RANKFS_RETURN_IF_ERROR(meta_->ListXattrs(ino, [&](std::string_view n) {
+    names.emplace_back(n);
+    return true;
+  }));
+  for (const auto& n : names) b.DeleteXattr(ino, n);
+  b.DeleteInode(ino);
+  b.DeleteOrphan(ino);
+  return meta_->Write(b, /*sync=*/false);
+}
+
+Status FsCore::Impl::PersistAttr(const InodeAttr& attr, bool sync) {
+  MetaStore::Batch b;
+  b.PutInode(attr);
+  return meta_->Write(b, sync);
+}
+
+// ---------------------------------------------------------------------------------------------
+// FsCore
+
+FsCore::FsCore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<FsCore>> FsCore::Create(Store* store, const FsOptions& options) {
+  auto impl = std::make_unique<Impl>(store, options);
+  RANKFS_RETURN_IF_ERROR(impl->Init());
+  return std::unique_ptr<FsCore>(new FsCore(std::move(impl)));
+}
+
+FsCore::~FsCore() {
+  Status s = Shutdown();
+  if (!s.ok()) Log(LogLevel::kError, "fs", "shutdown: " + s.ToString());
+}
+
+const FsOptions& FsCore::options() const { return impl_->options_; }
+
+namespace {
+
+InodeAttr StatsAttr(size_t size) {
+  InodeAttr a;
+  a.ino = kStatsIno;
+  a.mode = S_IFREG | 0444;
+  a.nlink = 1;
+  a.size = size;
+  a.atime_ns = a.mtime_ns = a.ctime_ns = NowNs();
+  return a;
+}
+
+}  // namespace
+
+Result<InodeAttr> FsCore::Lookup(Ino parent, std::string_view name) {
+  if (IsStatsName(parent, name)) return StatsAttr(StatsText().size());
+  if (name.size() > kNameMax) return Status(ENAMETOOLONG, "name longer than 255 bytes");
+  RANKFS_ASSIGN_OR_RETURN(std::optional<DirEntry> e, impl_->meta_->GetDirent(parent, name));
+  if (!e) return NotFound(parent, name);
+  RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(e->ino));
+  impl_->AddLookup(inode);
+  std::shared_lock<std::shared_mutex> l(inode->mu);
+  return inode->attr;
+}
+
+void FsCore::Forget(Ino ino, uint64_t nlookup) {
+  if (ino == kStatsIno || ino == kRootIno) return;
+  {
+    std::lock_guard<std::mutex> l(impl_->table_mu_);
+    auto it = impl_->table_.find(ino);
+    if (it == impl_->table_.end()) return;
+    Inode& inode = *it->second;
+    inode.nlookup -= std::min(inode.nlookup, nlookup);
+    if (inode.nlookup > 0 || inode.open_count > 0) return;
+  }
+  impl_->MaybeEvict(ino);
+}
+
+// Creates a name and its new inode (one lookup taken). REQUIRES: ns_mu_ not held.
+Result<InodeAttr> FsCore::Impl::MakeEntry(Ino parent, std::string_view name, const NewEntry& ne,
+                                          const Caller& caller, bool open) {
+  Impl* impl = this;
+  RANKFS_RETURN_IF_ERROR(CheckName(name));
+  std::lock_guard<std::mutex> ns(impl->ns_mu_);
+  RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> dir, impl->GetInode(parent));
+  std::unique_lock<std::shared_mutex> dl(dir->mu);
+  if (!IsDir(dir->attr)) return Status(ENOTDIR, "parent is not a directory");
+  if (dir->attr.nlink == 0) return Status(ENOENT, "parent directory was removed");
+  if (IsStatsName(parent, name)) return Status(EEXIST, "reserved name");
+  RANKFS_ASSIGN_OR_RETURN(std::optional<DirEntry> existing, impl->meta_->GetDirent(parent, name));
+  if (existing) return Status(EEXIST, "'" + std::string(name) + "' exists");
+
+  int64_t now = NowNs();
+  InodeAttr a;
+  a.ino = impl->next_ino_.fetch_add(1);
+  a.mode = ne.mode;
+  a.uid = caller.uid;
+  a.gid = caller.gid;
+  if (dir->attr.mode & S_ISGID) {  // BSD group semantics on setgid directories
+    a.gid = dir->attr.gid;
+    if (S_ISDIR(a.mode)) a.mode |= S_ISGID;
+  }
+  a.nlink = S_ISDIR(a.mode) ? 2 : 1;
+  a.rdev = ne.rdev;
+  a.generation = impl->generation_;
+  a.atime_ns = a.mtime_ns = a.ctime_ns = now;
+  if (S_ISLNK(a.mode)) {
+    a.symlink_target = std::string(ne.symlink_target);
+    a.size = a.symlink_target.size();
+  }
+  InodeAttr dir_attr = dir->attr;
+  dir_attr.mtime_ns = dir_attr.ctime_ns = now;
+  if (S_ISDIR(a.mode)) ++dir_attr.nlink;
+
+  MetaStore::Batch b;
+  b.PutInode(a);
+  b.PutDirent(parent, name, DirEntry{a.ino, TypeOf(a.mode)});
+  b.PutInode(dir_attr);
+  RANKFS_RETURN_IF_ERROR(impl->meta_->Write(b, /*sync=*/false));
+  dir->attr = dir_attr;
+  auto inode = impl->AddNewInode(a);
+  if (open) {
+    std::lock_guard<std::mutex> l(impl->table_mu_);
+    ++inode->open_count;
+  }
+  return a;
+}
+
+Result<InodeAttr> FsCore::MkNod(Ino parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                                const Caller& caller) {
+  uint32_t type = mode & S_IFMT;
+  if (type == 0) type = S_IFREG;
+  if (type != S_IFREG && type != S_IFCHR && type != S_IFBLK && type != S_IFIFO &&
+      type != S_IFSOCK) {
+    return Status(EINVAL, "mknod of an unsupported file type");
+  }
+  return impl_->MakeEntry(parent, name, Impl::NewEntry{type | (mode & 07777), rdev, {}}, caller,
+                   false);
+}
+
+Result<InodeAttr> FsCore::MkDir(Ino parent, std::string_view name, uint32_t mode,
+                                const Caller& caller) {
+  return impl_->MakeEntry(parent, name, Impl::NewEntry{S_IFDIR | (mode & 07777), 0, {}}, caller,
+                   false);
+}
+
+Result<InodeAttr> FsCore::Symlink(Ino parent, std::string_view name, std::string_view target,
+                                  const Caller& caller) {
+  if (target.empty() || target.size() >= 4096) return Status(ENAMETOOLONG, "symlink target length");
+  return impl_->MakeEntry(parent, name, Impl::NewEntry{S_IFLNK | 0777, 0, target}, caller, false);
+}
+
+Result<InodeAttr> FsCore::Create(Ino parent, std::string_view name, uint32_t mode, int flags,
+                                 const Caller& caller) {
+  return impl_->MakeEntry(parent, name, Impl::NewEntry{S_IFREG | (mode & 07777), 0, {}}, caller,
+                   true);
+}
+
+Result<InodeAttr> FsCore::Link(Ino ino, Ino new_parent, std::string_view new_name) {
+  RANKFS_RETURN_IF_ERROR(CheckName(new_name));
+  if (ino == kStatsIno) return Status(EPERM, "the stats file cannot be linked");
+  std::lock_guard<std::mutex> ns(impl_->ns_mu_);
+  RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> dir, impl_->GetInode(new_parent));
+  RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
+  if (IsStatsName(new_parent, new_name)) return Status(EEXIST, "reserved name");
+  RANKFS_ASSIGN_OR_RETURN(auto existing, impl_->meta_->GetDirent(new_parent, new_name));
+  if (existing) return Status(EEXIST, "'" + std::string(new_name) + "' exists");
+  std::unique_lock<std::shared_mutex> l1(dir->mu, std::defer_lock), l2(inode->mu, std::defer_lock);
+  if (dir.get() == inode.get()) return Status(EPERM, "hard link to a directory");
+  if (new_parent < ino) { l1.lock(); l2.lock(); } else { l2.lock(); l1.lock(); }
+  if (IsDir(inode->attr)) return Status(EPERM, "hard link to a directory");
+  if (!IsDir(dir->attr)) return Status(ENOTDIR, "parent is not a directory");
+  if (inode->attr.nlink == 0) return Status(ENOENT, "inode was unlinked");
+  if (inode->attr.nlink >= 65000) return Status(EMLINK, "too many links");
+  int64_t now = NowNs();
+  InodeAttr a = inode->attr, d = dir->attr;
+  ++a.nlink;
+  a.ctime_ns = now;
+  d.mtime_ns = d.ctime_ns = now;
+  MetaStore::Batch b;
+  b.PutInode(a);
+  b.PutInode(d);
+  b.PutDirent(new_parent, new_name, DirEntry{ino, TypeOf(a.mode)});
+  RANKFS_RETURN_IF_ERROR(impl_->meta_->Write(b, false));
+  inode->attr = a;
+  dir->attr = d;
+  impl_->AddLookup(inode);
+  return a;
+}
+
+// Drops one name of `child` (already removed from its directory in `b`): nlink goes down, and
+// an inode without names goes on the orphan list until its last user lets go.
+static void DropLink(InodeAttr* child, int64_t now, MetaStore::Batch* b) {
+  if (S_ISDIR(child->mode)) {
+    child->nlink = 0;
+  } else if (child->nlink > 0) {
+    --child->nlink;
+  }
+  child->ctime_ns = now;
+  b->PutInode(*child);
+  if (child->nlink == 0) b->PutOrphan(child->ino);
+}
+
+Status FsCore::Unlink(Ino parent, std::string_view name) {
+  if (IsStatsName(parent, name)) return Status(EPERM, "the stats file cannot be removed");
+  Ino victim = 0;
+  {
+    std::lock_guard<std::mutex> ns(impl_->ns_mu_);
+    RANKFS_ASSIGN_OR_RETURN(std::optional<DirEntry> e, impl_->meta_->GetDirent(parent, name));
+    if (!e) return NotFound(parent, name);
+    RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> dir, impl_->GetInode(parent));
+    RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> child, impl_->GetInode(e->ino));
+    std::unique_lock<std::shared_mutex> l1(dir->mu, std::defer_lock), l2(child->mu, std::defer_lock);
+    if (parent < e->ino) { l1.lock(); l2.lock(); } else { l2.lock(); l1.lock(); }
+    if (IsDir(child->attr)) return Status(EISDIR, "unlink of a directory");
+    int64_t now = NowNs();
+    InodeAttr c = child->attr, d = dir->attr;
+    d.mtime_ns = d.ctime_ns = now;
+    MetaStore::Batch b;
+    b.DeleteDirent(parent, name);
+    b.PutInode(d);
+    DropLink(&c, now, &b);
+    RANKFS_RETURN_IF_ERROR(impl_->meta_->Write(b, false));
+    child->attr = c;
+    dir->attr = d;
+    victim = c.ino;
+  }
+  impl_->MaybeEvict(victim);
+  return Status::Ok();
+}
+
+Status FsCore::RmDir(Ino parent, std::string_view name) {
+  if (name == ".") return Status(EINVAL, "rmdir of '.'");
+  if (name == "..") return Status(ENOTEMPTY, "rmdir of '..'");
+  Ino victim = 0;
+  {
+    std::lock_guard<std::mutex> ns(impl_->ns_mu_);
+    RANKFS_ASSIGN_OR_RETURN(std::optional<DirEntry> e, impl_->meta_->GetDirent(parent, name));
+    if (!e) return NotFound(parent, name);
+    RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> dir, impl_->GetInode(parent));
+    RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> child, impl_->GetInode(e->ino));
+    std::unique_lock<std::shared_mutex> l1(dir->mu, std::defer_lock), l2(child->mu, std::defer_lock);
+    if (parent < e->ino) { l1.lock(); l2.lock(); } else { l2.lock(); l1.lock(); }
+    if (!IsDir(child->attr)) return Status(ENOTDIR, "rmdir of a non-directory");
+    if (!impl_->meta_->DirIsEmpty(e->ino)) return Status(ENOTEMPTY, "directory not empty");
+    int64_t now = NowNs();
+    InodeAttr c = child->attr, d = dir->attr;
+    d.mtime_ns = d.ctime_ns = now;
+    if (d.nlink > 2) --d.nlink;
+    MetaStore::Batch b;
+    b.DeleteDirent(parent, name);
+    b.PutInode(d);
+    DropLink(&c, now, &b);
+    RANKFS_RETURN_IF_ERROR(impl_->meta_->Write(b, false));
+    child->attr = c;
+    dir->attr = d;
+    victim = c.ino;
+  }
+  impl_->MaybeEvict(victim);
+  return Status::Ok();
+}
+
+}  // namespace rankfs

@@ -1,0 +1,168 @@
+// FsCore: the filesystem's semantics, independent of FUSE. The libfuse callbacks (fuse_ops.cc)
+// decode a request, call one FsCore method and reply with its result; everything here can be
+// unit-tested without /dev/fuse.
+//
+// Model: inode numbers are the store's inode keys. Each inode the kernel knows about has a
+// lookup count (Lookup/Create/MkDir/... add one, Forget subtracts); an inode with no name
+// (nlink 0) is deleted when its lookup count and open count both reach zero. Its data is
+// released in the background (the orphan list makes that survive a crash).
+//
+// File data: writes land in a per-inode write buffer (dirty ranges). A buffer is flushed into
+// the store when it grows past a threshold, when the global write-buffer cap is reached, on
+// fsync, and on release. Flushing cuts dirty ranges into chunks (FastCDC; the unfinished tail
+// of an appending stream stays buffered so that a stream is cut the same way however it was
+// written), stores them in the ChunkStore and replaces the covered extents. Reads merge the
+// store's extents with the buffered bytes.
+//
+// Durability: Fsync() makes the file's data and attributes durable (pack bytes synced before
+// the metadata that points at them). Without it, a crash loses a suffix of recent changes.
+//
+// Thread-safety: every method may be called from any thread at any time.
+// Lock order: ns_mu_ (namespace) -> Inode::mu (ascending inode number) -> table_mu_.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/status.h"
+#include "store/store.h"
+
+namespace rankfs {
+
+struct FsOptions {
+  double entry_timeout_s = 1.0;
+  double attr_timeout_s = 1.0;
+  uint64_t write_buffer_bytes = 256ull << 20;  // cap on buffered dirty data of all files
+  uint64_t inode_flush_bytes = 16ull << 20;    // a file's buffer is flushed past this size
+  uint64_t chunk_cache_bytes = 128ull << 20;   // decompressed-chunk cache
+  bool xattrs = true;                          // false: getxattr & co answer ENOTSUP
+  // Owner and mode of the root directory when the store is new (later mounts keep it).
+  uint32_t root_uid = 0;
+  uint32_t root_gid = 0;
+  uint32_t root_mode = 0755;
+};
+
+// Who makes a request (from fuse_req_ctx).
+struct Caller {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t pid = 0;
+};
+
+// Which attributes SetAttr changes (a subset of FUSE_SET_ATTR_* semantics).
+struct SetAttrRequest {
+  bool set_mode = false, set_uid = false, set_gid = false, set_size = false;
+  bool set_atime = false, set_atime_now = false, set_mtime = false, set_mtime_now = false;
+  bool set_ctime = false;
+  uint32_t mode = 0, uid = 0, gid = 0;
+  uint64_t size = 0;
+  int64_t atime_ns = 0, mtime_ns = 0, ctime_ns = 0;
+};
+
+struct FsStats {
+  uint64_t logical_bytes = 0;    // sum of file sizes
+  uint64_t files = 0;
+  uint64_t unique_raw_bytes = 0; // distinct chunk content, uncompressed
+  uint64_t stored_bytes = 0;     // distinct chunk content, as stored
+  uint64_t physical_bytes = 0;   // allocated bytes of the store's packs
+  uint64_t dirty_bytes = 0;      // buffered, not yet in the store
+  ChunkStoreStats chunks;
+  uint64_t cache_hits = 0, cache_misses = 0;
+};
+
+// Name of the read-only statistics file at the root of every mount. It answers lookups but
+// never appears in directory listings.
+inline constexpr std::string_view kStatsFileName = ".rankfs-stats";
+inline constexpr Ino kStatsIno = 2;           // reserved; never stored
+inline constexpr Ino kFirstAllocatedIno = 16;  // inode numbers below are reserved
+
+class FsCore {
+ public:
+  // `store` is not owned and must outlive the FsCore. Creates the root directory of a new
+  // store and resumes deleting the inodes left on the orphan list by an earlier run.
+  static Result<std::unique_ptr<FsCore>> Create(Store* store, const FsOptions& options);
+  ~FsCore();  // Shutdown()s
+  FsCore(const FsCore&) = delete;
+  FsCore& operator=(const FsCore&) = delete;
+
+  const FsOptions& options() const;
+
+  // --- names (each successful call that returns an attr adds one lookup) ---
+  Result<InodeAttr> Lookup(Ino parent, std::string_view name);
+  void Forget(Ino ino, uint64_t nlookup);
+  Result<InodeAttr> MkNod(Ino parent, std::string_view name, uint32_t mode, uint64_t rdev,
+                          const Caller& caller);
+  Result<InodeAttr> MkDir(Ino parent, std::string_view name, uint32_t mode, const Caller& caller);
+  Result<InodeAttr> Symlink(Ino parent, std::string_view name, std::string_view target,
+                            const Caller& caller);
+  Result<InodeAttr> Link(Ino ino, Ino new_parent, std::string_view new_name);
+  Status Unlink(Ino parent, std::string_view name);
+  Status RmDir(Ino parent, std::string_view name);
+  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE (others: EINVAL).
+  Status Rename(Ino parent, std::string_view name, Ino new_parent, std::string_view new_name,
+                unsigned flags);
+  Result<std::string> ReadLink(Ino ino);
+
+  // --- attributes ---
+  Result<InodeAttr> GetAttr(Ino ino);
+  Result<InodeAttr> SetAttr(Ino ino, const SetAttrRequest& req);
+
+  // --- files --- (open counts keep unlinked files alive until the last Release)
+  Result<InodeAttr> Create(Ino parent, std::string_view name, uint32_t mode, int flags,
+                           const Caller& caller);
+  Status Open(Ino ino, int flags);
+  Status Release(Ino ino);
+  Status Flush(Ino ino);
+  Status Fsync(Ino ino, bool datasync);
+  // Reads up to `size` bytes at `offset` into buf; returns the count (short only at EOF).
+  Result<size_t> Read(Ino ino, uint64_t offset, size_t size, char* buf);
+  Status Write(Ino ino, uint64_t offset, std::string_view data);
+  // mode: 0, FALLOC_FL_KEEP_SIZE, or FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE.
+  Status Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length);
+  // whence: SEEK_DATA or SEEK_HOLE (ENXIO past the end, as lseek(2)).
+  Result<uint64_t> Lseek(Ino ino, uint64_t offset, int whence);
+  // Shares the chunks of [in_off, in_off+len) of `in` into `out` at out_off without copying
+  // bytes. Returns the number of bytes copied (short at the end of `in`).
+  Result<uint64_t> CopyFileRange(Ino in, uint64_t in_off, Ino out, uint64_t out_off,
+                                 uint64_t len);
+
+  // --- directories ---
+  // A snapshot of a directory taken at OpenDir, so that offsets stay stable under changes.
+  struct DirListing {
+    struct Entry {
+      std::string name;
+      Ino ino;
+      uint32_t mode;  // S_IFMT bits only
+    };
+    Ino dir = 0;
+    std::vector<Entry> entries;  // "." and ".." first
+  };
+  Result<std::unique_ptr<DirListing>> OpenDir(Ino ino);
+
+  // --- extended attributes ---
+  // flags: 0, XATTR_CREATE or XATTR_REPLACE.
+  Status SetXattr(Ino ino, std::string_view name, std::string_view value, int flags);
+  Result<std::string> GetXattr(Ino ino, std::string_view name);  // ENODATA when absent
+  Result<std::string> ListXattr(Ino ino);  // names, each followed by '\0'
+  Status RemoveXattr(Ino ino, std::string_view name);
+
+  // --- whole filesystem ---
+  Result<SpaceInfo> StatFs();
+  FsStats Stats();
+  std::string StatsText();  // the contents of kStatsFileName (key=value lines)
+  // Writes every buffered byte to the store and makes it durable; waits for background
+  // deletions. Called at unmount; also by the destructor.
+  Status Shutdown();
+  // Waits until background work (deleting unlinked inodes, releasing their chunks) is done.
+  Status DrainBackground();
+
+ private:
+  class Impl;  // fs_core_impl.h
+  explicit FsCore(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace rankfs

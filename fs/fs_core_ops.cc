@@ -1,0 +1,347 @@
+// FsCore: rename, attributes, directories, extended attributes and whole-filesystem calls.
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include <algorithm>
+
+#include "fs/fs_core.h"
+#include "fs/fs_core_impl.h"
+#include "store/logging.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+namespace rankfs {
+namespace {
+
+bool IsDir(const InodeAttr& a) { return S_ISDIR(a.mode); }
+uint8_t TypeOf(uint32_t mode) { return uint8_t((mode & S_IFMT) >> 12); }
+bool IsStatsName(Ino parent, std::string_view name) {
+  return parent == kRootIno && name == kStatsFileName;
+}
+
+// Exclusive locks on a set of inodes, taken in ascending inode order (the lock order).
+class MultiLock {
+ public:
+  explicit MultiLock(std::vector<Inode*> inodes) {
+    std::sort(inodes.begin(), inodes.end(),
+              [](Inode* a, Inode* b) { return a->attr.ino < b->attr.ino; });
+    inodes.erase(std::unique(inodes.begin(), inodes.end()), inodes.end());
+    for (Inode* i : inodes) locks_.emplace_back(i->mu);
+  }
+
+ private:
+  std::vector<std::unique_lock<std::shared_mutex>> locks_;
+};
+
+}  // namespace
+
+Status FsCore::Rename(Ino parent, std::string_view name, Ino new_parent,
+                      std::string_view new_name, unsigned flags) {
+  if ((flags & ~unsigned(RENAME_NOREPLACE | RENAME_EXCHANGE)) != 0 ||
+      (flags & RENAME_NOREPLACE && flags & RENAME_EXCHANGE)) {
+    return Status(EINVAL, "unsupported rename flags");
+  }
+  if (new_name.empty() || new_name.size() > 255) return Status(ENAMETOOLONG, "bad new name");
+  if (new_name.find('/') != std::string_view::npos) return Status(EINVAL, "bad new name");
+  if (IsStatsName(parent, name) || IsStatsName(new_parent, new_name)) {
+    return Status(EPERM, "the stats file cannot be renamed or replaced");
+  }
+  Impl* im = impl_.get();
+  Ino victim = 0;
+  {
+    std::lock_guard<std::mutex> ns(im->ns_mu_);
+    RANKFS_ASSIGN_OR_RETURN(std::optional<DirEntry> src, im->meta_->GetDirent(parent, name));
+    if (!src) return Status(ENOENT, "rename source '" + std::string(name) + "' does not exist");
+    RANKFS_ASSIGN_OR_RETURN(std::optional<DirEntry> dst,
+                            im->meta_->GetDirent(new_parent, new_name));
+    bool exchange = flags & RENAME_EXCHANGE;
+    if (exchange && !dst) return Status(ENOENT, "rename exchange target does not exist");
+    if (dst && (flags & RENAME_NOREPLACE)) return Status(EEXIST, "rename target exists");
+    if (dst && dst->ino == src->ino) return Status::Ok();  // same inode: nothing to do
+
+    RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> p, im->GetInode(parent));
+    RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> np, im->GetInode(new_parent));
+    RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> s, im->GetInode(src->ino));
+    std::shared_ptr<Inode> d;
+    if (dst) {
+      RANKFS_ASSIGN_OR_RETURN(d, im->GetInode(dst->ino));
+    }
+    std::vector<Inode*> all = {p.get(), np.get(), s.get()};
+    if (d) all.push_back(d.get());
+    MultiLock lock(all);
+
+    if (!IsDir(np->attr)) return Status(ENOTDIR, "rename target parent is not a directory");
+    if (np->attr.nlink == 0) return Status(ENOENT, "rename target directory was removed");
+    if (dst && !exchange) {
+      if (IsDir(s->attr)) {
+        if (!IsDir(d->attr)) return Status(ENOTDIR, "rename of a directory over a non-directory");
+        if (!im->meta_->DirIsEmpty(d->attr.ino)) return Status(ENOTEMPTY, "rename target not empty");
+      } else if (IsDir(d->attr)) {
+        return Status(EISDIR, "rename of a non-directory over a directory");
+      }
+    }
+    int64_t now = NowNs();
+    // Work on copies; the in-memory attributes change only after the batch is written.
+    InodeAttr pa = p->attr, npa = np->attr, sa = s->attr, da = d ? d->attr : InodeAttr();
+    InodeAttr& npa_ref = (p == np) ? pa : npa;
+    MetaStore::Batch b;
+    if (exchange) {
+      b.PutDirent(parent, name, DirEntry{da.ino, TypeOf(da.mode)});
+      b.PutDirent(new_parent, new_name, DirEntry{sa.ino, TypeOf(sa.mode)});
+      if (p != np) {
+        if (IsDir(sa)) { --pa.nlink; ++npa.nlink; }
+        if (IsDir(da)) { --npa.nlink; ++pa.nlink; }
+      }
+      da.ctime_ns = now;
+    } else {
+      b.DeleteDirent(parent, name);
+      b.PutDirent(new_parent, new_name, DirEntry{sa.ino, TypeOf(sa.mode)});
+      if (d) {
+        if (IsDir(da) && npa_ref.nlink > 2) --npa_ref.nlink;
+        da.nlink = (IsDir(da) || da.nlink == 0) ? 0 : da.nlink - 1;
+        da.ctime_ns = now;
+        if (da.nlink == 0) b.PutOrphan(da.ino);
+      }
+      if (IsDir(sa) && p != np) { --pa.nlink; ++npa.nlink; }
+    }
+    sa.ctime_ns = now;
+    pa.mtime_ns = pa.ctime_ns = now;
+    npa_ref.mtime_ns = npa_ref.ctime_ns = now;
+    b.PutInode(pa);
+    if (p != np) b.PutInode(npa);
+    b.PutInode(sa);
+    if (d) b.PutInode(da);
+    RANKFS_RETURN_IF_ERROR(im->meta_->Write(b, false));
+    p->attr = pa;
+    if (p != np) np->attr = npa;
+    s->attr = sa;
+    if (d) {
+      d->attr = da;
+      if (da.nlink == 0) victim = da.ino;
+    }
+  }
+  if (victim != 0) im->MaybeEvict(victim);
+  return Status::Ok();
+}
+
+Result<std::string> FsCore::ReadLink(Ino ino) {
+  RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
+  std::shared_lock<std::shared_mutex> l(inode->mu);
+  if (!S_ISLNK(inode->attr.mode)) return Status(EINVAL, "not a symlink");
+  return inode->attr.symlink_target;
+}
+
+Result<InodeAttr> FsCore::GetAttr(Ino ino) {
+  if (ino == kStatsIno) {
+    InodeAttr a;
+    a.ino = kStatsIno;
+    a.mode = S_IFREG | 0444;
+    a.nlink = 1;
+    a.size = StatsText().size();
+    a.atime_ns = a.mtime_ns = a.ctime_ns = NowNs();
+    return a;
+  }
+  RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
+  std::shared_lock<std::shared_mutex> l(inode->mu);
+  return inode->attr;
+}
+
+Result<InodeAttr> FsCore::SetAttr(Ino ino, const SetAttrRequest& r) {
+  if (ino == kStatsIno) return Status(EPERM, "the stats file is read-only");
+  RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
+  std::unique_lock<std::shared_mutex> l(inode->mu);
+  if (inode->deleted) return Status(ENOENT, "inode was deleted");
+  int64_t now = NowNs();
+  if (r.set_size) {
+    if (IsDir(inode->attr)) return Status(EISDIR, "truncate of a directory");
+    if (!S_ISREG(inode->attr.mode)) return Status(EINVAL, "truncate of a special file");
+    RANKFS_RETURN_IF_ERROR(impl_->TruncateLocked(inode.get(), r.size));
+    inode->attr.mtime_ns = now;
+  }
+  InodeAttr a = inode->attr;
+  if (r.set_mode) a.mode = (a.mode & S_IFMT) | (r.mode & 07777);
+  if (r.set_uid) a.uid = r.uid;
+  if (r.set_gid) a.gid = r.gid;
+  if (r.set_atime) a.atime_ns = r.atime_ns;
+  if (r.set_atime_now) a.atime_ns = now;
+  if (r.set_mtime) a.mtime_ns = r.mtime_ns;
+  if (r.set_mtime_now) a.mtime_ns = now;
+  a.ctime_ns = r.set_ctime ? r.ctime_ns : now;
+  RANKFS_RETURN_IF_ERROR(impl_->PersistAttr(a, false));
+  inode->attr = a;
+  return a;
+}
+
+Result<std::unique_ptr<FsCore::DirListing>> FsCore::OpenDir(Ino ino) {
+  RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
+  {
+    std::shared_lock<std::shared_mutex> l(inode->mu);
+    if (!IsDir(inode->attr)) return Status(ENOTDIR, "not a directory");
+  }
+  auto listing = std::make_unique<DirListing>();
+  listing->dir = ino;
+  listing->entries.push_back({".", ino, S_IFDIR});
+  listing->entries.push_back({"..", ino == kRootIno ? kRootIno : ino, S_IFDIR});
+  RANKFS_RETURN_IF_ERROR(impl_->meta_->ListDir(ino, "", [&](std::string_view n, const DirEntry& e) {
+    listing->entries.push_back({std::string(n), e.ino, uint32_t(e.type) << 12});
+    return true;
+  }));
+  return listing;
+}
+
+Status FsCore::SetXattr(Ino ino, std::string_view name, std::string_view value, int flags) {
+  if (!impl_->options_.xattrs) return Status(ENOSYS, "xattrs are off for this mount");
+  if (ino == kStatsIno) return Status(EPERM, "the stats file is read-only");
+  if (name.empty() || name.size() > 255) return Status(ERANGE, "xattr name length");
+  if (value.size() > 65536) return Status(E2BIG, "xattr value larger than 64 KiB");
+  RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
+  std::unique_lock<std::shared_mutex> l(inode->mu);
+  RANKFS_ASSIGN_OR_RETURN(std::optional<std::string> old, impl_->meta_->GetXattr(ino, name));
+  if ((flags & XATTR_CREATE) && old) return Status(EEXIST, "xattr exists");
+  if ((flags & XATTR_REPLACE) && !old) return Status(ENODATA, "xattr does not exist");
+  InodeAttr a = inode->attr;
+  a.ctime_ns = NowNs();
+  MetaStore::Batch b;
+  b.PutXattr(ino, name, value);
+  b.PutInode(a);
+  RANKFS_RETURN_IF_ERROR(impl_->meta_->Write(b, false));
+  inode->attr = a;
+  return Status::Ok();
+}
+
+Result<std::string> FsCore::GetXattr(Ino ino, std::string_view name) {
+  if (!impl_->options_.xattrs) return Status(ENOSYS, "xattrs are off for this mount");
+  if (ino == kStatsIno) return Status(ENODATA, "no xattrs on the stats file");
+  RANKFS_ASSIGN_OR_RETURN(std::optional<std::string> v, impl_->meta_->GetXattr(ino, name));
+  if (!v) return Status(ENODATA, "no such xattr");
+  return std::move(*v);
+}
+
+Result<std::string> FsCore::ListXattr(Ino ino) {
+  if (!impl_->options_.xattrs) return Status(ENOSYS, "xattrs are off for this mount");
+  std::string out;
+  if (ino == kStatsIno) return out;
+  RANKFS_RETURN_IF_ERROR(impl_->meta_->ListXattrs(ino, [&](std::string_view n) {
+    out.append(n);
+    out.push_back('\0');
+    return true;
+  }));
+  return out;
+}
+
+Status FsCore::RemoveXattr(Ino ino, std::string_view name) {
+  if (!impl_->options_.xattrs) return Status(ENOSYS, "xattrs are off for this mount");
+  if (ino == kStatsIno) return Status(EPERM, "the stats file is read-only");
+  RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
+  std::unique_lock<std::shared_mutex> l(inode->mu);
+  RANKFS_ASSIGN_OR_RETURN(std::optional<std::string> old, impl_->meta_->GetXattr(ino, name));
+  if (!old) return Status(ENODATA, "no such xattr");
+  InodeAttr a = inode->attr;
+  a.ctime_ns = NowNs();
+  MetaStore::Batch b;
+  b.DeleteXattr(ino, name);
+  b.PutInode(a);
+  RANKFS_RETURN_IF_ERROR(impl_->meta_->Write(b, false));
+  inode->attr = a;
+  return Status::Ok();
+}
+
+Result<SpaceInfo> FsCore::StatFs() {
+  return impl_->store_->env()->GetSpaceInfo(impl_->store_->dir());
+}
+
+FsStats FsCore::Stats() {
+  FsStats s;
+  s.chunks = impl_->chunks_->GetStats();
+  s.unique_raw_bytes = s.chunks.raw_bytes;
+  s.stored_bytes = s.chunks.stored_bytes;
+  s.dirty_bytes = impl_->dirty_total_;
+  s.cache_hits = impl_->cache_.hits();
+  s.cache_misses = impl_->cache_.misses();
+  // Logical bytes: every regular file's size (a scan; stats are read rarely).
+  impl_->meta_->ForEachInode([&](const InodeAttr& a) {
+    if (S_ISREG(a.mode) && a.nlink > 0) {
+      s.logical_bytes += a.size;
+      ++s.files;
+    }
+    return true;
+  }).IgnoreError();
+  Env* env = impl_->store_->env();
+  std::string packs = impl_->store_->dir() + "/packs";
+  if (auto names = env->ListDir(packs); names.ok()) {
+    for (const auto& n : *names) {
+      if (auto info = env->Stat(packs + "/" + n); info.ok()) s.physical_bytes += info->allocated_bytes;
+    }
+  }
+  return s;
+}
+
+std::string FsCore::StatsText() {
+  FsStats s = Stats();
+  auto ratio = [](uint64_t a, uint64_t b) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", b == 0 ? 0.0 : double(a) / double(b));
+    return std::string(buf);
+  };
+  std::string out;
+  auto line = [&](const char* k, const std::string& v) { out += std::string(k) + "=" + v + "\n"; };
+  line("logical_bytes", std::to_string(s.logical_bytes));
+  line("files", std::to_string(s.files));
+  line("unique_bytes", std::to_string(s.unique_raw_bytes));
+  line("stored_bytes", std::to_string(s.stored_bytes));
+  line("physical_bytes", std::to_string(s.physical_bytes));
+  line("dirty_bytes", std::to_string(s.dirty_bytes));
+  line("chunks", std::to_string(s.chunks.chunks));
+  line("dedup_ratio", ratio(s.logical_bytes, s.unique_raw_bytes));
+  line("compression_ratio", ratio(s.unique_raw_bytes, s.stored_bytes));
+  line("space_saving_ratio", ratio(s.logical_bytes, s.physical_bytes));
+  line("dedup_hits", std::to_string(s.chunks.dedup_hits));
+  line("reclaim_backlog_bytes", std::to_string(s.chunks.reclaim_backlog));
+  line("read_errors", std::to_string(s.chunks.read_errors));
+  line("cache_hits", std::to_string(s.cache_hits));
+  line("cache_misses", std::to_string(s.cache_misses));
+  return out;
+}
+
+Status FsCore::DrainBackground() {
+  std::unique_lock<std::mutex> l(impl_->delete_mu_);
+  impl_->delete_cv_.wait(l, [&] { return impl_->delete_queue_.empty() && !impl_->deleting_; });
+  l.unlock();
+  return impl_->chunks_->Reclaim();
+}
+
+Status FsCore::Shutdown() {
+  {
+    std::lock_guard<std::mutex> ns(impl_->ns_mu_);
+    if (impl_->shut_down_) return Status::Ok();
+    impl_->shut_down_ = true;
+  }
+  Status first;
+  std::vector<std::shared_ptr<Inode>> inodes;
+  {
+    std::lock_guard<std::mutex> l(impl_->table_mu_);
+    for (auto& [ino, inode] : impl_->table_) inodes.push_back(inode);
+  }
+  for (auto& inode : inodes) {
+    std::unique_lock<std::shared_mutex> l(inode->mu);
+    if (inode->dirty_bytes == 0 || inode->deleted) continue;
+    Status s = impl_->FlushLocked(inode.get(), /*keep_tail=*/false, /*sync=*/false);
+    if (!s.ok() && first.ok()) first = s;
+  }
+  Status d = DrainBackground();
+  if (first.ok()) first = d;
+  Status f = impl_->chunks_->Flush();
+  if (first.ok()) first = f;
+  Status w = impl_->meta_->SyncWal();
+  if (first.ok()) first = w;
+  return first;
+}
+
+}  // namespace rankfs

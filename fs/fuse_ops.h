@@ -1,0 +1,44 @@
+// The libfuse low-level operations table over an FsCore.
+//
+// Each callback is thin: it decodes the request, calls one FsCore method and sends exactly one
+// reply (fuse_reply_none for forget). Errors become an errno in one place (ReplyError); no
+// exception leaves a callback: anything thrown is answered with EIO.
+//
+// Lookup counts: every reply that hands the kernel an inode (lookup, mknod, mkdir, symlink,
+// link, create, and each readdirplus entry other than "." and "..") carries one lookup that
+// FsCore has counted; the kernel returns them through forget/forget_multi.
+//
+// Thread-safety: the callbacks run on libfuse's worker threads concurrently; all shared state
+// lives in FsCore (thread-safe) and in FuseContext, which is read-only while the session runs
+// (except shutdown_status, written once by destroy).
+#pragma once
+
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+
+#include "fs/fs_core.h"
+#include "store/status.h"
+
+#if FUSE_USE_VERSION < 312
+#error "rankfs needs the libfuse >= 3.12 low-level API (FUSE_USE_VERSION 312 or later)"
+#endif
+
+namespace rankfs {
+
+// The session's userdata (fuse_session_new's last argument). Owned by the daemon; must outlive
+// the session.
+struct FuseContext {
+  FsCore* core = nullptr;       // not owned
+  bool writeback_cache = true;  // ask the kernel for FUSE_CAP_WRITEBACK_CACHE
+  // Result of FsCore::Shutdown() in the destroy callback, for the daemon to report.
+  Status shutdown_status;
+};
+
+// The operations table; its userdata must be a FuseContext*.
+const fuse_lowlevel_ops& RankfsLowLevelOps();
+
+// Fills `st` from `attr`: st_blocks = ceil(size / 512) (allocation is not tracked per file),
+// st_blksize 4096, times from the *_ns fields.
+void FillStat(const InodeAttr& attr, struct stat* st);
+
+}  // namespace rankfs

@@ -1,0 +1,66 @@
+// Mount options: the comma-separated `-o` list of `rankfs mount` (and of fstab entries), parsed
+// into a MountConfig, and the argument vector handed to libfuse's fuse_session_new().
+//
+//   compress=N          zstd level of a NEW store, 0..19 (0 stores chunks raw)     [1]
+//   chunk_min=SIZE      FastCDC minimum chunk size of a new store                  [16K]
+//   chunk_avg=SIZE      FastCDC average chunk size of a new store (power of two)   [64K]
+//   chunk_max=SIZE      FastCDC maximum chunk size of a new store                  [256K]
+//   cache_size=SIZE     decompressed-chunk cache                                   [128M]
+//   write_buffer=SIZE   cap on buffered dirty file data                            [256M]
+//   entry_timeout=SECS  kernel dentry cache timeout                                [1]
+//   attr_timeout=SECS   kernel attribute cache timeout                             [1]
+//   xattr=on|off        off: getxattr & co answer ENOSYS, which spares every write()
+//                       a GETXATTR security.capability round trip                  [on]
+//   writeback_cache=on|off  kernel write-back cache (merges small writes)          [on]
+//   uid=N, gid=N        owner of the root directory of a new store                 [0]
+//   umask=OOO           root directory mode of a new store is 0777 & ~umask        [022]
+//   fsname=NAME         the "device" shown in /proc/mounts                         [store dir]
+//   allow_other, default_permissions, debug, ro, rw
+//   nosuid, nodev, noexec, suid, dev, exec, noatime, atime, relatime, auto_unmount (passed on)
+//   defaults, _netdev, nofail, noauto, auto, user, nouser, x-*  (fstab words; ignored)
+// SIZE takes an optional K, M or G suffix (powers of 1024).
+//
+// Settings "of a new store" are recorded in the store's superblock; later mounts keep them.
+//
+// Thread-safety: plain functions over values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "fs/fs_core.h"
+#include "store/status.h"
+#include "store/store.h"
+
+namespace rankfs {
+
+struct MountConfig {
+  FsOptions fs;
+  // Only the settings of a new store are filled in (chunker, compression_level); the
+  // daemon supplies the rest.
+  StoreOptions store;
+  bool writeback_cache = true;
+  bool allow_other = false;
+  bool debug = false;
+  bool read_only = false;
+  std::string fsname;  // empty: the store directory
+  // Generic mount flags passed to libfuse unchanged ("nosuid", "noatime", ...), in order.
+  std::vector<std::string> kernel_flags;
+};
+
+// Parses `options` (e.g. "compress=3,cache_size=1G,allow_other") on top of `cfg`, so that
+// several -o lists can be applied in turn. Empty items are skipped. Returns EINVAL, naming the
+// option, for an unknown option or a malformed value; `cfg` may then be partly updated.
+Status ParseMountOptions(std::string_view options, MountConfig* cfg);
+
+// Parses a byte size with an optional K/M/G suffix ("64K", "1G", "4096").
+Result<uint64_t> ParseByteSize(std::string_view text);
+
+// The argument vector for fuse_session_new(): {program, ["-d",] "-o", "fsname=...,
+// subtype=rankfs,default_permissions[,allow_other][,ro]..."}. default_permissions is always
+// on: rankfs relies on the kernel's permission checks.
+std::vector<std::string> BuildFuseArgs(const MountConfig& cfg, const std::string& store_dir);
+
+}  // namespace rankfs

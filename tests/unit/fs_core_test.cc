@@ -1,0 +1,312 @@
+// FsCore without FUSE: the filesystem's semantics, called the way the libfuse glue calls them.
+#include "fs/fs_core.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/test_data.h"
+
+namespace rankfs {
+namespace {
+
+class FsCoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Open(); }
+  void Open(FsOptions fo = FsOptions()) {
+    StoreOptions so;
+    so.packs.background_reclaim = false;
+    auto s = Store::Open(dir_.Join("store"), so);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    store_ = std::move(s).value();
+    auto fs = FsCore::Create(store_.get(), fo);
+    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
+    fs_ = std::move(fs).value();
+  }
+  void Reopen() {
+    ASSERT_TRUE(fs_->Shutdown().ok());
+    fs_.reset();
+    ASSERT_TRUE(store_->Close().ok());
+    store_.reset();
+    Open();
+  }
+  Ino CreateFile(Ino parent, const std::string& name) {
+    auto a = fs_->Create(parent, name, 0644, O_RDWR, caller_);
+    EXPECT_TRUE(a.ok()) << a.status().ToString();
+    return a.ok() ? a->ino : 0;
+  }
+  void WriteAll(Ino ino, const std::string& data, size_t piece = 8192, uint64_t at = 0) {
+    for (size_t off = 0; off < data.size(); off += piece) {
+      size_t n = std::min(piece, data.size() - off);
+      ASSERT_TRUE(fs_->Write(ino, at + off, std::string_view(data).substr(off, n)).ok());
+    }
+  }
+  std::string ReadAll(Ino ino) {
+    auto a = fs_->GetAttr(ino);
+    EXPECT_TRUE(a.ok());
+    std::string out(a->size, '\0');
+    size_t done = 0;
+    while (done < out.size()) {
+      auto n = fs_->Read(ino, done, std::min<size_t>(1 << 20, out.size() - done), out.data() + done);
+      EXPECT_TRUE(n.ok()) << n.status().ToString();
+      if (!n.ok() || *n == 0) break;
+      done += *n;
+    }
+    out.resize(done);
+    return out;
+  }
+
+  TempDir dir_;
+  Caller caller_{1000, 1000, 1};
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<FsCore> fs_;
+};
+
+TEST_F(FsCoreTest, WriteReadBackBeforeAndAfterFlushAndReopen) {
+  std::string data = MakeRealData(5 << 20, 1);
+  Ino ino = CreateFile(kRootIno, "a");
+  WriteAll(ino, data);
+  EXPECT_EQ(ReadAll(ino), data);  // partly buffered
+  ASSERT_TRUE(fs_->Release(ino).ok());
+  EXPECT_EQ(ReadAll(ino), data);  // all in the store
+  auto attr = fs_->GetAttr(ino);
+  EXPECT_EQ(attr->size, data.size());
+  EXPECT_EQ(attr->uid, 1000u);
+  Reopen();
+  auto look = fs_->Lookup(kRootIno, "a");
+  ASSERT_TRUE(look.ok());
+  EXPECT_EQ(ReadAll(look->ino), data);
+}
+
+TEST_F(FsCoreTest, IdenticalFilesShareChunksEvenWhenShifted) {
+  FsStats before = fs_->Stats();
+  std::string payload = MakeRealData(24 << 20, 2);
+  for (int rank = 0; rank < 4; ++rank) {
+    std::string header = "schema fingerprint rank=" + std::to_string(rank) + std::string(rank * 7, 'x');
+    Ino ino = CreateFile(kRootIno, "rank" + std::to_string(rank));
+    WriteAll(ino, header + payload, rank % 2 ? 8192 : (1 << 20));
+    ASSERT_TRUE(fs_->Release(ino).ok());
+  }
+  FsStats s = fs_->Stats();
+  EXPECT_EQ(before.chunks.chunks, 0u);
+  // Four copies, but the unique content is about one copy.
+  EXPECT_LT(s.unique_raw_bytes, payload.size() * 105 / 100);
+  EXPECT_GE(s.logical_bytes, 4 * payload.size());
+  EXPECT_LT(s.physical_bytes, payload.size());  // and it is compressed
+  std::string text = fs_->StatsText();
+  EXPECT_NE(text.find("dedup_ratio="), std::string::npos);
+}
+
+TEST_F(FsCoreTest, OverwriteTruncateAndPunchKeepBytesRight) {
+  std::string model = MakeRealData(3 << 20, 3);
+  Ino ino = CreateFile(kRootIno, "f");
+  WriteAll(ino, model, 1 << 20);
+  ASSERT_TRUE(fs_->Flush(ino).ok());
+  std::string patch = MakeRandomData(100000, 4);
+  ASSERT_TRUE(fs_->Write(ino, 1234567, patch).ok());
+  model.replace(1234567, patch.size(), patch);
+  EXPECT_EQ(ReadAll(ino), model);
+  ASSERT_TRUE(fs_->Flush(ino).ok());
+  EXPECT_EQ(ReadAll(ino), model);
+  // Punch a hole across chunk boundaries.
+  ASSERT_TRUE(fs_->Fallocate(ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 500000, 300001).ok());
+  std::fill(model.begin() + 500000, model.begin() + 800001, '\0');
+  EXPECT_EQ(ReadAll(ino), model);
+  // SEEK_HOLE / SEEK_DATA see the hole.
+  auto hole = fs_->Lseek(ino, 0, SEEK_HOLE);
+  ASSERT_TRUE(hole.ok());
+  EXPECT_EQ(*hole, 500000u);
+  auto data = fs_->Lseek(ino, 500000, SEEK_DATA);
+  ASSERT_TRUE(data.ok());
+  EXPECT_EQ(*data, 800001u);
+  EXPECT_EQ(fs_->Lseek(ino, model.size(), SEEK_DATA).status().code(), ENXIO);
+  // Truncate down, then up: the regrown part reads as zeros.
+  SetAttrRequest t;
+  t.set_size = true;
+  t.size = 1000000;
+  ASSERT_TRUE(fs_->SetAttr(ino, t).ok());
+  t.size = 2000000;
+  ASSERT_TRUE(fs_->SetAttr(ino, t).ok());
+  model.resize(1000000);
+  model.resize(2000000, '\0');
+  EXPECT_EQ(ReadAll(ino), model);
+  Reopen();
+  EXPECT_EQ(ReadAll(ino), model);
+}
+
+TEST_F(FsCoreTest, RandomOperationsMatchAModel) {
+  std::mt19937_64 rng(5);
+  std::string model;
+  Ino ino = CreateFile(kRootIno, "r");
+  std::string pool = MakeRealData(4 << 20, 6);
+  for (int op = 0; op < 3000; ++op) {
+    int kind = int(rng() % 10);
+    uint64_t off = rng() % (3 << 20);
+    uint64_t len = 1 + rng() % (kind < 5 ? 70000 : 400000);
+    if (kind < 5) {
+      std::string_view piece = std::string_view(pool).substr(rng() % (pool.size() - len), len);
+      ASSERT_TRUE(fs_->Write(ino, off, piece).ok());
+      if (model.size() < off + len) model.resize(off + len, '\0');
+      model.replace(off, len, piece);
+    } else if (kind == 5) {
+      SetAttrRequest t;
+      t.set_size = true;
+      t.size = off;
+      ASSERT_TRUE(fs_->SetAttr(ino, t).ok());
+      model.resize(off, '\0');
+    } else if (kind == 6) {
+      ASSERT_TRUE(fs_->Fallocate(ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len).ok());
+      if (off < model.size()) {
+        std::fill(model.begin() + off, model.begin() + std::min<uint64_t>(model.size(), off + len), '\0');
+      }
+    } else if (kind == 7) {
+      ASSERT_TRUE(fs_->Flush(ino).ok());
+    } else if (kind == 8) {  // copy within the file, non-overlapping
+      uint64_t src = rng() % (model.size() + 1);
+      uint64_t n = std::min<uint64_t>(len, model.size() - src);
+      uint64_t dst = src + n + rng() % 100000;
+      auto c = fs_->CopyFileRange(ino, src, ino, dst, n);
+      ASSERT_TRUE(c.ok()) << c.status().ToString();
+      ASSERT_EQ(*c, n);
+      if (n > 0) {
+        std::string piece = model.substr(src, n);
+        if (model.size() < dst + n) model.resize(dst + n, '\0');
+        model.replace(dst, n, piece);
+      }
+    } else {
+      std::string buf(len, '\0');
+      auto r = fs_->Read(ino, off, len, buf.data());
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      size_t want = off >= model.size() ? 0 : std::min<uint64_t>(len, model.size() - off);
+      ASSERT_EQ(*r, want);
+      ASSERT_EQ(buf.substr(0, want), model.substr(off < model.size() ? off : 0, want)) << "op " << op;
+    }
+  }
+  EXPECT_EQ(ReadAll(ino), model);
+  ASSERT_TRUE(fs_->Release(ino).ok());
+  Reopen();
+  EXPECT_EQ(ReadAll(ino), model);
+}
+
+TEST_F(FsCoreTest, CopyFileRangeSharesChunksWithoutStoringBytes) {
+  std::string data = MakeRealData(16 << 20, 7);
+  Ino a = CreateFile(kRootIno, "a");
+  WriteAll(a, data, 1 << 20);
+  ASSERT_TRUE(fs_->Release(a).ok());
+  uint64_t stored = fs_->Stats().stored_bytes;
+  Ino b = CreateFile(kRootIno, "b");
+  auto n = fs_->CopyFileRange(a, 0, b, 0, data.size() + 100);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, data.size());
+  EXPECT_EQ(fs_->Stats().stored_bytes, stored);
+  EXPECT_EQ(ReadAll(b), data);
+  // Deleting the source keeps the copy intact.
+  ASSERT_TRUE(fs_->Unlink(kRootIno, "a").ok());
+  fs_->Forget(a, 1);
+  ASSERT_TRUE(fs_->DrainBackground().ok());
+  EXPECT_EQ(ReadAll(b), data);
+}
+
+TEST_F(FsCoreTest, UnlinkedOpenFileWorksUntilLastReleaseThenSpaceComesBack) {
+  std::string data = MakeRealData(8 << 20, 8);
+  Ino ino = CreateFile(kRootIno, "tmp");
+  WriteAll(ino, data, 1 << 20);
+  ASSERT_TRUE(fs_->Flush(ino).ok());
+  ASSERT_GT(fs_->Stats().chunks.chunks, 0u);
+  ASSERT_TRUE(fs_->Unlink(kRootIno, "tmp").ok());
+  EXPECT_EQ(fs_->Lookup(kRootIno, "tmp").status().code(), ENOENT);
+  fs_->Forget(ino, 1);  // the kernel lets go of the name, the file stays open
+  EXPECT_EQ(ReadAll(ino), data);
+  ASSERT_TRUE(fs_->Write(ino, 0, "still writable").ok());
+  ASSERT_TRUE(fs_->Release(ino).ok());
+  ASSERT_TRUE(fs_->DrainBackground().ok());
+  FsStats s = fs_->Stats();
+  EXPECT_EQ(s.chunks.chunks, 0u);
+  EXPECT_LT(s.physical_bytes, 64u << 10);
+}
+
+TEST_F(FsCoreTest, OrphansLeftByACrashAreReleasedOnTheNextStart) {
+  Ino ino = CreateFile(kRootIno, "o");
+  WriteAll(ino, MakeRealData(2 << 20, 9), 1 << 20);
+  ASSERT_TRUE(fs_->Flush(ino).ok());
+  ASSERT_TRUE(fs_->Unlink(kRootIno, "o").ok());
+  // Still open when the daemon stops: the inode stays on the orphan list.
+  ASSERT_TRUE(fs_->Shutdown().ok());
+  fs_.reset();
+  ASSERT_TRUE(store_->Close().ok());
+  store_.reset();
+  Open();
+  ASSERT_TRUE(fs_->DrainBackground().ok());
+  EXPECT_EQ(fs_->Stats().chunks.chunks, 0u);
+  EXPECT_EQ(fs_->GetAttr(ino).status().code(), ENOENT);
+}
+
+TEST_F(FsCoreTest, NamespaceErrorsAreThePosixOnes) {
+  ASSERT_TRUE(fs_->MkDir(kRootIno, "d", 0755, caller_).ok());
+  EXPECT_EQ(fs_->MkDir(kRootIno, "d", 0755, caller_).status().code(), EEXIST);
+  auto d = fs_->Lookup(kRootIno, "d");
+  ASSERT_TRUE(d.ok());
+  Ino f = CreateFile(d->ino, "f");
+  EXPECT_EQ(fs_->RmDir(kRootIno, "d").code(), ENOTEMPTY);
+  EXPECT_EQ(fs_->Unlink(kRootIno, "d").code(), EISDIR);
+  EXPECT_EQ(fs_->RmDir(d->ino, "f").code(), ENOTDIR);
+  EXPECT_EQ(fs_->Unlink(kRootIno, "missing").code(), ENOENT);
+  EXPECT_EQ(fs_->Lookup(kRootIno, std::string(256, 'n')).status().code(), ENAMETOOLONG);
+  EXPECT_EQ(fs_->Link(d->ino, kRootIno, "dlink").status().code(), EPERM);
+  // Rename flags.
+  Ino g = CreateFile(kRootIno, "g");
+  EXPECT_EQ(fs_->Rename(kRootIno, "g", d->ino, "f", RENAME_NOREPLACE).code(), EEXIST);
+  ASSERT_TRUE(fs_->Rename(kRootIno, "g", d->ino, "f", RENAME_EXCHANGE).ok());
+  EXPECT_EQ(fs_->Lookup(d->ino, "f")->ino, g);
+  EXPECT_EQ(fs_->Lookup(kRootIno, "g")->ino, f);
+  EXPECT_EQ(fs_->Rename(kRootIno, "g", kRootIno, "d", 0).code(), EISDIR);
+  ASSERT_TRUE(fs_->MkDir(kRootIno, "e", 0755, caller_).ok());
+  EXPECT_EQ(fs_->Rename(kRootIno, "e", kRootIno, "g", 0).code(), ENOTDIR);
+  EXPECT_EQ(fs_->Rename(kRootIno, "e", kRootIno, "d", 0).code(), ENOTEMPTY);
+  // Replacing rename drops the old target's link.
+  ASSERT_TRUE(fs_->Rename(kRootIno, "g", d->ino, "f", 0).ok());
+  EXPECT_EQ(fs_->GetAttr(g)->nlink, 0u);
+  // Directory link counts.
+  EXPECT_EQ(fs_->GetAttr(kRootIno)->nlink, 4u);  // ., d, e
+  ASSERT_TRUE(fs_->Rename(kRootIno, "e", d->ino, "e", 0).ok());
+  EXPECT_EQ(fs_->GetAttr(kRootIno)->nlink, 3u);
+  EXPECT_EQ(fs_->GetAttr(d->ino)->nlink, 3u);
+  // Hard links and symlinks.
+  auto l = fs_->Link(f, kRootIno, "hard");
+  ASSERT_TRUE(l.ok());
+  EXPECT_EQ(l->nlink, 2u);
+  ASSERT_TRUE(fs_->Symlink(kRootIno, "sym", "d/f", caller_).ok());
+  auto sym = fs_->Lookup(kRootIno, "sym");
+  EXPECT_EQ(*fs_->ReadLink(sym->ino), "d/f");
+  // Listing: "." and "..", the entries, never the stats file.
+  auto listing = fs_->OpenDir(kRootIno);
+  ASSERT_TRUE(listing.ok());
+  std::vector<std::string> names;
+  for (const auto& e : (*listing)->entries) names.push_back(e.name);
+  EXPECT_EQ(names, (std::vector<std::string>{".", "..", "d", "hard", "sym"}));
+  EXPECT_TRUE(fs_->Lookup(kRootIno, std::string(kStatsFileName)).ok());
+}
+
+TEST_F(FsCoreTest, XattrsFollowTheFlags) {
+  Ino f = CreateFile(kRootIno, "x");
+  EXPECT_EQ(fs_->GetXattr(f, "user.a").status().code(), ENODATA);
+  ASSERT_TRUE(fs_->SetXattr(f, "user.a", "1", 0).ok());
+  EXPECT_EQ(fs_->SetXattr(f, "user.a", "2", XATTR_CREATE).code(), EEXIST);
+  EXPECT_EQ(fs_->SetXattr(f, "user.b", "2", XATTR_REPLACE).code(), ENODATA);
+  ASSERT_TRUE(fs_->SetXattr(f, "user.b", std::string(1000, 'v'), 0).ok());
+  EXPECT_EQ(*fs_->GetXattr(f, "user.a"), "1");
+  EXPECT_EQ(*fs_->ListXattr(f), std::string("user.a\0user.b\0", 14));
+  ASSERT_TRUE(fs_->RemoveXattr(f, "user.a").ok());
+  EXPECT_EQ(fs_->RemoveXattr(f, "user.a").code(), ENODATA);
+  EXPECT_EQ(fs_->SetXattr(f, "user.big", std::string(70000, 'v'), 0).code(), E2BIG);
+}
+
+}  // namespace
+}  // namespace rankfs
