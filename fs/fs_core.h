@@ -38,7 +38,7 @@ struct FsOptions {
   uint64_t write_buffer_bytes = 256ull << 20;  // cap on buffered dirty data of all files
   uint64_t inode_flush_bytes = 16ull << 20;    // a file's buffer is flushed past this size
   uint64_t chunk_cache_bytes = 128ull << 20;   // decompressed-chunk cache
-  bool xattrs = true;                          // false: getxattr & co answer ENOTSUP
+  bool xattrs = true;                          // false: xattr calls answer ENOSYS (the kernel then stops asking)
   // Owner and mode of the root directory when the store is new (later mounts keep it).
   uint32_t root_uid = 0;
   uint32_t root_gid = 0;

@@ -465,8 +465,9 @@ TEST_F(MetaStoreTest, SyncedWritesSurviveAPowerCut) {
     b.PutInode(FileInode(5, 1));
     b.PutDirent(kRootIno, "five", {.ino = 5, .type = 8});
     Put(store.get(), b);  // never synced
-    controller->SetActive(false);  // the power goes: from now on nothing reaches the disk
-  }  // the destructor's flush fails, as nothing can be written
+    // The power goes: from now on nothing reaches the disk, so the destructor's flush fails.
+    controller->SetActive(false);
+  }
   ASSERT_TRUE(fault_env.DropUnsyncedData().ok());
   controller->SetActive(true);
 
