@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs the Debian packages, builds rankfs twice
+# (optimized, then with ASan+UBSan) and runs every test of both builds with CTest. Add
+# RANKFS_TSAN=1 to also run the unit tests under ThreadSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+JOBS=$(nproc)
+
+build_and_test() {  # dir, ctest label regex, cmake args...
+  local dir=$1 labels=$2
+  shift 2
+  cmake -S . -B "$dir" -G Ninja -DRANKFS_BUILD_BENCH=ON "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+  (cd "$dir" && ctest --output-on-failure -j "$JOBS" -L "$labels")
+}
+
+echo "== rankfs: optimized build =="
+build_and_test build "unit|integration"
+echo "== rankfs: ASan+UBSan build =="
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  build_and_test build-asan "unit|integration" -DRANKFS_SANITIZE=address -DRANKFS_BUILD_BENCH=OFF
+if [ "${RANKFS_TSAN:-1}" = "1" ]; then
+  echo "== rankfs: TSan build (unit tests) =="
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    build_and_test build-tsan "unit" -DRANKFS_SANITIZE=thread -DRANKFS_BUILD_BENCH=OFF
+fi
+echo "rankfs: all test builds passed"
