@@ -446,7 +446,8 @@ Status FsCore::RmDir(Ino parent, std::string_view name) {
     std::unique_lock<std::shared_mutex> l1(dir->mu, std::defer_lock), l2(child->mu, std::defer_lock);
     if (parent < e->ino) { l1.lock(); l2.lock(); } else { l2.lock(); l1.lock(); }
     if (!IsDir(child->attr)) return Status(ENOTDIR, "rmdir of a non-directory");
-    if (!impl_->meta_->DirIsEmpty(e->ino)) return Status(ENOTEMPTY, "directory not empty");
+    RANKFS_ASSIGN_OR_RETURN(bool empty, impl_->meta_->CheckDirEmpty(e->ino));
+    if (!empty) return Status(ENOTEMPTY, "directory not empty");
     int64_t now = NowNs();
     InodeAttr c = child->attr, d = dir->attr;
     d.mtime_ns = d.ctime_ns = now;

@@ -82,7 +82,8 @@ Status FsCore::Rename(Ino parent, std::string_view name, Ino new_parent,
     if (dst && !exchange) {
       if (IsDir(s->attr)) {
         if (!IsDir(d->attr)) return Status(ENOTDIR, "rename of a directory over a non-directory");
-        if (!im->meta_->DirIsEmpty(d->attr.ino)) return Status(ENOTEMPTY, "rename target not empty");
+        RANKFS_ASSIGN_OR_RETURN(bool empty, im->meta_->CheckDirEmpty(d->attr.ino));
+        if (!empty) return Status(ENOTEMPTY, "rename target not empty");
       } else if (IsDir(d->attr)) {
         return Status(EISDIR, "rename of a non-directory over a directory");
       }

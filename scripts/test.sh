@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the Debian packages, builds rankfs twice
 # (optimized, then with ASan+UBSan) and runs every test of both builds with CTest. Add
-# RANKFS_TSAN=1 to also run the unit tests under ThreadSanitizer.
+# RANKFS_TSAN=0 to skip the unit tests under ThreadSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -22,7 +22,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   build_and_test build-asan "unit|integration" -DRANKFS_SANITIZE=address -DRANKFS_BUILD_BENCH=OFF
 if [ "${RANKFS_TSAN:-1}" = "1" ]; then
   echo "== rankfs: TSan build (unit tests) =="
-  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp" \
     build_and_test build-tsan "unit" -DRANKFS_SANITIZE=thread -DRANKFS_BUILD_BENCH=OFF
 fi
 echo "rankfs: all test builds passed"

@@ -57,7 +57,6 @@ class MetaStore {
   // A set of changes applied atomically by Write().
   class Batch {
    public:
-
     void PutSuper(const Superblock& sb);
     void PutInode(const InodeAttr& attr);
     void DeleteInode(Ino ino);

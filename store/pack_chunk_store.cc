@@ -13,6 +13,8 @@ namespace rankfs {
 namespace {
 
 constexpr uint64_t kBlock = 4096;  // hole punching frees whole blocks only
+uint64_t RoundUp(uint64_t v) { return (v + kBlock - 1) / kBlock * kBlock; }
+uint64_t RoundDown(uint64_t v) { return v / kBlock * kBlock; }
 
 std::string LocationString(const ChunkLocation& loc) {
   return "pack " + std::to_string(loc.pack_id) + " offset " + std::to_string(loc.offset);
@@ -114,7 +116,7 @@ Status PackChunkStore::Recover() {
     if (p.dead.empty()) continue;
     RANKFS_ASSIGN_OR_RETURN(auto file, env_->OpenFile(PackPath(id), OpenMode::kReadWrite));
     for (auto [start, end] : p.dead) {
-      uint64_t a = (start + kBlock - 1) / kBlock * kBlock, b = end / kBlock * kBlock;
+      uint64_t a = RoundUp(start), b = RoundDown(end);
       if (a < b) RANKFS_RETURN_IF_ERROR(file->PunchHole(a, b - a));
     }
     p.file = std::move(file);
@@ -520,26 +522,45 @@ Status PackChunkStore::Reclaim() {
         emptied.push_back(loc.pack_id);
         continue;
       }
-      // Merge with neighbouring released ranges, so blocks shared by two dead records go too.
+      // Merge with the neighbouring released ranges, so that a block shared by two dead
+      // records is freed once both are dead. Only blocks not punched before are punched: the
+      // neighbours' whole blocks already are.
       uint64_t start = loc.offset, end = loc.offset + loc.record_length;
+      uint64_t lower = RoundUp(start), upper = RoundDown(end);
       auto next = p.dead.lower_bound(start);
       if (next != p.dead.begin()) {
         auto prev = std::prev(next);
         if (prev->second >= start) {
+          lower = std::max(RoundUp(prev->first), RoundDown(prev->second));
           start = prev->first;
           end = std::max(end, prev->second);
           p.dead.erase(prev);
         }
       }
       for (next = p.dead.lower_bound(start); next != p.dead.end() && next->first <= end;) {
+        upper = std::min(RoundDown(next->second), RoundUp(next->first));
         end = std::max(end, next->second);
         next = p.dead.erase(next);
       }
       p.dead.emplace(start, end);
-      uint64_t a = (start + kBlock - 1) / kBlock * kBlock, b = end / kBlock * kBlock;
-      if (a < b) punches.push_back(Punch{loc.pack_id, a, b});
+      lower = std::max(lower, RoundUp(start));
+      upper = std::min(upper, RoundDown(end));
+      if (lower < upper) punches.push_back(Punch{loc.pack_id, lower, upper});
     }
   }
+  // Releases usually come in file order: merge touching ranges into few fallocate calls.
+  std::sort(punches.begin(), punches.end(), [](const Punch& a, const Punch& b) {
+    return a.pack_id != b.pack_id ? a.pack_id < b.pack_id : a.start < b.start;
+  });
+  std::vector<Punch> merged;
+  for (const Punch& pu : punches) {
+    if (!merged.empty() && merged.back().pack_id == pu.pack_id && merged.back().end >= pu.start) {
+      merged.back().end = std::max(merged.back().end, pu.end);
+    } else {
+      merged.push_back(pu);
+    }
+  }
+  punches.swap(merged);
   Status first;
   for (const Punch& pu : punches) {
     auto file = PackFile(pu.pack_id);

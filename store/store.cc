@@ -59,6 +59,9 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   auto meta = MetaStore::Open(dir + "/meta", mo, initial);
   if (!meta.ok()) return meta.status().Annotate("opening store " + dir);
   store->meta_ = std::move(meta).value();
+  if (Status v = FastCdc::ValidateParams(store->meta_->super().chunker); !v.ok()) {
+    return Status(EUCLEAN, "store " + dir + " has invalid chunking parameters: " + v.message());
+  }
 
   PackChunkStoreOptions po = options.packs;
   po.compression_level = store->meta_->super().compression_level;

@@ -1,0 +1,132 @@
+// Space through a real mount: `cp` inside the mount shares chunks instead of copying bytes, and
+// `rm -rf` of a big tree returns promptly with the space back on the store's disk within
+// seconds. Needs root and /dev/fuse (skips otherwise).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "tests/testutil/mount_fixture.h"
+#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/test_data.h"
+
+namespace rankfs {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t PackBytes(const std::string& store) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(store + "/packs", ec)) {
+    struct stat st;
+    if (stat(e.path().c_str(), &st) == 0) total += uint64_t(st.st_blocks) * 512;
+  }
+  return total;
+}
+
+uint64_t FreeBytes(const std::string& path) {
+  struct statvfs v;
+  EXPECT_EQ(statvfs(path.c_str(), &v), 0);
+  return uint64_t(v.f_bfree) * v.f_frsize;
+}
+
+// Writes `n` bytes of incompressible, unique data (so each byte costs a byte in the store).
+void WriteUnique(const std::string& path, size_t n, uint64_t seed) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0) << path << ": " << strerror(errno);
+  const size_t piece = 16 << 20;
+  for (size_t off = 0; off < n; off += piece) {
+    std::string data = MakeRandomData(std::min(piece, n - off), seed * 1000003 + off);
+    ASSERT_EQ(write(fd, data.data(), data.size()), ssize_t(data.size())) << strerror(errno);
+  }
+  ASSERT_EQ(close(fd), 0);
+}
+
+class SpaceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
+    store_ = tmp_.Join("store");
+    mnt_ = tmp_.Join("mnt");
+    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
+    timeout_.Watch(mnt_);
+    auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_, "");
+    ASSERT_TRUE(m.ok()) << m.status().ToString();
+    fs_ = std::move(m).value();
+  }
+
+  TempDir tmp_;
+  TestTimeout timeout_{std::chrono::seconds(300)};
+  std::string store_, mnt_;
+  std::unique_ptr<MountedFs> fs_;
+};
+
+TEST_F(SpaceTest, CpOfAOneGiBFileAddsUnderOneMiB) {
+  const size_t size = 1ull << 30;
+  ASSERT_NO_FATAL_FAILURE(WriteUnique(mnt_ + "/big", size, 1));
+  sync();
+  uint64_t before = PackBytes(store_);
+  EXPECT_GE(before, size);
+  auto t0 = Clock::now();
+  auto r = RunCommand({"cp", mnt_ + "/big", mnt_ + "/copy"}, std::chrono::seconds(120));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 0) << r->output;
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  sync();
+  uint64_t after = PackBytes(store_);
+  std::printf("cp of 1 GiB: %.2f s, pack bytes %llu -> %llu (+%lld)\n", secs,
+              (unsigned long long)before, (unsigned long long)after,
+              (long long)(after - before));
+  EXPECT_LT(after, before + (1 << 20));
+  auto c = RunCommand({"cmp", mnt_ + "/big", mnt_ + "/copy"}, std::chrono::seconds(120));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->exit_code, 0) << c->output;
+}
+
+TEST_F(SpaceTest, RmRfOfAOneGiBTreeGivesTheSpaceBackWithinFiveSeconds) {
+  const size_t per_file = 64 << 20;
+  for (int d = 0; d < 4; ++d) {
+    std::string dir = mnt_ + "/tree/d" + std::to_string(d);
+    std::filesystem::create_directories(dir);
+    for (int f = 0; f < 4; ++f) {
+      ASSERT_NO_FATAL_FAILURE(WriteUnique(dir + "/f" + std::to_string(f), per_file, d * 4 + f + 7));
+    }
+  }
+  sync();
+  uint64_t used = PackBytes(store_);
+  ASSERT_GE(used, 16 * per_file);
+  uint64_t free_before = FreeBytes(tmp_.path());
+
+  auto t0 = Clock::now();
+  auto r = RunCommand({"rm", "-rf", mnt_ + "/tree"}, std::chrono::seconds(60));
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->exit_code, 0) << r->output;
+  double rm_secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  EXPECT_LT(rm_secs, 2.0);
+
+  // df on the store's disk: the space is back within 5 s of rm returning. (Other processes
+  // on the machine move free space too, so the bar is 90 % of what the tree held.)
+  double back_secs = -1;
+  while (std::chrono::duration<double>(Clock::now() - t0).count() < 5.0 + rm_secs) {
+    if (FreeBytes(tmp_.path()) >= free_before + used * 9 / 10 && PackBytes(store_) < used / 10) {
+      back_secs = std::chrono::duration<double>(Clock::now() - t0).count();
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::printf("rm -rf of 1 GiB: returned in %.3f s, space back after %.3f s (packs %llu -> %llu)\n",
+              rm_secs, back_secs, (unsigned long long)used,
+              (unsigned long long)PackBytes(store_));
+  EXPECT_GE(back_secs, 0) << "space not back within 5 s; packs hold " << PackBytes(store_);
+}
+
+}  // namespace
+}  // namespace rankfs
