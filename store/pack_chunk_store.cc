@@ -335,18 +335,17 @@ Status PackChunkStore::Flush() {
   std::lock_guard<std::mutex> fl(flush_mu_);
   uint64_t synced = 0;
   RANKFS_RETURN_IF_ERROR(SyncPacks(&synced));
-  std::vector<std::unique_lock<std::mutex>> locks;
-  locks.reserve(kStripes);
-  for (Stripe& s : stripes_) locks.emplace_back(s.mu);
-  MetaStore::Batch batch;
+  // Stripe by stripe: each stripe's entries move to the index atomically with respect to that
+  // stripe's puts and unrefs, which is all the consistency they need. All index entries are
+  // written before Flush returns, hence before any extent that names them.
   for (Stripe& s : stripes_) {
+    std::lock_guard<std::mutex> l(s.mu);
+    MetaStore::Batch batch;
     for (auto& [h, p] : s.pending) {
       if (p.seq <= synced) batch.PutChunk(h, ChunkRecord{p.location, p.refcount});
     }
-  }
-  if (batch.Empty()) return Status::Ok();
-  RANKFS_RETURN_IF_ERROR(meta_->Write(batch, /*sync=*/false).Annotate("indexing chunks"));
-  for (Stripe& s : stripes_) {
+    if (batch.Empty()) continue;
+    RANKFS_RETURN_IF_ERROR(meta_->Write(batch, /*sync=*/false).Annotate("indexing chunks"));
     std::erase_if(s.pending, [&](const auto& kv) { return kv.second.seq <= synced; });
   }
   return Status::Ok();

@@ -8,7 +8,7 @@
 //     whose index entry is not yet written). Threads putting the same new chunk wait for the one
 //     that appends it and then take a reference; compression runs outside every lock.
 //   - pack_mu_ guards the pack table, the active pack and the release queue.
-//   - Lock order: flush_mu_ -> sync_mu_ -> stripe mutexes (ascending) -> pack_mu_.
+//   - Lock order: flush_mu_ -> sync_mu_ -> a stripe mutex (one at a time) -> pack_mu_.
 //     reclaim_mu_ -> pack_mu_. No lock is held while compressing.
 #pragma once
 

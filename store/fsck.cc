@@ -1,0 +1,455 @@
+// Fsck's checks; the repair is in fsck_repair.cc. See fsck.h for what is checked and why the
+// PackChunkStore is never opened here.
+#include "store/fsck.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+
+#include "store/compressor.h"
+#include "store/crc32c.h"
+#include "store/fsck_internal.h"
+#include "store/pack_format.h"
+
+namespace rankfs {
+namespace fsck_internal {
+namespace {
+
+std::string Where(const ChunkLocation& loc) {
+  return "pack " + std::to_string(loc.pack_id) + " offset " + std::to_string(loc.offset);
+}
+
+std::string ExtentText(Ino ino, uint64_t offset, uint64_t length) {
+  return "inode " + std::to_string(ino) + ", file offset " + std::to_string(offset) + ", " +
+         std::to_string(length) + " bytes";
+}
+
+// "NNNNNN.pack" (6 or more digits, id > 0) -> id.
+bool ParsePackName(const std::string& name, uint32_t* id) {
+  if (name.size() < 11 || !name.ends_with(".pack")) return false;
+  uint64_t v = 0;
+  for (size_t i = 0; i + 5 < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    v = v * 10 + uint64_t(name[i] - '0');
+    if (v > UINT32_MAX) return false;
+  }
+  if (v == 0) return false;
+  *id = uint32_t(v);
+  return true;
+}
+
+// Reads a chunk's record at its indexed location and checks all of it. Returns "" when the
+// chunk is intact, otherwise what is wrong.
+std::string VerifyChunk(File* file, uint64_t pack_size, const ChunkHash& hash,
+                        const ChunkLocation& loc, std::string* rec, std::string* raw) {
+  if (loc.record_length != kRecordHeaderSize + uint64_t(loc.stored_length)) {
+    return "index entry is inconsistent (record length " + std::to_string(loc.record_length) +
+           ", stored length " + std::to_string(loc.stored_length) + ")";
+  }
+  if (loc.offset + loc.record_length > pack_size) {
+    return "record runs past the end of the pack (" + std::to_string(pack_size) + " bytes)";
+  }
+  rec->resize(loc.record_length);
+  size_t got = 0;
+  Status s = file->PRead(loc.offset, rec->size(), rec->data(), &got);
+  if (!s.ok()) return "read failed: " + s.ToString();
+  if (got != rec->size()) return "record cut short";
+  Result<RecordHeader> h = DecodeRecordHeader(*rec);
+  if (!h.ok()) return "no valid record header there: " + h.status().message();
+  if (h->hash != hash || h->stored_length != loc.stored_length ||
+      h->raw_length != loc.raw_length || h->codec != loc.codec ||
+      h->stored_crc != loc.stored_crc) {
+    return "record header does not match the index entry";
+  }
+  std::string_view stored(rec->data() + kRecordHeaderSize, h->stored_length);
+  if (Crc32c(stored.data(), stored.size()) != h->stored_crc) {
+    return "stored bytes fail their CRC32C";
+  }
+  std::string_view content = stored;
+  if (h->codec == Codec::kZstd) {
+    raw->resize(h->raw_length);
+    Status d = DecompressChunk(stored, h->raw_length, raw->data());
+    if (!d.ok()) return "does not decompress: " + d.message();
+    content = *raw;
+  }
+  if (ChunkHash::Of(content) != hash) return "content does not match its SHA-256";
+  return "";
+}
+
+}  // namespace
+
+Checker::Checker(std::string dir, const FsckOptions& options)
+    : dir_(std::move(dir)), options_(options), env_(options.env ? options.env : Env::Default()) {}
+
+Checker::~Checker() {
+  if (meta_) meta_->Close().IgnoreError();
+}
+
+size_t Checker::AddFinding(FsckIssue issue, std::string message) {
+  report_.findings.push_back(FsckFinding{issue, std::move(message), {}, false});
+  listed_.push_back(0);
+  return report_.findings.size() - 1;
+}
+
+void Checker::AddDetail(size_t finding, std::string detail) {
+  FsckFinding& f = report_.findings[finding];
+  if (f.details.size() < options_.max_listed) {
+    f.details.push_back(std::move(detail));
+  } else {
+    ++listed_[finding];
+  }
+}
+
+void Checker::AddMoreLines() {
+  for (size_t i = 0; i < listed_.size(); ++i) {
+    if (listed_[i] > 0) {
+      report_.findings[i].details.push_back("... and " + std::to_string(listed_[i]) + " more");
+    }
+  }
+}
+
+ChunkEntry* Checker::FindChunk(const ChunkHash& h) {
+  auto it = std::lower_bound(chunks_.begin(), chunks_.end(), h,
+                             [](const ChunkEntry& e, const ChunkHash& k) { return e.hash < k; });
+  return it != chunks_.end() && it->hash == h ? &*it : nullptr;
+}
+
+std::string Checker::PackPath(uint32_t pack_id) const {
+  char name[32];
+  std::snprintf(name, sizeof name, "%06" PRIu32 ".pack", pack_id);
+  return dir_ + "/packs/" + name;
+}
+
+void Checker::Progress(std::string_view phase, uint64_t done, uint64_t total) {
+  if (options_.progress) options_.progress(phase, done, total);
+}
+
+Status Checker::Open() {
+  Result<FileInfo> info = env_->Stat(dir_);
+  if (!info.ok()) return info.status().Annotate("store " + dir_);
+  if (!info->is_dir) return Status(ENOTDIR, "store " + dir_ + " is not a directory");
+  if (!env_->Stat(dir_ + "/meta/CURRENT").ok()) {
+    return Status(ENOENT, dir_ + " holds no rankfs store (no meta/ database)");
+  }
+  Result<std::unique_ptr<FileLock>> lock = env_->LockFile(dir_ + "/LOCK");
+  if (!lock.ok()) {
+    if (lock.status().code() == EBUSY) {
+      return Status(EBUSY, "store " + dir_ +
+                               " is in use by a rankfs daemon (mounted?); unmount it first");
+    }
+    return lock.status().Annotate("locking store " + dir_);
+  }
+  lock_ = std::move(lock).value();
+  MetaStoreOptions mo;
+  mo.create_if_missing = false;
+  mo.rocks_env = options_.rocks_env;
+  Result<std::unique_ptr<MetaStore>> meta = MetaStore::Open(dir_ + "/meta", mo, Superblock());
+  if (!meta.ok()) return meta.status().Annotate("store " + dir_);
+  meta_ = std::move(meta).value();
+  return Status::Ok();
+}
+
+// Inode numbers, and the orphan list sorted into orphans (data to drop), stale entries of
+// linked inodes, and entries of inodes that do not exist.
+Status Checker::LoadInodes() {
+  RANKFS_RETURN_IF_ERROR(meta_->ForEachInode([&](const InodeAttr& a) {
+    inodes_.insert(a.ino);
+    return true;
+  }));
+  report_.inodes = inodes_.size();
+  std::vector<Ino> orphans;
+  RANKFS_RETURN_IF_ERROR(meta_->ForEachOrphan([&](Ino ino) {
+    orphans.push_back(ino);
+    return true;
+  }));
+  report_.orphans = orphans.size();
+  for (Ino ino : orphans) {
+    RANKFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> attr, meta_->GetInode(ino));
+    if (!attr) {
+      DoomedInode& d = doomed_[ino];
+      d.orphan_entry = true;
+    } else if (attr->nlink == 0) {
+      DoomedInode& d = doomed_[ino];
+      d.exists = true;
+      d.orphan_entry = true;
+    } else {
+      stale_orphans_.push_back(ino);
+      stale_orphan_findings_.push_back(AddFinding(
+          FsckIssue::kStaleOrphanEntry, "inode " + std::to_string(ino) + " is on the orphan " +
+                                            "list but still has " + std::to_string(attr->nlink) +
+                                            " link(s)"));
+    }
+  }
+  return Status::Ok();
+}
+
+Status Checker::LoadIndex() {
+  RANKFS_RETURN_IF_ERROR(meta_->ForEachChunk([&](const ChunkHash& h, const ChunkRecord& r) {
+    chunks_.push_back(ChunkEntry{h, r});
+    return true;
+  }));
+  std::sort(chunks_.begin(), chunks_.end(),
+            [](const ChunkEntry& a, const ChunkEntry& b) { return a.hash < b.hash; });
+  report_.chunks = chunks_.size();
+  return Status::Ok();
+}
+
+Status Checker::CheckPacks() {
+  Result<std::vector<std::string>> names = env_->ListDir(dir_ + "/packs");
+  if (!names.ok() && names.status().code() != ENOENT) return names.status();
+  if (names.ok()) {
+    for (const std::string& name : *names) {
+      uint32_t id;
+      if (ParsePackName(name, &id)) packs_[id];
+    }
+  }
+  // The chunks of each pack, by offset, so that each pack is read front to back.
+  std::map<uint32_t, std::vector<size_t>> by_pack;
+  for (size_t i = 0; i < chunks_.size(); ++i) by_pack[chunks_[i].rec.location.pack_id].push_back(i);
+  for (auto& [id, list] : by_pack) {
+    std::sort(list.begin(), list.end(), [&](size_t a, size_t b) {
+      return chunks_[a].rec.location.offset < chunks_[b].rec.location.offset;
+    });
+    if (packs_.count(id) == 0) {
+      for (size_t i : list) {
+        ChunkEntry& e = chunks_[i];
+        e.damage = AddFinding(FsckIssue::kDamagedChunk,
+                              "chunk " + e.hash.ToHex() + " (" + Where(e.rec.location) +
+                                  "): its pack file is missing");
+      }
+    }
+  }
+  uint64_t total = 0;
+  for (auto& [id, pack] : packs_) {
+    Result<FileInfo> info = env_->Stat(PackPath(id));
+    if (!info.ok()) return info.status().Annotate("fsck");
+    pack.size = info->size;
+    total += pack.size;
+  }
+  report_.packs = packs_.size();
+  report_.pack_bytes = total;
+  uint64_t done = 0;
+  static const std::vector<size_t> kNoChunks;
+  for (auto& [id, pack] : packs_) {
+    auto it = by_pack.find(id);
+    RANKFS_RETURN_IF_ERROR(
+        CheckPack(id, pack, it == by_pack.end() ? kNoChunks : it->second, &done, total));
+  }
+  return Status::Ok();
+}
+
+Status Checker::CheckPack(uint32_t pack_id, PackInfo& pack, const std::vector<size_t>& indexed,
+                          uint64_t* progress_base, uint64_t progress_total) {
+  const std::string path = PackPath(pack_id);
+  RANKFS_ASSIGN_OR_RETURN(std::unique_ptr<File> file, env_->OpenFile(path, OpenMode::kReadOnly));
+  pack.indexed = indexed.size();
+
+  // The header: readable, and naming this pack and this store.
+  std::string hb(kPackHeaderSize, '\0');
+  size_t got = 0;
+  RANKFS_RETURN_IF_ERROR(file->PRead(0, hb.size(), hb.data(), &got));
+  hb.resize(got);
+  Result<PackFileHeader> header = DecodePackFileHeader(hb);
+  std::string bad;
+  if (!header.ok()) {
+    bad = header.status().message();
+  } else if (header->pack_id != pack_id) {
+    bad = "it names pack " + std::to_string(header->pack_id);
+  } else if (header->store_uuid != meta_->super().uuid) {
+    bad = "it names another store (uuid differs from the superblock's)";
+  }
+  if (!bad.empty()) {
+    pack.bad_header = AddFinding(FsckIssue::kBadPack,
+                                 "pack " + std::to_string(pack_id) + ": bad header: " + bad);
+  }
+
+  // Every record in the pack; those the index does not name are leftovers of released chunks.
+  if (header.ok()) {
+    std::vector<uint64_t> offsets;
+    offsets.reserve(indexed.size());
+    for (size_t i : indexed) offsets.push_back(chunks_[i].rec.location.offset);
+    uint64_t last_report = 0;
+    Status scan = ScanPack(
+        file.get(),
+        [&](const ScannedRecord& r) {
+          if (!std::binary_search(offsets.begin(), offsets.end(), r.offset)) {
+            ++report_.unindexed_records;
+            report_.unindexed_bytes += kRecordHeaderSize + r.header.stored_length;
+          }
+          if (r.offset - last_report > (8u << 20)) {
+            last_report = r.offset;
+            Progress("scanning packs", *progress_base + r.offset, progress_total);
+          }
+          return true;
+        },
+        nullptr);
+    RANKFS_RETURN_IF_ERROR(scan.Annotate("fsck"));
+  }
+
+  // Every indexed chunk of the pack, read back and verified.
+  std::string rec, raw;
+  for (size_t i : indexed) {
+    ChunkEntry& e = chunks_[i];
+    std::string why = VerifyChunk(file.get(), pack.size, e.hash, e.rec.location, &rec, &raw);
+    if (why.empty()) {
+      report_.chunk_bytes += e.rec.location.raw_length;
+    } else {
+      e.damage = AddFinding(FsckIssue::kDamagedChunk,
+                            "chunk " + e.hash.ToHex() + " (" + Where(e.rec.location) + "): " + why);
+    }
+  }
+  if (indexed.empty()) {
+    pack.orphan = AddFinding(FsckIssue::kOrphanPack,
+                             "pack " + std::to_string(pack_id) + " (" + std::to_string(pack.size) +
+                                 " bytes) holds no indexed chunk");
+  }
+  *progress_base += pack.size;
+  Progress("scanning packs", *progress_base, progress_total);
+  return Status::Ok();
+}
+
+// One pass over all extents: recounts references, finds extents of doomed or missing inodes,
+// extents naming missing chunks or running past their chunk, and who uses damaged chunks.
+Status Checker::CheckExtents() {
+  uint64_t n = 0;
+  RANKFS_RETURN_IF_ERROR(meta_->ForEachExtent([&](Ino ino, uint64_t off, const Extent& e) {
+    if (++n % 65536 == 0) Progress("checking extents", n, 0);
+    bool doomed = false;
+    if (inodes_.count(ino) == 0) {
+      doomed = true;
+      doomed_[ino].extent_offsets.push_back(off);
+    } else if (auto it = doomed_.find(ino); it != doomed_.end()) {
+      doomed = true;
+      it->second.extent_offsets.push_back(off);
+    }
+    ChunkEntry* c = FindChunk(e.chunk);
+    if (c == nullptr) {
+      MissingChunk& m = missing_[e.chunk];
+      if (m.finding == kNone) {
+        m.finding = AddFinding(FsckIssue::kMissingChunk,
+                               "chunk " + e.chunk.ToHex() + " is named by extents but is not " +
+                                   "in the index; these ranges read as errors:");
+      }
+      if (!doomed) ++m.live_refs;
+      AddDetail(m.finding, ExtentText(ino, off, e.length));
+      return true;
+    }
+    ++c->refs;
+    if (doomed) ++c->doomed_refs;
+    if (c->damage != kNone) AddDetail(c->damage, "used by " + ExtentText(ino, off, e.length));
+    if (uint64_t(e.chunk_offset) + e.length > c->rec.location.raw_length) {
+      size_t f = AddFinding(FsckIssue::kExtentOutOfRange,
+                            ExtentText(ino, off, e.length) + " at chunk offset " +
+                                std::to_string(e.chunk_offset) + " runs past the end of chunk " +
+                                e.chunk.ToHex() + " (" +
+                                std::to_string(c->rec.location.raw_length) + " bytes)");
+      out_of_range_.emplace_back(f, doomed);
+    }
+    return true;
+  }));
+  report_.extents = n;
+  return Status::Ok();
+}
+
+// Xattrs of the inodes whose records the repair deletes. (MetaStore has no walk over all
+// xattrs, so xattrs of a missing inode that has no extent or orphan entry are not found.)
+Status Checker::CollectDoomedXattrs() {
+  for (auto& [ino, d] : doomed_) {
+    RANKFS_RETURN_IF_ERROR(meta_->ListXattrs(ino, [&](std::string_view name) {
+      d.xattrs.emplace_back(name);
+      return true;
+    }));
+    std::string what = std::to_string(d.extent_offsets.size()) + " extent(s), " +
+                       std::to_string(d.xattrs.size()) + " xattr(s)";
+    if (d.exists) {
+      d.finding = AddFinding(FsckIssue::kOrphanInode,
+                             "inode " + std::to_string(ino) + " is an orphan (no name left) " +
+                                 "with " + what + " not yet released");
+    } else {
+      d.finding = AddFinding(FsckIssue::kDanglingRecord,
+                             "inode " + std::to_string(ino) + " does not exist, yet " + what +
+                                 (d.orphan_entry ? " and an orphan entry" : "") + " refer to it");
+    }
+  }
+  return Status::Ok();
+}
+
+void Checker::CheckRefcounts() {
+  for (ChunkEntry& e : chunks_) {
+    const uint64_t recorded = e.rec.refcount;
+    const std::string head = "chunk " + e.hash.ToHex() + ": refcount " + std::to_string(recorded) +
+                             ", but " + std::to_string(e.refs) + " extent(s) name it";
+    if (recorded < e.refs) {
+      e.refcount = AddFinding(FsckIssue::kRefcountTooLow, head + " (too low: deleting a file could free " +
+                                                 "data other files still use)");
+    } else if (recorded > e.refs && e.refs == 0) {
+      e.refcount = AddFinding(FsckIssue::kUnreferencedChunk, head + " (unused: its space leaks)");
+    } else if (recorded > e.refs) {
+      e.refcount = AddFinding(FsckIssue::kRefcountTooHigh, head + " (too high: its space leaks)");
+    }
+  }
+}
+
+Result<FsckReport> Checker::Run() {
+  RANKFS_RETURN_IF_ERROR(Open());
+  RANKFS_RETURN_IF_ERROR(LoadInodes());
+  RANKFS_RETURN_IF_ERROR(LoadIndex());
+  RANKFS_RETURN_IF_ERROR(CheckPacks());
+  RANKFS_RETURN_IF_ERROR(CheckExtents());
+  RANKFS_RETURN_IF_ERROR(CollectDoomedXattrs());
+  CheckRefcounts();
+  if (options_.repair && !report_.findings.empty()) RANKFS_RETURN_IF_ERROR(Repair());
+  AddMoreLines();
+  RANKFS_RETURN_IF_ERROR(meta_->Close());
+  meta_.reset();
+  return std::move(report_);
+}
+
+}  // namespace fsck_internal
+
+std::string_view FsckIssueName(FsckIssue issue) {
+  switch (issue) {
+    case FsckIssue::kBadPack:
+      return "bad pack header";
+    case FsckIssue::kOrphanPack:
+      return "orphan pack";
+    case FsckIssue::kDamagedChunk:
+      return "damaged chunk";
+    case FsckIssue::kRefcountTooLow:
+      return "refcount too low";
+    case FsckIssue::kRefcountTooHigh:
+      return "refcount too high";
+    case FsckIssue::kUnreferencedChunk:
+      return "unreferenced chunk";
+    case FsckIssue::kMissingChunk:
+      return "missing chunk";
+    case FsckIssue::kExtentOutOfRange:
+      return "extent out of range";
+    case FsckIssue::kOrphanInode:
+      return "orphan inode";
+    case FsckIssue::kStaleOrphanEntry:
+      return "stale orphan entry";
+    case FsckIssue::kDanglingRecord:
+      return "records of a missing inode";
+  }
+  return "unknown";
+}
+
+size_t FsckReport::Repaired() const {
+  return size_t(std::count_if(findings.begin(), findings.end(),
+                              [](const FsckFinding& f) { return f.repaired; }));
+}
+
+size_t FsckReport::Unrepaired() const { return findings.size() - Repaired(); }
+
+int FsckReport::ExitCode() const {
+  return (Repaired() > 0 ? kFsckExitCorrected : 0) |
+         (Unrepaired() > 0 ? kFsckExitUncorrected : 0);
+}
+
+Result<FsckReport> Fsck(const std::string& store_dir, const FsckOptions& options) {
+  fsck_internal::Checker checker(store_dir, options);
+  return checker.Run();
+}
+
+}  // namespace rankfs
