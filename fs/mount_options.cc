@@ -202,6 +202,31 @@ Status ParseMountOptions(std::string_view options, MountConfig* cfg) {
   return Status::Ok();
 }
 
+FstabOptionSplit StripFstabOptions(std::string_view options) {
+  FstabOptionSplit split;
+  size_t pos = 0;
+  while (pos <= options.size()) {
+    size_t comma = options.find(',', pos);
+    if (comma == std::string_view::npos) comma = options.size();
+    const std::string_view item = options.substr(pos, comma - pos);
+    pos = comma + 1;
+    if (item.empty()) continue;
+    const std::string_view name = item.substr(0, item.find('='));
+    bool fstab_only = name.starts_with("x-") || name == "comment" || name == "user";
+    for (std::string_view w :
+         {"defaults", "auto", "noauto", "nofail", "_netdev", "users", "nouser", "owner", "group"}) {
+      fstab_only = fstab_only || item == w;
+    }
+    if (fstab_only) {
+      split.fstab_only.emplace_back(item);
+    } else {
+      if (!split.mount_options.empty()) split.mount_options += ',';
+      split.mount_options += item;
+    }
+  }
+  return split;
+}
+
 std::vector<std::string> BuildFuseArgs(const MountConfig& cfg, const std::string& store_dir) {
   std::vector<std::string> args = {"rankfs"};
   if (cfg.debug) args.emplace_back("-d");

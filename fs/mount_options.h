@@ -58,6 +58,19 @@ Status ParseMountOptions(std::string_view options, MountConfig* cfg);
 // Parses a byte size with an optional K/M/G suffix ("64K", "1G", "4096").
 Result<uint64_t> ParseByteSize(std::string_view text);
 
+// The result of StripFstabOptions: an option list split into what rankfs acts on and what
+// only means something to mount(8), fstab or systemd.
+struct FstabOptionSplit {
+  std::string mount_options;            // comma-separated, for ParseMountOptions
+  std::vector<std::string> fstab_only;  // the items taken out, as written, in order
+};
+
+// Takes the fstab-only words out of an option list as mount(8) hands it to mount.rankfs:
+// defaults, auto, noauto, nofail, _netdev, user, user=NAME, users, nouser, owner, group,
+// comment=..., and every x-... (x-systemd.automount, x-systemd.requires=..., ...). Everything
+// else is kept, in order, for ParseMountOptions to accept or refuse; empty items are dropped.
+FstabOptionSplit StripFstabOptions(std::string_view options);
+
 // The argument vector for fuse_session_new(): {program, ["-d",] "-o", "fsname=...,
 // subtype=rankfs,default_permissions[,allow_other][,ro]..."}. default_permissions is always
 // on: rankfs relies on the kernel's permission checks.

@@ -56,9 +56,8 @@ std::string VerifyChunk(File* file, uint64_t pack_size, const ChunkHash& hash,
   if (got != rec->size()) return "record cut short";
   Result<RecordHeader> h = DecodeRecordHeader(*rec);
   if (!h.ok()) return "no valid record header there: " + h.status().message();
-  if (h->hash != hash || h->stored_length != loc.stored_length ||
-      h->raw_length != loc.raw_length || h->codec != loc.codec ||
-      h->stored_crc != loc.stored_crc) {
+  if (h->hash != hash || h->stored_length != loc.stored_length || h->raw_length != loc.raw_length ||
+      h->codec != loc.codec || h->stored_crc != loc.stored_crc) {
     return "record header does not match the index entry";
   }
   std::string_view stored(rec->data() + kRecordHeaderSize, h->stored_length);
@@ -134,8 +133,8 @@ Status Checker::Open() {
   Result<std::unique_ptr<FileLock>> lock = env_->LockFile(dir_ + "/LOCK");
   if (!lock.ok()) {
     if (lock.status().code() == EBUSY) {
-      return Status(EBUSY, "store " + dir_ +
-                               " is in use by a rankfs daemon (mounted?); unmount it first");
+      return Status(EBUSY,
+                    "store " + dir_ + " is in use by a rankfs daemon (mounted?); unmount it first");
     }
     return lock.status().Annotate("locking store " + dir_);
   }
@@ -213,9 +212,9 @@ Status Checker::CheckPacks() {
     if (packs_.count(id) == 0) {
       for (size_t i : list) {
         ChunkEntry& e = chunks_[i];
-        e.damage = AddFinding(FsckIssue::kDamagedChunk,
-                              "chunk " + e.hash.ToHex() + " (" + Where(e.rec.location) +
-                                  "): its pack file is missing");
+        e.damage = AddFinding(FsckIssue::kDamagedChunk, "chunk " + e.hash.ToHex() + " (" +
+                                                            Where(e.rec.location) +
+                                                            "): its pack file is missing");
       }
     }
   }
@@ -259,8 +258,8 @@ Status Checker::CheckPack(uint32_t pack_id, PackInfo& pack, const std::vector<si
     bad = "it names another store (uuid differs from the superblock's)";
   }
   if (!bad.empty()) {
-    pack.bad_header = AddFinding(FsckIssue::kBadPack,
-                                 "pack " + std::to_string(pack_id) + ": bad header: " + bad);
+    pack.bad_header =
+        AddFinding(FsckIssue::kBadPack, "pack " + std::to_string(pack_id) + ": bad header: " + bad);
   }
 
   // Every record in the pack; those the index does not name are leftovers of released chunks.
@@ -299,9 +298,9 @@ Status Checker::CheckPack(uint32_t pack_id, PackInfo& pack, const std::vector<si
     }
   }
   if (indexed.empty()) {
-    pack.orphan = AddFinding(FsckIssue::kOrphanPack,
-                             "pack " + std::to_string(pack_id) + " (" + std::to_string(pack.size) +
-                                 " bytes) holds no indexed chunk");
+    pack.orphan = AddFinding(FsckIssue::kOrphanPack, "pack " + std::to_string(pack_id) + " (" +
+                                                         std::to_string(pack.size) +
+                                                         " bytes) holds no indexed chunk");
   }
   *progress_base += pack.size;
   Progress("scanning packs", *progress_base, progress_total);
@@ -362,9 +361,9 @@ Status Checker::CollectDoomedXattrs() {
     std::string what = std::to_string(d.extent_offsets.size()) + " extent(s), " +
                        std::to_string(d.xattrs.size()) + " xattr(s)";
     if (d.exists) {
-      d.finding = AddFinding(FsckIssue::kOrphanInode,
-                             "inode " + std::to_string(ino) + " is an orphan (no name left) " +
-                                 "with " + what + " not yet released");
+      d.finding = AddFinding(FsckIssue::kOrphanInode, "inode " + std::to_string(ino) +
+                                                          " is an orphan (no name left) " +
+                                                          "with " + what + " not yet released");
     } else {
       d.finding = AddFinding(FsckIssue::kDanglingRecord,
                              "inode " + std::to_string(ino) + " does not exist, yet " + what +
@@ -380,8 +379,9 @@ void Checker::CheckRefcounts() {
     const std::string head = "chunk " + e.hash.ToHex() + ": refcount " + std::to_string(recorded) +
                              ", but " + std::to_string(e.refs) + " extent(s) name it";
     if (recorded < e.refs) {
-      e.refcount = AddFinding(FsckIssue::kRefcountTooLow, head + " (too low: deleting a file could free " +
-                                                 "data other files still use)");
+      e.refcount =
+          AddFinding(FsckIssue::kRefcountTooLow, head + " (too low: deleting a file could free " +
+                                                     "data other files still use)");
     } else if (recorded > e.refs && e.refs == 0) {
       e.refcount = AddFinding(FsckIssue::kUnreferencedChunk, head + " (unused: its space leaks)");
     } else if (recorded > e.refs) {
@@ -443,8 +443,7 @@ size_t FsckReport::Repaired() const {
 size_t FsckReport::Unrepaired() const { return findings.size() - Repaired(); }
 
 int FsckReport::ExitCode() const {
-  return (Repaired() > 0 ? kFsckExitCorrected : 0) |
-         (Unrepaired() > 0 ? kFsckExitUncorrected : 0);
+  return (Repaired() > 0 ? kFsckExitCorrected : 0) | (Unrepaired() > 0 ? kFsckExitUncorrected : 0);
 }
 
 Result<FsckReport> Fsck(const std::string& store_dir, const FsckOptions& options) {

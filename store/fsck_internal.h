@@ -30,15 +30,15 @@ struct ChunkEntry {
 
 struct PackInfo {
   uint64_t size = 0;
-  uint64_t indexed = 0;        // chunks of the index in this pack
-  size_t bad_header = kNone;   // index of its kBadPack finding
-  size_t orphan = kNone;       // index of its kOrphanPack finding
+  uint64_t indexed = 0;       // chunks of the index in this pack
+  size_t bad_header = kNone;  // index of its kBadPack finding
+  size_t orphan = kNone;      // index of its kOrphanPack finding
 };
 
 // Records of one inode that the repair deletes: an orphan (nlink 0) or an inode that does not
 // exist at all.
 struct DoomedInode {
-  bool exists = false;       // an orphan inode whose attributes are deleted too
+  bool exists = false;  // an orphan inode whose attributes are deleted too
   bool orphan_entry = false;
   std::vector<uint64_t> extent_offsets;
   std::vector<std::string> xattrs;

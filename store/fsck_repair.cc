@@ -131,10 +131,10 @@ Status Checker::Repair() {
     if (remaining[id] == 0) {
       RANKFS_RETURN_IF_ERROR(env_->DeleteFile(PackPath(id)).Annotate("fsck repair"));
       deleted_any = true;
-      report_.changes.push_back("pack " + std::to_string(id) + ": deleted (" +
-                                std::to_string(pack.size) + " bytes; it held " +
-                                (pack.indexed == 0 ? "no indexed chunk" :
-                                                     "only chunks the repair dropped") + ")");
+      report_.changes.push_back(
+          "pack " + std::to_string(id) + ": deleted (" + std::to_string(pack.size) +
+          " bytes; it held " +
+          (pack.indexed == 0 ? "no indexed chunk" : "only chunks the repair dropped") + ")");
       RANKFS_ASSIGN_OR_RETURN(std::optional<PackStats> stats, meta_->GetPack(id));
       if (stats) w.batch().DeletePack(id);
       if (pack.orphan != kNone) findings[pack.orphan].repaired = true;

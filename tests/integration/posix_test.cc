@@ -27,6 +27,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tests/testutil/mount_fixture.h"
@@ -70,29 +71,19 @@ class Transcript {
   const std::vector<std::string>& lines() const { return lines_; }
 
   static std::string ErrnoName(int e) {
-    switch (e) {
-      case ENOENT: return "ENOENT";
-      case EEXIST: return "EEXIST";
-      case ENOTEMPTY: return "ENOTEMPTY";
-      case EISDIR: return "EISDIR";
-      case ENOTDIR: return "ENOTDIR";
-      case EACCES: return "EACCES";
-      case EPERM: return "EPERM";
-      case EINVAL: return "EINVAL";
-      case ENODATA: return "ENODATA";
-      case ERANGE: return "ERANGE";
-      case ENXIO: return "ENXIO";
-      case EAGAIN: return "EAGAIN/EWOULDBLOCK";
-      case EBADF: return "EBADF";
-      case ENAMETOOLONG: return "ENAMETOOLONG";
-      case EXDEV: return "EXDEV";
-      case ENOTSUP: return "ENOTSUP";
-      case ENOSYS: return "ENOSYS";
-      case EIO: return "EIO";
-      case EBUSY: return "EBUSY";
-      case EMLINK: return "EMLINK";
-      default: return "errno " + std::to_string(e) + " (" + strerror(e) + ")";
+    static const std::pair<int, const char*> kNames[] = {
+        {ENOENT, "ENOENT"},   {EEXIST, "EEXIST"},   {ENOTEMPTY, "ENOTEMPTY"},
+        {EISDIR, "EISDIR"},   {ENOTDIR, "ENOTDIR"}, {EACCES, "EACCES"},
+        {EPERM, "EPERM"},     {EINVAL, "EINVAL"},   {ENODATA, "ENODATA"},
+        {ERANGE, "ERANGE"},   {ENXIO, "ENXIO"},     {EAGAIN, "EAGAIN/EWOULDBLOCK"},
+        {EBADF, "EBADF"},     {EXDEV, "EXDEV"},     {ENAMETOOLONG, "ENAMETOOLONG"},
+        {ENOTSUP, "ENOTSUP"}, {ENOSYS, "ENOSYS"},   {EIO, "EIO"},
+        {EBUSY, "EBUSY"},     {EMLINK, "EMLINK"},
+    };
+    for (const auto& [code, name] : kNames) {
+      if (code == e) return name;
     }
+    return "errno " + std::to_string(e) + " (" + strerror(e) + ")";
   }
 
  private:
@@ -199,7 +190,10 @@ void RunScript(Transcript& t) {
   t.Rc("open missing", open(t.P("missing").c_str(), O_RDONLY));
   t.Rc("unlink missing", unlink(t.P("missing").c_str()));
   t.Rc("rmdir missing", rmdir(t.P("missing").c_str()));
-  t.Rc("stat missing", [&] { struct stat st; return stat(t.P("missing").c_str(), &st); }());
+  t.Rc("stat missing", [&] {
+    struct stat st;
+    return stat(t.P("missing").c_str(), &st);
+  }());
   t.Rc("open missing/x O_CREAT", open(t.P("missing/x").c_str(), O_CREAT | O_WRONLY, 0644));
   t.Rc("rename missing", rename(t.P("missing").c_str(), t.P("other").c_str()));
 
@@ -363,7 +357,8 @@ void RunScript(Transcript& t) {
     t.Rc("utimensat f2 mtime=NOW", utimensat(AT_FDCWD, t.P("f2").c_str(), now_only_mtime, 0));
     stat(t.P("f2").c_str(), &st);
     const time_t now = time(nullptr);
-    t.Add("f2 atime kept", std::to_string(st.st_atim.tv_sec) + "." + std::to_string(st.st_atim.tv_nsec));
+    t.Add("f2 atime kept",
+          std::to_string(st.st_atim.tv_sec) + "." + std::to_string(st.st_atim.tv_nsec));
     t.Add("f2 mtime near now", std::llabs(st.st_mtim.tv_sec - now) <= 5 ? "yes" : "no");
     t.Rc("utimensat symlink NOFOLLOW",
          utimensat(AT_FDCWD, t.P("s").c_str(), ts, AT_SYMLINK_NOFOLLOW));
@@ -502,7 +497,8 @@ void RunScript(Transcript& t) {
     close(fd);
     // Punching a hole turns data into a hole.
     fd = open(t.P("sparse").c_str(), O_RDWR);
-    t.Rc("punch 2M block", fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 << 20, 4096));
+    t.Rc("punch 2M block",
+         fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 2 << 20, 4096));
     t.Rc("SEEK_DATA 4096 after punch", lseek(fd, 4096, SEEK_DATA), true);
     struct stat st {};
     fstat(fd, &st);
@@ -766,7 +762,8 @@ void RunUnprivilegedScript(Transcript& t) {
        rename(t.P("nobodydir/x").c_str(), t.P("rootdir/victim").c_str()));
   t.Rc("rename rootdir/victim into nobodydir",
        rename(t.P("rootdir/victim").c_str(), t.P("nobodydir/v").c_str()));
-  t.Rc("rename nobodydir/x to nobodydir/y", rename(t.P("nobodydir/x").c_str(), t.P("nobodydir/y").c_str()));
+  t.Rc("rename nobodydir/x to nobodydir/y",
+       rename(t.P("nobodydir/x").c_str(), t.P("nobodydir/y").c_str()));
   t.Rc("chmod nobodydir/y 0600", chmod(t.P("nobodydir/y").c_str(), 0600));
   t.Rc("chown nobodydir/y to root", chown(t.P("nobodydir/y").c_str(), 0, 0));
   t.Rc("mkdir nobodydir/sub", mkdir(t.P("nobodydir/sub").c_str(), 0700));

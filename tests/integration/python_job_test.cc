@@ -103,9 +103,9 @@ TEST_F(PythonJobTest, FourRanksCacheVerifyAndCleanUp) {
   std::vector<std::thread> ranks;
   for (int r = 0; r < kRanks; ++r) {
     ranks.emplace_back([&, r] {
-      results[size_t(r)] = RunCommand({"python3", script, mnt_, std::to_string(r),
-                                       std::to_string(kMegabytes), barrier_},
-                                      std::chrono::seconds(300));
+      results[size_t(r)] = RunCommand(
+          {"python3", script, mnt_, std::to_string(r), std::to_string(kMegabytes), barrier_},
+          std::chrono::seconds(300));
     });
   }
   // Joins the ranks on every way out of the test body (a failed ASSERT included), after
@@ -150,17 +150,19 @@ TEST_F(PythonJobTest, FourRanksCacheVerifyAndCleanUp) {
 
   for (int r = 0; r < kRanks; ++r) {
     ASSERT_TRUE(results[size_t(r)].ok()) << results[size_t(r)].status().ToString();
-    EXPECT_EQ(results[size_t(r)]->exit_code, 0)
-        << "rank " << r << ":\n" << results[size_t(r)]->output << "\n" << fs_->DaemonLog();
+    EXPECT_EQ(results[size_t(r)]->exit_code, 0) << "rank " << r << ":\n"
+                                                << results[size_t(r)]->output << "\n"
+                                                << fs_->DaemonLog();
     std::printf("  %s", results[size_t(r)]->output.c_str());
   }
   ASSERT_EQ(ready, kRanks) << "not every rank reached the barrier";
-  std::printf("python_job: %d ranks x %d MiB written and verified in %.1f s (all done in %.1f "
-              "s); at the peak: logical %llu, unique %llu, stored %llu, physical %llu, packs "
-              "%llu bytes\n",
-              kRanks, kMegabytes, write_s, total_s, (unsigned long long)peak["logical_bytes"],
-              (unsigned long long)peak["unique_bytes"], (unsigned long long)peak["stored_bytes"],
-              (unsigned long long)peak["physical_bytes"], (unsigned long long)peak_packs);
+  std::printf(
+      "python_job: %d ranks x %d MiB written and verified in %.1f s (all done in %.1f "
+      "s); at the peak: logical %llu, unique %llu, stored %llu, physical %llu, packs "
+      "%llu bytes\n",
+      kRanks, kMegabytes, write_s, total_s, (unsigned long long)peak["logical_bytes"],
+      (unsigned long long)peak["unique_bytes"], (unsigned long long)peak["stored_bytes"],
+      (unsigned long long)peak["physical_bytes"], (unsigned long long)peak_packs);
   EXPECT_EQ(peak["dirty_bytes"], 0u);
   EXPECT_GE(peak["logical_bytes"], uint64_t(kRanks) * (kMegabytes << 20));
   EXPECT_GT(peak_packs, 0u);
@@ -182,12 +184,13 @@ TEST_F(PythonJobTest, FourRanksCacheVerifyAndCleanUp) {
     packs = PackBytes(store_);
     stats = ReadStats(mnt_);
   }
-  std::printf("python_job: %.2f s after the last rmtree: packs %llu bytes, physical_bytes %llu, "
-              "logical_bytes %llu, reclaim_backlog_bytes %llu\n",
-              std::chrono::duration<double>(Clock::now() - reclaim_start).count(),
-              (unsigned long long)packs, (unsigned long long)stats["physical_bytes"],
-              (unsigned long long)stats["logical_bytes"],
-              (unsigned long long)stats["reclaim_backlog_bytes"]);
+  std::printf(
+      "python_job: %.2f s after the last rmtree: packs %llu bytes, physical_bytes %llu, "
+      "logical_bytes %llu, reclaim_backlog_bytes %llu\n",
+      std::chrono::duration<double>(Clock::now() - reclaim_start).count(),
+      (unsigned long long)packs, (unsigned long long)stats["physical_bytes"],
+      (unsigned long long)stats["logical_bytes"],
+      (unsigned long long)stats["reclaim_backlog_bytes"]);
   EXPECT_EQ(stats["logical_bytes"], 0u);
   EXPECT_LE(packs, uint64_t(256) << 10) << "of " << peak_packs << " at the peak";
   EXPECT_LE(stats["physical_bytes"], uint64_t(256) << 10);

@@ -1,0 +1,184 @@
+// `rankfs fsck STORE [--repair]`: runs Fsck (store/fsck.h) and prints its report. Exit status
+// as e2fsck: 0 clean, 1 errors corrected, 4 errors left uncorrected (1+4 = 5 when both),
+// 8 operational error (the store is in use, missing or unreadable), 16 usage error.
+#include <grp.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+
+#include "mount-helper/cli.h"
+#include "store/fsck.h"
+
+namespace rankfs {
+namespace {
+
+constexpr char kFsckUsage[] = "usage: rankfs fsck STORE [--repair]\n";
+constexpr int kFsckExitUsage = 16;  // e2fsck: usage or syntax error
+
+void PrintFsckHelp(std::ostream& os) {
+  os << kFsckUsage
+     << "\nChecks a store that no daemon has open (unmount it first):\n"
+        "  - every pack file: readable header, and whether it holds any indexed chunk;\n"
+        "  - every indexed chunk: read back, CRC32C, decompressed, SHA-256 compared; damaged\n"
+        "    chunks are listed with the inodes and file offsets that use them;\n"
+        "  - reference counts recounted from the extents; extents naming missing chunks;\n"
+        "  - orphan inodes, and records of inodes that do not exist.\n\n"
+        "  --repair   rebuild reference counts, drop orphan inodes' data and unused index\n"
+        "             entries, delete packs that hold no indexed chunk, and list every change.\n"
+        "             Damaged or missing chunks are reported, not hidden: delete or rewrite the\n"
+        "             files named (find MOUNTPOINT -inum INODE).\n\n"
+        "Exit status (as e2fsck): 0 clean, 1 errors corrected, 4 errors left uncorrected,\n"
+        "8 operational error (store in use, missing or unreadable), 16 usage error.\n";
+}
+
+std::string HumanBytes(uint64_t v) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double d = double(v);
+  int u = 0;
+  while (d >= 1024 && u < 5) {
+    d /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", d, units[u]);
+  return buf;
+}
+
+// A one-line progress bar, redrawn at most ten times a second; only used on a terminal.
+class ProgressBar {
+ public:
+  explicit ProgressBar(std::ostream& os) : os_(os) {}
+  ~ProgressBar() { Clear(); }
+
+  void Update(std::string_view phase, uint64_t done, uint64_t total) {
+    auto now = std::chrono::steady_clock::now();
+    if (shown_ && phase == phase_ && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    phase_ = phase;
+    std::string line = "\r" + std::string(phase) + " ";
+    if (total > 0) {
+      const int width = 30;
+      int filled = int(double(std::min(done, total)) / double(total) * width);
+      line += "[" + std::string(filled, '#') + std::string(width - filled, '.') + "] " +
+              std::to_string(int(double(std::min(done, total)) * 100 / double(total))) + "%";
+    } else {
+      line += std::to_string(done);
+    }
+    os_ << line << "\033[K" << std::flush;
+    shown_ = true;
+  }
+  void Clear() {
+    if (shown_) os_ << "\r\033[K" << std::flush;
+    shown_ = false;
+  }
+
+ private:
+  std::ostream& os_;
+  std::string phase_;
+  std::chrono::steady_clock::time_point last_;
+  bool shown_ = false;
+};
+
+// Run as root on a store that belongs to someone else, fsck becomes that user: opening the
+// metadata creates files in meta/ (RocksDB's log and manifest), and root-owned ones there would
+// lock the owner out of their own store. Returns false (with a message) if that fails.
+bool BecomeStoreOwner(const std::string& dir, const CliIo& io) {
+  struct stat st;
+  if (geteuid() != 0 || stat(dir.c_str(), &st) != 0 || st.st_uid == 0) return true;
+  if (setgroups(0, nullptr) != 0 || setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0) {
+    *io.err << "rankfs fsck: cannot switch to the store's owner (uid " << st.st_uid
+            << "): " << std::strerror(errno) << "\n";
+    return false;
+  }
+  *io.err << "rankfs fsck: running as the store's owner (uid " << st.st_uid << ", gid " << st.st_gid
+          << ")\n";
+  return true;
+}
+
+void PrintReport(std::ostream& os, const std::string& dir, const FsckReport& r, bool repair) {
+  os << "rankfs fsck " << dir << (repair ? " (repair)" : "") << "\n"
+     << "  " << r.packs << " pack(s) (" << HumanBytes(r.pack_bytes) << "), " << r.chunks
+     << " chunk(s) (" << HumanBytes(r.chunk_bytes) << " verified), " << r.extents << " extent(s), "
+     << r.inodes << " inode(s), " << r.orphans << " orphan(s)\n";
+  if (r.unindexed_records > 0) {
+    os << "  " << r.unindexed_records << " unindexed record(s) (" << HumanBytes(r.unindexed_bytes)
+       << ") in packs: leftovers of released chunks, punched out at the next mount\n";
+  }
+  for (const FsckFinding& f : r.findings) {
+    os << FsckIssueName(f.issue) << ": " << f.message << (f.repaired ? "  [repaired]" : "") << "\n";
+    for (const std::string& d : f.details) os << "    " << d << "\n";
+  }
+  if (!r.changes.empty()) {
+    os << "changes made:\n";
+    for (const std::string& c : r.changes) os << "  " << c << "\n";
+  }
+  const size_t fixed = r.Repaired(), left = r.Unrepaired();
+  if (r.findings.empty()) {
+    os << dir << ": clean\n";
+    return;
+  }
+  os << dir << ": " << r.findings.size() << " error(s) found, " << fixed << " corrected, " << left
+     << " left uncorrected\n";
+  bool repairable = false, lost_data = false;
+  for (const FsckFinding& f : r.findings) {
+    if (f.repaired) continue;
+    const bool data = f.issue == FsckIssue::kDamagedChunk || f.issue == FsckIssue::kMissingChunk ||
+                      f.issue == FsckIssue::kExtentOutOfRange;
+    (data ? lost_data : repairable) = true;
+  }
+  if (repairable && !repair) {
+    os << "run 'rankfs fsck --repair " << dir << "' to correct what can be corrected\n";
+  }
+  if (lost_data) {
+    os << "damaged or missing chunks cannot be rebuilt: delete or rewrite the files listed "
+          "above (find MOUNTPOINT -inum INODE), then run fsck again\n";
+  }
+}
+
+}  // namespace
+
+int FsckCommand(const std::vector<std::string>& args, const CliIo& io) {
+  bool repair = false;
+  std::vector<std::string> positional;
+  for (const std::string& a : args) {
+    if (a == "-h" || a == "--help") {
+      PrintFsckHelp(*io.out);
+      return 0;
+    } else if (a == "--repair") {
+      repair = true;
+    } else if (a.size() > 1 && a[0] == '-') {
+      *io.err << "rankfs fsck: unknown flag '" << a << "'\n" << kFsckUsage;
+      return kFsckExitUsage;
+    } else {
+      positional.push_back(a);
+    }
+  }
+  if (positional.size() != 1) {
+    *io.err << "rankfs fsck: needs one STORE directory\n" << kFsckUsage;
+    return kFsckExitUsage;
+  }
+  const std::string& dir = positional[0];
+  if (!BecomeStoreOwner(dir, io)) return kFsckExitOperational;
+
+  FsckOptions options;
+  options.repair = repair;
+  ProgressBar bar(*io.out);
+  if (io.interactive) {
+    options.progress = [&](std::string_view phase, uint64_t done, uint64_t total) {
+      bar.Update(phase, done, total);
+    };
+  }
+  Result<FsckReport> report = Fsck(dir, options);
+  bar.Clear();
+  if (!report.ok()) {
+    *io.err << "rankfs fsck: " << report.status().message() << "\n";
+    return kFsckExitOperational;
+  }
+  PrintReport(*io.out, dir, *report, repair);
+  return report->ExitCode();
+}
+
+}  // namespace rankfs

@@ -1,0 +1,187 @@
+// The admin tools against real mounts: `rankfs stats` of a live mount, `rankfs fsck` refusing a
+// mounted store, and mount.rankfs mounting in the background (exiting only once the mount
+// answers) and failing clearly. Needs root and /dev/fuse (skips otherwise).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "mount-helper/cli.h"
+#include "store/fsck.h"
+#include "store/store.h"
+#include "tests/testutil/mount_fixture.h"
+#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/test_data.h"
+
+namespace rankfs {
+namespace {
+
+constexpr long kFuseSuperMagic = 0x65735546;
+
+bool Has(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
+
+void WriteFile(const std::string& path, const std::string& data) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0) << path << ": " << strerror(errno);
+  ASSERT_EQ(write(fd, data.data(), data.size()), ssize_t(data.size())) << strerror(errno);
+  ASSERT_EQ(close(fd), 0) << strerror(errno);
+}
+
+// Lazily unmounts `path` when it goes out of scope, if something is still mounted there (a
+// mount made by mount.rankfs belongs to no MountedFs).
+class DetachAtExit {
+ public:
+  explicit DetachAtExit(std::string path) : path_(std::move(path)) {}
+  ~DetachAtExit() {
+    if (IsMountPoint(path_)) umount2(path_.c_str(), MNT_DETACH);
+  }
+
+ private:
+  std::string path_;
+};
+
+// Fsck once the daemon that had the store has let go of it (it writes back after the unmount).
+Result<FsckReport> FsckWhenReleased(const std::string& store) {
+  Result<FsckReport> r = Status(EBUSY, "not tried");
+  for (int i = 0; i < 200; ++i) {
+    r = Fsck(store, FsckOptions());
+    if (r.ok() || r.status().code() != EBUSY) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return r;
+}
+
+class AdminCliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
+    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
+    timeout_.Watch(mnt_);
+  }
+
+  // Declaration order matters: mounts go first, tmp_ last.
+  TempDir tmp_;
+  const std::string store_ = tmp_.Join("store");
+  const std::string mnt_ = tmp_.Join("mnt");
+  TestTimeout timeout_{std::chrono::seconds(120)};
+  DetachAtExit detach_{mnt_};
+  std::unique_ptr<MountedFs> fs_;
+};
+
+TEST_F(AdminCliTest, StatsOfALiveMountInEveryFormat) {
+  auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  fs_ = std::move(m).value();
+  const std::string data = MakeRandomData(1 << 20, 7);
+  ASSERT_NO_FATAL_FAILURE(WriteFile(mnt_ + "/a", data));
+  ASSERT_NO_FATAL_FAILURE(WriteFile(mnt_ + "/b", data));
+
+  auto json = RunCommand({RANKFS_CLI_BINARY, "stats", mnt_, "--json"});
+  ASSERT_TRUE(json.ok());
+  ASSERT_EQ(json->exit_code, 0) << json->output;
+  EXPECT_TRUE(json->output.starts_with("{\"mountpoint\": \"" + mnt_ + "\", ")) << json->output;
+  EXPECT_TRUE(Has(json->output, "\"logical_bytes\": 2097152, \"files\": 2,")) << json->output;
+  EXPECT_TRUE(Has(json->output, "\"dedup_ratio\": ")) << json->output;
+
+  std::ostringstream out, err;
+  CliIo io{&out, &err, false};
+  ASSERT_EQ(RankfsMain({"rankfs", "stats", mnt_, "--prometheus"}, io), 0) << err.str();
+  const std::string label = "{mountpoint=\"" + mnt_ + "\"}";
+  EXPECT_TRUE(Has(out.str(), "rankfs_logical_bytes" + label + " 2097152\n")) << out.str();
+  EXPECT_TRUE(Has(out.str(), "rankfs_files" + label + " 2\n")) << out.str();
+  EXPECT_TRUE(Has(out.str(), "# TYPE rankfs_read_errors_total counter\n")) << out.str();
+
+  auto text = RunCommand({RANKFS_CLI_BINARY, "stats", mnt_});
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(text->exit_code, 0) << text->output;
+  EXPECT_TRUE(Has(text->output, "logical_bytes:          2.00 MiB (2097152 bytes)"))
+      << text->output;
+}
+
+TEST_F(AdminCliTest, FsckRefusesAMountedStoreAndFindsItCleanAfterUnmount) {
+  auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  fs_ = std::move(m).value();
+  ASSERT_NO_FATAL_FAILURE(WriteFile(mnt_ + "/f", MakeRealData(3 << 20, 1)));
+  auto busy = RunCommand({RANKFS_CLI_BINARY, "fsck", store_});
+  ASSERT_TRUE(busy.ok());
+  EXPECT_EQ(busy->exit_code, kFsckExitOperational) << busy->output;
+  EXPECT_TRUE(Has(busy->output, "in use")) << busy->output;
+
+  Status s = fs_->Unmount();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  auto clean = RunCommand({RANKFS_CLI_BINARY, "fsck", store_});
+  ASSERT_TRUE(clean.ok());
+  EXPECT_EQ(clean->exit_code, 0) << clean->output;
+  EXPECT_TRUE(Has(clean->output, store_ + ": clean")) << clean->output;
+}
+
+TEST_F(AdminCliTest, MountRankfsReturnsOnceTheMountAnswersAndUmountStopsIt) {
+  auto r = RunCommand({MOUNT_RANKFS_BINARY, store_, mnt_, "-v", "-o",
+                       "rw,noauto,nofail,x-systemd.automount,allow_other,compress=3"});
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->exit_code, 0) << r->output;
+  EXPECT_TRUE(Has(r->output, "mount.rankfs: mounted " + store_ + " on " + mnt_)) << r->output;
+  // No waiting: the helper has returned, so the mount must answer now.
+  ASSERT_TRUE(IsMountPoint(mnt_));
+  struct statfs st;
+  ASSERT_EQ(statfs(mnt_.c_str(), &st), 0) << strerror(errno);
+  EXPECT_EQ(st.f_type, kFuseSuperMagic);
+  {
+    std::ifstream stats(mnt_ + "/.rankfs-stats");
+    std::string first;
+    EXPECT_TRUE(std::getline(stats, first) && first.starts_with("logical_bytes=")) << first;
+  }
+  ASSERT_NO_FATAL_FAILURE(WriteFile(mnt_ + "/f", "through mount.rankfs"));
+
+  auto u = RunCommand({"umount", mnt_});
+  ASSERT_TRUE(u.ok());
+  ASSERT_EQ(u->exit_code, 0) << u->output;
+  EXPECT_FALSE(IsMountPoint(mnt_));
+  Result<FsckReport> report = FsckWhenReleased(store_);
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->ExitCode(), 0);
+  EXPECT_EQ(report->inodes, 2u);  // the root and f
+  auto store = Store::Open(store_, StoreOptions());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ((*store)->super().compression_level, 3);  // -o reached the new store
+}
+
+TEST_F(AdminCliTest, MountRankfsFailsClearly) {
+  auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  fs_ = std::move(m).value();
+  const std::string mnt2 = tmp_.Join("mnt2");
+  ASSERT_EQ(mkdir(mnt2.c_str(), 0755), 0);
+  DetachAtExit detach2(mnt2);
+  timeout_.Watch(mnt2);
+
+  auto busy = RunCommand({MOUNT_RANKFS_BINARY, store_, mnt2});
+  ASSERT_TRUE(busy.ok());
+  EXPECT_EQ(busy->exit_code, kMountExitFailure) << busy->output;
+  EXPECT_TRUE(Has(busy->output, "already in use")) << busy->output;
+  EXPECT_FALSE(IsMountPoint(mnt2));
+
+  auto no_parent = RunCommand({MOUNT_RANKFS_BINARY, tmp_.Join("no/such/store"), mnt2});
+  ASSERT_TRUE(no_parent.ok());
+  EXPECT_EQ(no_parent->exit_code, kMountExitFailure) << no_parent->output;
+  EXPECT_TRUE(Has(no_parent->output, "does not exist")) << no_parent->output;
+
+  auto bad = RunCommand({MOUNT_RANKFS_BINARY, tmp_.Join("s2"), mnt2, "-o", "cache_size=lots"});
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->exit_code, kMountExitUsage) << bad->output;
+  EXPECT_TRUE(Has(bad->output, "cache_size=lots")) << bad->output;
+  EXPECT_FALSE(IsMountPoint(mnt2));
+  EXPECT_TRUE(fs_->IsMounted());
+}
+
+}  // namespace
+}  // namespace rankfs
