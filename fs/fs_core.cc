@@ -405,64 +405,50 @@ static void DropLink(InodeAttr* child, int64_t now, MetaStore::Batch* b) {
   if (child->nlink == 0) b->PutOrphan(child->ino);
 }
 
-Status FsCore::Unlink(Ino parent, std::string_view name) {
-  if (IsStatsName(parent, name)) return Status(EPERM, "the stats file cannot be removed");
+// Removes `name` from `parent`: the shared body of Unlink (want_dir false) and RmDir.
+Status FsCore::Impl::RemoveName(Ino parent, std::string_view name, bool want_dir) {
   Ino victim = 0;
   {
-    std::lock_guard<std::mutex> ns(impl_->ns_mu_);
-    RANKFS_ASSIGN_OR_RETURN(std::optional<DirEntry> e, impl_->meta_->GetDirent(parent, name));
+    std::lock_guard<std::mutex> ns(ns_mu_);
+    RANKFS_ASSIGN_OR_RETURN(std::optional<DirEntry> e, meta_->GetDirent(parent, name));
     if (!e) return NotFound(parent, name);
-    RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> dir, impl_->GetInode(parent));
-    RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> child, impl_->GetInode(e->ino));
+    RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> dir, GetInode(parent));
+    RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> child, GetInode(e->ino));
     std::unique_lock<std::shared_mutex> l1(dir->mu, std::defer_lock), l2(child->mu, std::defer_lock);
     if (parent < e->ino) { l1.lock(); l2.lock(); } else { l2.lock(); l1.lock(); }
-    if (IsDir(child->attr)) return Status(EISDIR, "unlink of a directory");
-    int64_t now = NowNs();
     InodeAttr c = child->attr, d = dir->attr;
+    if (want_dir) {
+      if (!IsDir(c)) return Status(ENOTDIR, "rmdir of a non-directory");
+      RANKFS_ASSIGN_OR_RETURN(bool empty, meta_->CheckDirEmpty(e->ino));
+      if (!empty) return Status(ENOTEMPTY, "directory not empty");
+      if (d.nlink > 2) --d.nlink;
+    } else if (IsDir(c)) {
+      return Status(EISDIR, "unlink of a directory");
+    }
+    int64_t now = NowNs();
     d.mtime_ns = d.ctime_ns = now;
     MetaStore::Batch b;
     b.DeleteDirent(parent, name);
     b.PutInode(d);
     DropLink(&c, now, &b);
-    RANKFS_RETURN_IF_ERROR(impl_->meta_->Write(b, false));
+    RANKFS_RETURN_IF_ERROR(meta_->Write(b, false));
     child->attr = c;
     dir->attr = d;
     victim = c.ino;
   }
-  impl_->MaybeEvict(victim);
+  MaybeEvict(victim);
   return Status::Ok();
+}
+
+Status FsCore::Unlink(Ino parent, std::string_view name) {
+  if (IsStatsName(parent, name)) return Status(EPERM, "the stats file cannot be removed");
+  return impl_->RemoveName(parent, name, /*want_dir=*/false);
 }
 
 Status FsCore::RmDir(Ino parent, std::string_view name) {
   if (name == ".") return Status(EINVAL, "rmdir of '.'");
   if (name == "..") return Status(ENOTEMPTY, "rmdir of '..'");
-  Ino victim = 0;
-  {
-    std::lock_guard<std::mutex> ns(impl_->ns_mu_);
-    RANKFS_ASSIGN_OR_RETURN(std::optional<DirEntry> e, impl_->meta_->GetDirent(parent, name));
-    if (!e) return NotFound(parent, name);
-    RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> dir, impl_->GetInode(parent));
-    RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> child, impl_->GetInode(e->ino));
-    std::unique_lock<std::shared_mutex> l1(dir->mu, std::defer_lock), l2(child->mu, std::defer_lock);
-    if (parent < e->ino) { l1.lock(); l2.lock(); } else { l2.lock(); l1.lock(); }
-    if (!IsDir(child->attr)) return Status(ENOTDIR, "rmdir of a non-directory");
-    RANKFS_ASSIGN_OR_RETURN(bool empty, impl_->meta_->CheckDirEmpty(e->ino));
-    if (!empty) return Status(ENOTEMPTY, "directory not empty");
-    int64_t now = NowNs();
-    InodeAttr c = child->attr, d = dir->attr;
-    d.mtime_ns = d.ctime_ns = now;
-    if (d.nlink > 2) --d.nlink;
-    MetaStore::Batch b;
-    b.DeleteDirent(parent, name);
-    b.PutInode(d);
-    DropLink(&c, now, &b);
-    RANKFS_RETURN_IF_ERROR(impl_->meta_->Write(b, false));
-    child->attr = c;
-    dir->attr = d;
-    victim = c.ino;
-  }
-  impl_->MaybeEvict(victim);
-  return Status::Ok();
+  return impl_->RemoveName(parent, name, /*want_dir=*/true);
 }
 
 }  // namespace rankfs

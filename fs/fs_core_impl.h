@@ -60,6 +60,8 @@ class FsCore::Impl {
   // Creates a name and its new inode (one lookup taken; one open too when `open`).
   Result<InodeAttr> MakeEntry(Ino parent, std::string_view name, const NewEntry& ne,
                               const Caller& caller, bool open);
+  // Removes a name (Unlink: want_dir false; RmDir: true). REQUIRES: ns_mu_ not held.
+  Status RemoveName(Ino parent, std::string_view name, bool want_dir);
 
   // --- inode table ---
   // The in-memory inode, loading it from the store if needed. ENOENT if it does not exist.
