@@ -11,30 +11,14 @@
 #include "store/chunker.h"
 #include "store/pack_format.h"
 #include "store/store.h"
+#include "tests/testutil/chunk_pieces.h"
 #include "tests/testutil/temp_dir.h"
 #include "tests/testutil/test_data.h"
 
 namespace rankfs {
 namespace {
 
-struct Piece {
-  ChunkHash hash;
-  std::string data;
-};
-
-std::vector<Piece> Chunk(const std::string& data) {
-  FastCdc cdc(ChunkerParams{});
-  std::vector<Piece> out;
-  size_t off = 0;
-  for (size_t len : cdc.Split(reinterpret_cast<const uint8_t*>(data.data()), data.size())) {
-    Piece p;
-    p.data = data.substr(off, len);
-    p.hash = ChunkHash::Of(p.data);
-    out.push_back(std::move(p));
-    off += len;
-  }
-  return out;
-}
+std::vector<Piece> Chunk(const std::string& data) { return ChunkPieces(data); }
 
 StoreOptions TestOptions() {
   StoreOptions o;

@@ -10,27 +10,14 @@
 #include "store/pack_format.h"
 #include "store/rocks_fault_env.h"
 #include "store/store.h"
+#include "tests/testutil/chunk_pieces.h"
 #include "tests/testutil/temp_dir.h"
 #include "tests/testutil/test_data.h"
 
 namespace rankfs {
 namespace {
 
-struct Piece {
-  ChunkHash hash;
-  std::string data;
-};
-
-std::vector<Piece> Chunk(const std::string& data) {
-  FastCdc cdc(ChunkerParams{});
-  std::vector<Piece> out;
-  size_t off = 0;
-  for (size_t len : cdc.Split(reinterpret_cast<const uint8_t*>(data.data()), data.size())) {
-    out.push_back({ChunkHash::Of(std::string_view(data).substr(off, len)), data.substr(off, len)});
-    off += len;
-  }
-  return out;
-}
+std::vector<Piece> Chunk(const std::string& data) { return ChunkPieces(data); }
 
 // Every indexed chunk verifies, and every record a pack scan finds damaged is one that no index
 // entry points at (a released or never-indexed record whose payload was punched out).
