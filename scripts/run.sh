@@ -22,6 +22,6 @@ fi
 if [ -n "$(ls -A "$MOUNTPOINT" 2>/dev/null)" ]; then
   echo "rankfs: note: $MOUNTPOINT is not empty; its files are hidden while rankfs is mounted"
 fi
-build-release/rankfs mount "$STORE" "$MOUNTPOINT"
+build-release/mount-helper/rankfs mount "$STORE" "$MOUNTPOINT"
 echo "rankfs: mounted $MOUNTPOINT (store: $STORE)"
-echo "rankfs: savings: cat $MOUNTPOINT/.rankfs-stats   unmount: fusermount3 -u $MOUNTPOINT"
+echo "rankfs: savings: build-release/mount-helper/rankfs stats $MOUNTPOINT   unmount: fusermount3 -u $MOUNTPOINT"
