@@ -50,7 +50,6 @@ void FsCore::Impl::DropDirty(Inode* inode, uint64_t start, uint64_t end) {
 // to the end of a range grows that range's string in place (amortized O(1) per byte).
 static uint64_t InsertDirty(std::map<uint64_t, std::string>* dirty, uint64_t off,
                             std::string_view data) {
-  uint64_t end = off + data.size();
   uint64_t before = 0;
   auto it = dirty->upper_bound(off);
   std::map<uint64_t, std::string>::iterator base;
@@ -75,7 +74,6 @@ static uint64_t InsertDirty(std::map<uint64_t, std::string>* dirty, uint64_t off
     }
     next = dirty->erase(next);
   }
-  (void)end;
   return buf.size() - before;  // bytes added to the buffer
 }
 
