@@ -4,6 +4,7 @@
 //   rankfs mount STORE MOUNTPOINT [-o OPTIONS] [-f] [-d]  serve a store       (cli_rankfs.cc)
 //   rankfs stats MOUNTPOINT [--json | --prometheus]       a mount's statistics (cli_stats.cc)
 //   rankfs fsck STORE [--repair]                          offline check/repair (cli_fsck.cc)
+//   rankfs gc STORE [--threshold PCT] [--dry-run]         offline compaction   (cli_gc.cc)
 //   rankfs /ABS/STORE MOUNTPOINT [-o OPTIONS]             what mount.fuse3 runs for fuse.rankfs
 //   mount.rankfs SOURCE MOUNTPOINT [-o OPTIONS] [-s] [-f] [-n] [-v] [-t TYPE]
 //                                                         mount(8)'s helper (cli_mount_helper.cc)
@@ -48,6 +49,7 @@ int MountHelperMain(const std::vector<std::string>& args, const CliIo& io);
 // The commands behind RankfsMain; args start after the command word.
 int StatsCommand(const std::vector<std::string>& args, const CliIo& io);
 int FsckCommand(const std::vector<std::string>& args, const CliIo& io);
+int GcCommand(const std::vector<std::string>& args, const CliIo& io);
 
 // Exit statuses of mount.rankfs (mount(8)'s conventions).
 inline constexpr int kMountExitUsage = 1;

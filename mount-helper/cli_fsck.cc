@@ -1,15 +1,8 @@
 // `rankfs fsck STORE [--repair]`: runs Fsck (store/fsck.h) and prints its report. Exit status
 // as e2fsck: 0 clean, 1 errors corrected, 4 errors left uncorrected (1+4 = 5 when both),
 // 8 operational error (the store is in use, missing or unreadable), 16 usage error.
-#include <grp.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <cstdio>
-#include <cstring>
-
 #include "mount-helper/cli.h"
+#include "mount-helper/cli_util.h"
 #include "store/fsck.h"
 
 namespace rankfs {
@@ -32,70 +25,6 @@ void PrintFsckHelp(std::ostream& os) {
         "             files named (find MOUNTPOINT -inum INODE).\n\n"
         "Exit status (as e2fsck): 0 clean, 1 errors corrected, 4 errors left uncorrected,\n"
         "8 operational error (store in use, missing or unreadable), 16 usage error.\n";
-}
-
-std::string HumanBytes(uint64_t v) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-  double d = double(v);
-  int u = 0;
-  while (d >= 1024 && u < 5) {
-    d /= 1024;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", d, units[u]);
-  return buf;
-}
-
-// A one-line progress bar, redrawn at most ten times a second; only used on a terminal.
-class ProgressBar {
- public:
-  explicit ProgressBar(std::ostream& os) : os_(os) {}
-  ~ProgressBar() { Clear(); }
-
-  void Update(std::string_view phase, uint64_t done, uint64_t total) {
-    auto now = std::chrono::steady_clock::now();
-    if (shown_ && phase == phase_ && now - last_ < std::chrono::milliseconds(100)) return;
-    last_ = now;
-    phase_ = phase;
-    std::string line = "\r" + std::string(phase) + " ";
-    if (total > 0) {
-      const int width = 30;
-      int filled = int(double(std::min(done, total)) / double(total) * width);
-      line += "[" + std::string(filled, '#') + std::string(width - filled, '.') + "] " +
-              std::to_string(int(double(std::min(done, total)) * 100 / double(total))) + "%";
-    } else {
-      line += std::to_string(done);
-    }
-    os_ << line << "\033[K" << std::flush;
-    shown_ = true;
-  }
-  void Clear() {
-    if (shown_) os_ << "\r\033[K" << std::flush;
-    shown_ = false;
-  }
-
- private:
-  std::ostream& os_;
-  std::string phase_;
-  std::chrono::steady_clock::time_point last_;
-  bool shown_ = false;
-};
-
-// Run as root on a store that belongs to someone else, fsck becomes that user: opening the
-// metadata creates files in meta/ (RocksDB's log and manifest), and root-owned ones there would
-// lock the owner out of their own store. Returns false (with a message) if that fails.
-bool BecomeStoreOwner(const std::string& dir, const CliIo& io) {
-  struct stat st;
-  if (geteuid() != 0 || stat(dir.c_str(), &st) != 0 || st.st_uid == 0) return true;
-  if (setgroups(0, nullptr) != 0 || setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0) {
-    *io.err << "rankfs fsck: cannot switch to the store's owner (uid " << st.st_uid
-            << "): " << std::strerror(errno) << "\n";
-    return false;
-  }
-  *io.err << "rankfs fsck: running as the store's owner (uid " << st.st_uid << ", gid " << st.st_gid
-          << ")\n";
-  return true;
 }
 
 void PrintReport(std::ostream& os, const std::string& dir, const FsckReport& r, bool repair) {
@@ -161,7 +90,7 @@ int FsckCommand(const std::vector<std::string>& args, const CliIo& io) {
     return kFsckExitUsage;
   }
   const std::string& dir = positional[0];
-  if (!BecomeStoreOwner(dir, io)) return kFsckExitOperational;
+  if (!BecomeStoreOwner(dir, "fsck", io)) return kFsckExitOperational;
 
   FsckOptions options;
   options.repair = repair;

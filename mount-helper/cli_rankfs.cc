@@ -1,5 +1,5 @@
 // `rankfs`: dispatches to its commands and implements `rankfs mount`. The mount daemon is in
-// fs/daemon.cc, the other commands in cli_stats.cc and cli_fsck.cc.
+// fs/daemon.cc, the other commands in cli_stats.cc, cli_fsck.cc and cli_gc.cc.
 #include <unistd.h>
 
 #include <iostream>
@@ -15,6 +15,7 @@ constexpr char kUsage[] =
     "usage: rankfs mount STORE MOUNTPOINT [-o OPTIONS] [-f] [-d]\n"
     "       rankfs stats MOUNTPOINT [--json | --prometheus]\n"
     "       rankfs fsck STORE [--repair]\n"
+    "       rankfs gc STORE [--threshold PCT] [--dry-run]\n"
     "       rankfs --version | --help\n";
 
 void PrintHelp(std::ostream& os) {
@@ -25,7 +26,8 @@ void PrintHelp(std::ostream& os) {
         "commands (each takes --help):\n"
         "  mount   serve STORE (created at the first mount) on MOUNTPOINT\n"
         "  stats   print a mount's statistics, as text, JSON or Prometheus metrics\n"
-        "  fsck    check a store that is not mounted; --repair fixes what it can\n\n"
+        "  fsck    check a store that is not mounted; --repair fixes what it can\n"
+        "  gc      compact the packs of a store that is not mounted\n\n"
         "rankfs /STORE MOUNTPOINT -o OPTIONS is what mount.fuse3 runs for fstab entries of type\n"
         "fuse.rankfs; it works like mount.rankfs (see mount.rankfs --help, docs/fstab.md).\n";
 }
@@ -112,6 +114,7 @@ int RankfsMain(const std::vector<std::string>& args, const CliIo& io) {
   if (cmd == "mount") return MountCommand(rest, io);
   if (cmd == "stats") return StatsCommand(rest, io);
   if (cmd == "fsck") return FsckCommand(rest, io);
+  if (cmd == "gc") return GcCommand(rest, io);
   // mount.fuse3 runs "rankfs SOURCE MOUNTPOINT -o OPTIONS" for type fuse.rankfs (and for
   // rankfs#SOURCE of type fuse) when no mount.fuse.rankfs is installed. No command starts with
   // '/', so an absolute store path is unambiguous.

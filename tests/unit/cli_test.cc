@@ -12,9 +12,11 @@
 #include <sstream>
 
 #include "fs/fs_core.h"
+#include "store/pack_format.h"
 #include "store/store.h"
 #include "tests/testutil/mount_fixture.h"
 #include "tests/testutil/temp_dir.h"
+#include "tests/testutil/test_data.h"
 
 namespace rankfs {
 namespace {
@@ -66,7 +68,7 @@ void MakeStore(const std::string& dir) {
 TEST(RankfsCliTest, HelpVersionAndUnknownCommands) {
   Ran help = Rankfs({"--help"});
   EXPECT_EQ(help.code, 0);
-  for (const char* cmd : {"rankfs mount", "rankfs stats", "rankfs fsck"}) {
+  for (const char* cmd : {"rankfs mount", "rankfs stats", "rankfs fsck", "rankfs gc"}) {
     EXPECT_TRUE(Has(help.out, cmd)) << help.out;
   }
   Ran version = Rankfs({"--version"});
@@ -79,7 +81,7 @@ TEST(RankfsCliTest, HelpVersionAndUnknownCommands) {
 }
 
 TEST(RankfsCliTest, EveryCommandHasHelp) {
-  for (std::string cmd : {"mount", "stats", "fsck"}) {
+  for (std::string cmd : {"mount", "stats", "fsck", "gc"}) {
     Ran r = Rankfs({cmd, "--help"});
     EXPECT_EQ(r.code, 0) << cmd;
     EXPECT_TRUE(Has(r.out, "usage: rankfs " + cmd)) << r.out;
@@ -227,6 +229,114 @@ TEST(FsckCliTest, OperationalAndUsageErrors) {
   EXPECT_EQ(Rankfs({"fsck", store, "--force"}).code, 16);
 }
 
+// ---- rankfs gc ------------------------------------------------------------------------------
+
+// A store whose only pack holds four one-chunk files, three of them deleted: 75 % dead.
+void MakeStoreWithDeadSpace(const std::string& dir) {
+  StoreOptions so;
+  so.compression_level = 0;
+  so.packs.background_reclaim = false;
+  auto store = Store::Open(dir, so);
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  for (Ino ino = 10; ino < 14; ++ino) {
+    std::string data = MakeRandomData(40000, ino);
+    ChunkHash h = ChunkHash::Of(data);
+    ASSERT_TRUE((*store)->chunks()->Put(h, data).ok());
+    ASSERT_TRUE((*store)->chunks()->Flush().ok());
+    MetaStore::Batch b;
+    InodeAttr attr;
+    attr.ino = ino;
+    attr.mode = 0100644;
+    attr.nlink = 1;
+    attr.size = data.size();
+    b.PutInode(attr);
+    b.PutExtent(ino, 0, Extent{data.size(), h, 0});
+    ASSERT_TRUE((*store)->meta()->Write(b, false).ok());
+  }
+  for (Ino ino = 11; ino < 14; ++ino) {
+    MetaStore::Batch b;
+    b.DeleteExtent(ino, 0);
+    b.DeleteInode(ino);
+    ASSERT_TRUE((*store)->meta()->Write(b, false).ok());
+    ASSERT_TRUE((*store)->chunks()->Unref(ChunkHash::Of(MakeRandomData(40000, ino)), 1).ok());
+  }
+  ASSERT_TRUE((*store)->Close().ok());
+}
+
+TEST(GcCliTest, DryRunThenCompactionSayWhatTheyDo) {
+  TempDir tmp;
+  const std::string store = tmp.Join("store");
+  ASSERT_NO_FATAL_FAILURE(MakeStoreWithDeadSpace(store));
+  const uint64_t record = kRecordHeaderSize + 40000;
+  const uint64_t old_size = kPackHeaderSize + 4 * record, new_size = kPackHeaderSize + record;
+  ASSERT_EQ(fs::file_size(store + "/packs/000001.pack"), old_size);
+
+  Ran dry = Rankfs({"gc", store, "--dry-run"});
+  EXPECT_EQ(dry.code, 0) << dry.out << dry.err;
+  EXPECT_TRUE(Has(dry.out, "rankfs gc " + store + " (dry run, threshold 50%)")) << dry.out;
+  EXPECT_TRUE(Has(dry.out, "  pack 1: ")) << dry.out;
+  EXPECT_TRUE(Has(dry.out, "75% dead, 1 live chunk(s)")) << dry.out;
+  EXPECT_TRUE(Has(dry.out, "-> would move to pack 2")) << dry.out;
+  EXPECT_TRUE(Has(dry.out, "would compact 1 pack(s) into 1 new pack(s), 1 chunk(s) to move"))
+      << dry.out;
+  EXPECT_TRUE(Has(dry.out, "dry run: nothing was changed")) << dry.out;
+  EXPECT_TRUE(fs::exists(store + "/packs/000001.pack"));
+  EXPECT_FALSE(fs::exists(store + "/packs/000002.pack"));
+
+  Ran high = Rankfs({"gc", "--threshold", "80%", store});
+  EXPECT_EQ(high.code, 0) << high.err;
+  EXPECT_TRUE(Has(high.out, "no pack has 80% or more dead space: nothing to do")) << high.out;
+  EXPECT_TRUE(fs::exists(store + "/packs/000001.pack"));
+
+  Ran done = Rankfs({"gc", store, "--threshold=75"});
+  EXPECT_EQ(done.code, 0) << done.out << done.err;
+  EXPECT_TRUE(Has(done.out, "-> moved to pack 2")) << done.out;
+  EXPECT_TRUE(Has(done.out, "new pack 2: 1 chunk(s), " + std::to_string(new_size) + " bytes"))
+      << done.out;
+  EXPECT_TRUE(Has(done.out, "compacted 1 pack(s) into 1 new pack(s), 1 chunk(s) moved"))
+      << done.out;
+  EXPECT_TRUE(Has(done.out, "  before: " + std::to_string(old_size) + " bytes in files"))
+      << done.out;
+  EXPECT_TRUE(Has(done.out, "  after:  " + std::to_string(new_size) + " bytes")) << done.out;
+  EXPECT_FALSE(Has(done.out, "\r")) << "no progress bar when not on a terminal";
+  EXPECT_FALSE(fs::exists(store + "/packs/000001.pack"));
+  EXPECT_EQ(fs::file_size(store + "/packs/000002.pack"), new_size);
+  Ran fsck = Rankfs({"fsck", store});
+  EXPECT_EQ(fsck.code, 0) << fsck.out;
+  EXPECT_TRUE(Has(Rankfs({"gc", store}).out, "nothing to do"));
+}
+
+TEST(GcCliTest, UsageAndOperationalErrors) {
+  TempDir tmp;
+  for (std::vector<std::string> args :
+       std::vector<std::vector<std::string>>{{"gc"},
+                                             {"gc", "a", "b"},
+                                             {"gc", "a", "--threshold"},
+                                             {"gc", "a", "--threshold", "101"},
+                                             {"gc", "a", "--threshold=-1"},
+                                             {"gc", "a", "--threshold=abc"},
+                                             {"gc", "a", "--force"}}) {
+    Ran r = Rankfs(args);
+    EXPECT_EQ(r.code, 2) << args.back();
+    EXPECT_TRUE(Has(r.err, "usage: rankfs gc STORE")) << r.err;
+  }
+  Ran bad = Rankfs({"gc", "a", "--threshold", "abc"});
+  EXPECT_TRUE(Has(bad.err, "'abc' is not a percentage")) << bad.err;
+  Ran none = Rankfs({"gc", tmp.path()});
+  EXPECT_EQ(none.code, 1);
+  EXPECT_TRUE(Has(none.err, "holds no rankfs store")) << none.err;
+  const std::string store = tmp.Join("store");
+  ASSERT_NO_FATAL_FAILURE(MakeStoreWithDeadSpace(store));
+  {
+    auto open = Store::Open(store, StoreOptions());  // as a mounted daemon holds it
+    ASSERT_TRUE(open.ok());
+    Ran busy = Rankfs({"gc", store});
+    EXPECT_EQ(busy.code, 1);
+    EXPECT_TRUE(Has(busy.err, "in use by a rankfs daemon (mounted?); unmount it first"))
+        << busy.err;
+  }
+}
+
 // ---- mount.rankfs ---------------------------------------------------------------------------
 
 class MountHelperTest : public ::testing::Test {
@@ -322,6 +432,39 @@ TEST(CliBinaryTest, RankfsAndMountRankfsRun) {
   auto none = RunCommand({RANKFS_CLI_BINARY, "fsck", tmp.Join("none")});
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(none->exit_code, 8) << none->output;
+}
+
+TEST(CliBinaryTest, RankfsGc) {
+  auto help = RunCommand({RANKFS_CLI_BINARY, "gc", "--help"});
+  ASSERT_TRUE(help.ok());
+  EXPECT_EQ(help->exit_code, 0);
+  EXPECT_TRUE(Has(help->output, "usage: rankfs gc STORE [--threshold PCT] [--dry-run]"))
+      << help->output;
+  auto usage = RunCommand({RANKFS_CLI_BINARY, "gc", "--threshold", "x", "s"});
+  ASSERT_TRUE(usage.ok());
+  EXPECT_EQ(usage->exit_code, 2) << usage->output;
+
+  TempDir tmp;
+  const std::string store = tmp.Join("store");
+  ASSERT_NO_FATAL_FAILURE(MakeStoreWithDeadSpace(store));
+  {
+    auto open = Store::Open(store, StoreOptions());  // another process holds the lock
+    ASSERT_TRUE(open.ok());
+    auto busy = RunCommand({RANKFS_CLI_BINARY, "gc", store});
+    ASSERT_TRUE(busy.ok());
+    EXPECT_EQ(busy->exit_code, 1) << busy->output;
+    EXPECT_TRUE(Has(busy->output, "unmount it first")) << busy->output;
+  }
+  EXPECT_TRUE(fs::exists(store + "/packs/000001.pack"));
+  auto gc = RunCommand({RANKFS_CLI_BINARY, "gc", store});
+  ASSERT_TRUE(gc.ok());
+  EXPECT_EQ(gc->exit_code, 0) << gc->output;
+  EXPECT_TRUE(Has(gc->output, "compacted 1 pack(s)")) << gc->output;
+  EXPECT_FALSE(Has(gc->output, "\r")) << gc->output;
+  EXPECT_FALSE(fs::exists(store + "/packs/000001.pack"));
+  auto fsck = RunCommand({RANKFS_CLI_BINARY, "fsck", store});
+  ASSERT_TRUE(fsck.ok());
+  EXPECT_EQ(fsck->exit_code, 0) << fsck->output;
 }
 
 }  // namespace
