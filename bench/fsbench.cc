@@ -1,0 +1,217 @@
+// fsbench: the workload driver of the filesystem benchmark (bench/fsbench.py runs it against
+// ext4, libfuse's passthrough_ll and rankfs side by side). Each subcommand does one workload
+// with plain syscalls on the path it is given and prints one JSON object on stdout with what it
+// measured, so the orchestrator never times Python code.
+//
+//   fsbench gen FILE BYTES SEED        real data (tests/testutil/test_data.h), written with 1 MiB
+//                                      writes; the input of every write workload
+//   fsbench write SRC DST BS [--fsync] copies SRC (mapped, pre-faulted) to DST with BS-byte
+//                                      writes, then fsync()s DST if asked
+//   fsbench read FILE BS               sequential read with BS-byte reads
+//   fsbench mmaprand FILE OPS SEED     OPS random 4 KiB-aligned 4 KiB reads through a read-only
+//                                      MAP_SHARED mapping of FILE
+//   fsbench meta DIR FILES             create (1 KiB each) + stat + unlink FILES files in DIR
+//
+// Exit status 0 on success, 1 with a message on stderr on any failed syscall.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "tests/testutil/test_data.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+[[noreturn]] void Die(const std::string& what) {
+  std::fprintf(stderr, "fsbench: %s: %s\n", what.c_str(), std::strerror(errno));
+  std::exit(1);
+}
+
+void WriteAll(int fd, const char* p, size_t n, const std::string& path) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      Die("write " + path);
+    }
+    p += w;
+    n -= size_t(w);
+  }
+}
+
+int Gen(const std::string& path, uint64_t bytes, uint64_t seed) {
+  const std::string data = rankfs::MakeRealData(bytes, seed);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) Die("open " + path);
+  for (size_t off = 0; off < data.size(); off += 1 << 20) {
+    WriteAll(fd, data.data() + off, std::min<size_t>(1 << 20, data.size() - off), path);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) Die("fsync/close " + path);
+  std::printf("{\"bytes\": %zu}\n", data.size());
+  return 0;
+}
+
+int Write(const std::string& src, const std::string& dst, size_t bs, bool do_fsync) {
+  int in = ::open(src.c_str(), O_RDONLY);
+  if (in < 0) Die("open " + src);
+  struct stat st {};
+  if (::fstat(in, &st) != 0) Die("stat " + src);
+  const size_t size = size_t(st.st_size);
+  auto* map = static_cast<const char*>(::mmap(nullptr, size, PROT_READ, MAP_SHARED, in, 0));
+  if (map == MAP_FAILED) Die("mmap " + src);
+  // Touch every page first: the source's cost must not be part of the timed write.
+  volatile uint64_t sink = 0;
+  for (size_t off = 0; off < size; off += 4096) sink = sink + uint8_t(map[off]);
+  const auto t0 = Clock::now();
+  int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (out < 0) Die("open " + dst);
+  for (size_t off = 0; off < size; off += bs) {
+    WriteAll(out, map + off, std::min(bs, size - off), dst);
+  }
+  if (do_fsync && ::fsync(out) != 0) Die("fsync " + dst);
+  if (::close(out) != 0) Die("close " + dst);
+  const double secs = SecondsSince(t0);
+  ::munmap(const_cast<char*>(map), size);
+  ::close(in);
+  std::printf("{\"bytes\": %zu, \"seconds\": %.6f}\n", size, secs);
+  return 0;
+}
+
+int Read(const std::string& path, size_t bs) {
+  std::vector<char> buf(bs);
+  const auto t0 = Clock::now();
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) Die("open " + path);
+  uint64_t total = 0, sum = 0;
+  for (;;) {
+    ssize_t r = ::read(fd, buf.data(), bs);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      Die("read " + path);
+    }
+    if (r == 0) break;
+    total += uint64_t(r);
+    sum += uint8_t(buf[size_t(r) - 1]);
+  }
+  ::close(fd);
+  const double secs = SecondsSince(t0);
+  std::printf("{\"bytes\": %lu, \"seconds\": %.6f, \"checksum\": %lu}\n", total, secs, sum);
+  return 0;
+}
+
+int MmapRandom(const std::string& path, uint64_t ops, uint64_t seed) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) Die("open " + path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) Die("stat " + path);
+  const uint64_t pages = uint64_t(st.st_size) / 4096;
+  if (pages == 0) {
+    errno = EINVAL;
+    Die("file too small " + path);
+  }
+  auto* map = static_cast<const char*>(
+      ::mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_SHARED, fd, 0));
+  if (map == MAP_FAILED) Die("mmap " + path);
+  // Random access: no readahead beyond the page asked for, as a training loader's sampler sees.
+  ::madvise(const_cast<char*>(map), size_t(st.st_size), MADV_RANDOM);
+  char page[4096];
+  uint64_t x = seed | 1, sum = 0;
+  const auto t0 = Clock::now();
+  for (uint64_t i = 0; i < ops; ++i) {
+    x ^= x << 13;  // xorshift64: cheap and good enough to spread the offsets
+    x ^= x >> 7;
+    x ^= x << 17;
+    std::memcpy(page, map + (x % pages) * 4096, sizeof page);
+    sum += uint8_t(page[x % sizeof page]);
+  }
+  const double secs = SecondsSince(t0);
+  ::munmap(const_cast<char*>(map), size_t(st.st_size));
+  ::close(fd);
+  std::printf("{\"ops\": %lu, \"seconds\": %.6f, \"checksum\": %lu}\n", ops, secs, sum);
+  return 0;
+}
+
+int Meta(const std::string& dir, uint64_t files) {
+  std::string body(1024, 'm');
+  auto name = [&](uint64_t i) { return dir + "/f" + std::to_string(i); };
+  const auto t0 = Clock::now();
+  for (uint64_t i = 0; i < files; ++i) {
+    const std::string p = name(i);
+    int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd < 0) Die("create " + p);
+    body[0] = char(i);
+    WriteAll(fd, body.data(), body.size(), p);
+    if (::close(fd) != 0) Die("close " + p);
+  }
+  const double create_s = SecondsSince(t0);
+  const auto t1 = Clock::now();
+  for (uint64_t i = 0; i < files; ++i) {
+    struct stat st {};
+    if (::stat(name(i).c_str(), &st) != 0) Die("stat " + name(i));
+    if (st.st_size != off_t(body.size())) {
+      errno = EIO;
+      Die("wrong size " + name(i));
+    }
+  }
+  const double stat_s = SecondsSince(t1);
+  const auto t2 = Clock::now();
+  for (uint64_t i = 0; i < files; ++i) {
+    if (::unlink(name(i).c_str()) != 0) Die("unlink " + name(i));
+  }
+  const double unlink_s = SecondsSince(t2);
+  std::printf(
+      "{\"files\": %lu, \"seconds\": %.6f, \"create_seconds\": %.6f, \"stat_seconds\": %.6f, "
+      "\"unlink_seconds\": %.6f}\n",
+      files, create_s + stat_s + unlink_s, create_s, stat_s, unlink_s);
+  return 0;
+}
+
+int Usage() {
+  std::fprintf(stderr,
+               "usage: fsbench gen FILE BYTES SEED | write SRC DST BS [--fsync] | read FILE BS |\n"
+               "       mmaprand FILE OPS SEED | meta DIR FILES\n");
+  return 2;
+}
+
+uint64_t Num(const char* s) {
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(s, &end, 10);
+  if (errno != 0 || end == s || *end != '\0') {
+    std::fprintf(stderr, "fsbench: not a number: '%s'\n", s);
+    std::exit(2);
+  }
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) return Usage();
+  const std::string cmd = argv[1];
+  if (cmd == "gen" && argc == 5) return Gen(argv[2], Num(argv[3]), Num(argv[4]));
+  if (cmd == "write" && (argc == 5 || (argc == 6 && std::string(argv[5]) == "--fsync"))) {
+    const uint64_t bs = Num(argv[4]);
+    if (bs == 0) return Usage();
+    return Write(argv[2], argv[3], bs, argc == 6);
+  }
+  if (cmd == "read" && argc == 4 && Num(argv[3]) > 0) return Read(argv[2], Num(argv[3]));
+  if (cmd == "mmaprand" && argc == 5) return MmapRandom(argv[2], Num(argv[3]), Num(argv[4]));
+  if (cmd == "meta" && argc == 4) return Meta(argv[2], Num(argv[3]));
+  return Usage();
+}

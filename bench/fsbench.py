@@ -1,0 +1,474 @@
+#!/usr/bin/env python3
+"""The filesystem benchmark: ext4, libfuse's passthrough_ll and rankfs side by side, one run.
+
+Runs every workload on the three targets in turn (targets interleaved within each repetition so
+that a noisy minute hurts all three alike), repeats each >= 3 times, and prints medians plus the
+ratios rankfs/ext4 and rankfs/passthrough_ll with the targets of docs/benchmarks.md. Writes
+results.json (every raw run, medians, ratios, machine facts) and chart.png (gnuplot) into
+--out. The workload itself runs in bench/fsbench.cc (plain syscalls); this script only mounts,
+drops caches, starts processes and does arithmetic.
+
+Needs root (mounts, drop_caches), /dev/fuse, a build with bench/fsbench and rankfs
+(scripts/bench.sh builds them) and the C compiler (passthrough_ll is compiled here from the
+source Debian's libfuse3-dev ships).
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+PASSTHROUGH_SRC = "/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c"
+MIB = 1 << 20
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(argv, timeout=1800, **kw):
+    """Runs argv; returns stdout. Raises with the output on failure."""
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({p.returncode}): {p.stderr.strip()}")
+    return p.stdout
+
+
+def fsbench_json(argv, timeout=1800):
+    return json.loads(run(argv, timeout).strip().splitlines()[-1])
+
+
+def drop_caches():
+    os.sync()
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError as e:
+        log(f"fsbench: cannot drop caches ({e}); cold numbers are warm")
+
+
+def allocated_bytes(path):
+    """Bytes the files under path occupy on disk (st_blocks), as du counts them."""
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except FileNotFoundError:
+                pass
+    return total
+
+
+def is_mounted(path):
+    real = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == real for line in f)
+
+
+def wait_mounted(path, proc, what):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if is_mounted(path):
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} before mounting {path}")
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not mount {path} within 30 s")
+
+
+def rmtree(path):
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class Ext4:
+    """A plain directory on the disk the work directory lives on."""
+
+    name = "ext4"
+
+    def __init__(self, work):
+        self.dir = os.path.join(work, "ext4")
+
+    def start(self, fresh=True):
+        if fresh:
+            rmtree(self.dir)
+        os.makedirs(self.dir, exist_ok=True)
+        return self.dir
+
+    def stop(self):
+        pass
+
+    def disk_bytes(self):
+        return allocated_bytes(self.dir)
+
+    def peak_rss(self):
+        return None
+
+    def clean(self):
+        rmtree(self.dir)
+
+
+class FuseDaemon:
+    """A FUSE daemon run in the foreground as a child; stop() always leaves no mount behind."""
+
+    def __init__(self, work, name, backing):
+        self.name = name
+        self.mnt = os.path.join(work, name + "-mnt")
+        self.backing = os.path.join(work, backing)
+        self.proc = None
+        self.log = os.path.join(work, name + ".log")
+
+    def argv(self):
+        raise NotImplementedError
+
+    def start(self, fresh=True):
+        if fresh:
+            rmtree(self.backing)
+        os.makedirs(self.backing, exist_ok=True)
+        os.makedirs(self.mnt, exist_ok=True)
+        with open(self.log, "ab") as log_file:
+            self.proc = subprocess.Popen(self.argv(), stdout=log_file, stderr=log_file,
+                                         stdin=subprocess.DEVNULL)
+        wait_mounted(self.mnt, self.proc, self.name)
+        return self.mnt
+
+    def peak_rss(self):
+        if self.proc is None:
+            return None
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return None
+
+    def stop(self):
+        if self.proc is None:
+            return
+        subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if is_mounted(self.mnt):
+            subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
+        if self.proc.returncode not in (0, None):
+            log(f"fsbench: {self.name} exited with {self.proc.returncode}; log: {self.log}")
+        self.proc = None
+
+    def disk_bytes(self):
+        return allocated_bytes(self.backing)
+
+    def clean(self):
+        self.stop()
+        rmtree(self.backing)
+
+
+class Passthrough(FuseDaemon):
+    """libfuse's passthrough_ll example with its default options (multi-threaded)."""
+
+    def __init__(self, work, binary):
+        super().__init__(work, "passthrough_ll", "passthrough-src")
+        self.binary = binary
+
+    def argv(self):
+        return [self.binary, "-f", "-o", f"source={self.backing}", self.mnt]
+
+
+class Rankfs(FuseDaemon):
+    """rankfs with its default options (plus --rankfs-options); the store is the backing dir."""
+
+    def __init__(self, work, binary, options):
+        super().__init__(work, "rankfs", "rankfs-store")
+        self.binary = binary
+        self.options = options
+
+    def argv(self):
+        argv = [self.binary, "mount", self.backing, self.mnt, "-f"]
+        return argv + (["-o", self.options] if self.options else [])
+
+
+def build_passthrough(work):
+    out = os.path.join(work, "passthrough_ll")
+    if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(PASSTHROUGH_SRC):
+        flags = run(["pkg-config", "--cflags", "--libs", "fuse3"]).split()
+        run(["cc", "-O2", "-o", out, PASSTHROUGH_SRC] + flags)
+    return out
+
+
+def make_dataset(fsbench, path, size, seed):
+    if os.path.exists(path) and os.path.getsize(path) == size:
+        return path
+    log(f"fsbench: generating {size / MIB:.0f} MiB of real data in {path}")
+    fsbench_json([fsbench, "gen", path, str(size), str(seed)])
+    return path
+
+
+# ---- workloads: each takes a started target's directory and returns {metric: value} ----------
+
+def nranks(args, target, root, dataset, writers):
+    """N writers, each copying the same dataset with 8 KiB writes into its own directory and
+    fsync()ing it, then one sync: wall time and bytes on disk."""
+    dirs = [os.path.join(root, f"rank{i}") for i in range(writers)]
+    for d in dirs:
+        os.makedirs(d)
+    t0 = time.monotonic()
+    procs = [subprocess.Popen([args.fsbench, "write", dataset, os.path.join(d, "data.bin"),
+                               "8192", "--fsync"], stdout=subprocess.PIPE, text=True)
+             for d in dirs]
+    for p in procs:
+        out, _ = p.communicate(timeout=3600)
+        if p.returncode != 0:
+            raise RuntimeError(f"{target.name}: writer failed with {p.returncode}")
+    os.sync()
+    wall = time.monotonic() - t0
+    return {"wall_s": wall, "disk_bytes": target.disk_bytes()}
+
+
+def single_stream(args, target, root, unique):
+    """1 MiB writes of unique data + fsync; sequential reads cold (daemon restarted, page cache
+    dropped) and warm; then 4 KiB random reads through mmap (page cache dropped first)."""
+    path = os.path.join(root, "single.bin")
+    w = fsbench_json([args.fsbench, "write", unique, path, str(MIB), "--fsync"])
+    target.stop()
+    root = target.start(fresh=False)
+    path = os.path.join(root, "single.bin")
+    drop_caches()
+    cold = fsbench_json([args.fsbench, "read", path, str(MIB)])
+    warm = fsbench_json([args.fsbench, "read", path, str(MIB)])
+    drop_caches()
+    mm = fsbench_json([args.fsbench, "mmaprand", path, str(args.mmap_ops), "7"])
+    if not cold["bytes"] == warm["bytes"] == w["bytes"]:
+        raise RuntimeError(f"{target.name}: read {cold['bytes']}/{warm['bytes']} of {w['bytes']}")
+    if cold["checksum"] != warm["checksum"]:
+        raise RuntimeError(f"{target.name}: cold and warm reads differ")
+    return {
+        "write_MBps": w["bytes"] / w["seconds"] / 1e6,
+        "read_cold_MBps": cold["bytes"] / cold["seconds"] / 1e6,
+        "read_warm_MBps": warm["bytes"] / warm["seconds"] / 1e6,
+        "mmap_rand_4k_ops": mm["ops"] / mm["seconds"],
+    }
+
+
+def metadata(args, target, root):
+    d = os.path.join(root, "meta")
+    os.makedirs(d)
+    m = fsbench_json([args.fsbench, "meta", d, str(args.meta_files)])
+    return {"meta_ops": 3 * m["files"] / m["seconds"]}
+
+
+# metric -> (workload, better: "lower"/"higher", baseline, bound). The bound is on
+# rankfs/baseline of the metric itself (time ratio for wall_s, speed ratio for the rest).
+TARGETS = {
+    "nranks4.wall_s": ("ext4", "<=", 0.6),
+    "nranks4.disk_bytes": ("ext4", "<=", 0.1),
+    "nranks8.wall_s": ("ext4", "<=", 0.4),
+    "single.write_MBps": ("passthrough_ll", ">=", 0.8),
+    "single.read_cold_MBps": ("passthrough_ll", ">=", 0.8),
+    "single.read_warm_MBps": ("passthrough_ll", ">=", 0.8),
+    "single.mmap_rand_4k_ops": ("passthrough_ll", ">=", 0.5),
+    "meta.meta_ops": ("passthrough_ll", ">=", 0.5),
+}
+
+
+def run_workload(args, targets, name, fn, results):
+    for rep in range(args.reps):
+        for t in targets:
+            root = t.start(fresh=True)
+            try:
+                drop_caches()
+                metrics = fn(t, root)
+                rss = t.peak_rss()
+            finally:
+                t.stop()
+                t.clean()
+            if rss is not None:
+                metrics["peak_rss_bytes"] = rss
+            results.setdefault(name, {}).setdefault(t.name, []).append(metrics)
+            log(f"fsbench: {name} rep {rep + 1}/{args.reps} {t.name}: " +
+                ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+
+def medians(results):
+    out = {}
+    for wl, per_target in results.items():
+        for tname, runs in per_target.items():
+            for key in runs[0]:
+                out.setdefault(f"{wl}.{key}", {})[tname] = statistics.median(r[key] for r in runs)
+    return out
+
+
+def ratios(med):
+    rows = []
+    for metric, vals in med.items():
+        if "rankfs" not in vals or metric.endswith("peak_rss_bytes"):
+            continue
+        for base in ("ext4", "passthrough_ll"):
+            if base not in vals or vals[base] == 0:
+                continue
+            r = vals["rankfs"] / vals[base]
+            want = TARGETS.get(metric)
+            verdict = ""
+            if want and want[0] == base:
+                ok = r <= want[2] if want[1] == "<=" else r >= want[2]
+                verdict = f"{'met' if ok else 'MISSED'} (target {want[1]} {want[2]})"
+            rows.append({"metric": metric, "baseline": base, "ratio": r, "verdict": verdict})
+    return rows
+
+
+def write_chart(out_dir, med):
+    """chart.png: each metric as rankfs's and passthrough_ll's speed relative to ext4 (ext4 = 1,
+    higher is better; times and bytes inverted so that higher is always better)."""
+    if shutil.which("gnuplot") is None:
+        log("fsbench: gnuplot not found; no chart (apt-get install gnuplot-nox)")
+        return None
+    data = os.path.join(out_dir, "chart.dat")
+    with open(data, "w") as f:
+        f.write("metric ext4 passthrough_ll rankfs\n")
+        for metric, vals in med.items():
+            if metric.endswith("peak_rss_bytes") or "ext4" not in vals:
+                continue
+            lower_better = metric.endswith("wall_s") or metric.endswith("disk_bytes")
+            rel = []
+            for t in ("ext4", "passthrough_ll", "rankfs"):
+                v = vals.get(t)
+                if v is None or v == 0:
+                    rel.append("NaN")
+                else:
+                    rel.append(f"{(vals['ext4'] / v) if lower_better else (v / vals['ext4']):.4f}")
+            f.write(f"{metric} {' '.join(rel)}\n")
+    png = os.path.join(out_dir, "chart.png")
+    script = f"""
+set terminal pngcairo size 1400,700 font ",11"
+set output '{png}'
+set title "rankfs vs ext4 vs passthrough\\_ll (medians; relative to ext4 = 1; higher is better)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set logscale y 2
+set yrange [0.05:*]
+set ylabel "relative to ext4 (log scale)"
+set xtics rotate by -30 noenhanced
+set key top left
+set grid ytics
+plot '{data}' using 2:xtic(1) title 'ext4', '' using 3 title 'passthrough\\_ll', \\
+     '' using 4 title 'rankfs'
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    return png
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default="build-bench", help="build dir with rankfs and fsbench")
+    ap.add_argument("--work", default="/var/tmp/rankfs-bench",
+                    help="scratch dir on the disk to measure (ext4)")
+    ap.add_argument("--out", default="bench-results", help="where results.json/chart.png go")
+    ap.add_argument("--size-mib", type=int, default=600, help="N-ranks dataset size per writer")
+    ap.add_argument("--single-mib", type=int, default=1024, help="single-stream file size")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--mmap-ops", type=int, default=100000)
+    ap.add_argument("--meta-files", type=int, default=10000)
+    ap.add_argument("--workloads", default="nranks4,nranks8,single,meta,rss",
+                    help="comma-separated subset of nranks4,nranks8,single,meta,rss")
+    ap.add_argument("--rankfs-options", default="", help="-o options for rankfs (default: none)")
+    ap.add_argument("--deadline", type=int, default=0,
+                    help="abort (unmounting everything) after this many seconds; 0 = none")
+    args = ap.parse_args()
+    if args.reps < 1:
+        ap.error("--reps must be >= 1")
+    if os.geteuid() != 0 or not os.access("/dev/fuse", os.R_OK | os.W_OK):
+        print("fsbench: needs root and /dev/fuse; skipped", file=sys.stderr)
+        sys.exit(77)  # CTest's SKIP_RETURN_CODE for the smoke test
+
+    def on_deadline(signum, frame):
+        raise TimeoutError(f"fsbench: deadline of {args.deadline} s passed")
+    signal.signal(signal.SIGALRM, on_deadline)
+    signal.signal(signal.SIGTERM, lambda s, f: sys.exit("fsbench: terminated"))
+    if args.deadline > 0:
+        signal.alarm(args.deadline)
+
+    args.fsbench = os.path.abspath(os.path.join(args.build, "bench", "fsbench"))
+    rankfs_bin = os.path.abspath(os.path.join(args.build, "mount-helper", "rankfs"))
+    for b in (args.fsbench, rankfs_bin):
+        if not os.access(b, os.X_OK):
+            sys.exit(f"fsbench: {b} missing: build it first (scripts/bench.sh does)")
+    os.makedirs(args.work, exist_ok=True)
+    os.makedirs(args.out, exist_ok=True)
+    work = os.path.abspath(args.work)
+    targets = [Ext4(work), Passthrough(work, build_passthrough(work)),
+               Rankfs(work, rankfs_bin, args.rankfs_options)]
+    wanted = set(args.workloads.split(","))
+    dataset = make_dataset(args.fsbench, os.path.join(work, "dataset.bin"),
+                           args.size_mib * MIB, 1)
+    results = {}
+    started = time.time()
+    try:
+        for n in (4, 8):
+            if f"nranks{n}" in wanted:
+                run_workload(args, targets, f"nranks{n}",
+                             lambda t, root, n=n: nranks(args, t, root, dataset, n), results)
+        if "single" in wanted:
+            unique = make_dataset(args.fsbench, os.path.join(work, "unique.bin"),
+                                  args.single_mib * MIB, 2)
+            run_workload(args, targets, "single",
+                         lambda t, root: single_stream(args, t, root, unique), results)
+        if "meta" in wanted:
+            run_workload(args, targets, "meta", lambda t, root: metadata(args, t, root), results)
+        if "rss" in wanted:
+            # Peak daemon RSS must not grow with the dataset: the 4-writer job at the base size
+            # and at twice it, rankfs only, once each.
+            big = make_dataset(args.fsbench, os.path.join(work, "dataset2x.bin"),
+                               2 * args.size_mib * MIB, 3)
+            rk = [t for t in targets if t.name == "rankfs"]
+            save = args.reps
+            args.reps = 1
+            for label, data in (("rss_1x", dataset), ("rss_2x", big)):
+                run_workload(args, rk, label,
+                             lambda t, root, data=data: nranks(args, t, root, data, 4), results)
+            args.reps = save
+    finally:
+        for t in targets:
+            t.clean()
+
+    signal.alarm(0)
+    for wl, per_target in results.items():
+        if not wl.startswith("rss") and len(per_target) != len(targets):
+            sys.exit(f"fsbench: {wl} ran on {sorted(per_target)} only")
+    med = medians(results)
+    rows = ratios(med)
+    report = {
+        "machine": {"host": platform.node(), "kernel": platform.release(),
+                    "cpus": os.cpu_count(), "work": work},
+        "options": vars(args),
+        "elapsed_s": time.time() - started,
+        "runs": results,
+        "medians": med,
+        "ratios": rows,
+    }
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(report, f, indent=1)
+    png = write_chart(args.out, med)
+
+    print(f"\nmedians of {args.reps} runs ({report['elapsed_s']:.0f} s in all):")
+    print(f"{'metric':34} {'ext4':>12} {'passthrough_ll':>15} {'rankfs':>12}")
+    for metric, vals in med.items():
+        cells = [f"{vals[t]:.4g}" if t in vals else "-" for t in ("ext4", "passthrough_ll",
+                                                                   "rankfs")]
+        print(f"{metric:34} {cells[0]:>12} {cells[1]:>15} {cells[2]:>12}")
+    print("\nratios rankfs/baseline (wall_s, disk_bytes: lower is better; others: higher):")
+    for r in rows:
+        print(f"{r['metric']:34} / {r['baseline']:15} {r['ratio']:8.3f}  {r['verdict']}")
+    print(f"\nresults: {os.path.join(args.out, 'results.json')}" +
+          (f", chart: {png}" if png else ""))
+
+
+if __name__ == "__main__":
+    main()
