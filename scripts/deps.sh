@@ -7,6 +7,8 @@ PACKAGES=(
   libfuse3-dev fuse3 librocksdb-dev libzstd-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 util-linux e2fsprogs
+  clang libclang-rt-14-dev  # scripts/fuzz.sh: clang 14 and its libFuzzer/sanitizer runtimes
+  dpkg-dev  # dpkg-shlibdeps: the .deb's Depends (cmake/Packaging.cmake)
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: installs the Debian packages, builds rankfs twice
 # (optimized, then with ASan+UBSan) and runs every test of both builds with CTest. Add
-# RANKFS_TSAN=0 to skip the unit tests under ThreadSanitizer.
+# RANKFS_TSAN=0 to skip the unit tests under ThreadSanitizer, RANKFS_FUZZ=0 to skip the fuzzers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -24,5 +24,9 @@ if [ "${RANKFS_TSAN:-1}" = "1" ]; then
   echo "== rankfs: TSan build (unit tests) =="
   TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/tsan.supp" \
     build_and_test build-tsan "unit" -DRANKFS_SANITIZE=thread -DRANKFS_BUILD_BENCH=OFF
+fi
+if [ "${RANKFS_FUZZ:-1}" = "1" ]; then  # docs/fuzzing.md; RANKFS_FUZZ=0 skips
+  echo "== rankfs: fuzzing (clang, ${RANKFS_FUZZ_SECONDS:-20}s per target) =="
+  scripts/fuzz.sh "${RANKFS_FUZZ_SECONDS:-20}"
 fi
 echo "rankfs: all test builds passed"
