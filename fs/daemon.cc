@@ -21,6 +21,7 @@
 
 #include "fs/fs_core.h"
 #include "fs/fuse_ops.h"
+#include "fs/killpriv_io.h"
 #include "store/logging.h"
 #include "store/store.h"
 
@@ -212,6 +213,8 @@ class Session {
   bool Mount(const std::string& mountpoint) {
     return mounted_ = fuse_session_mount(se_, mountpoint.c_str()) == 0;
   }
+  // Before Loop(): see fs/killpriv_io.h.
+  bool UseKillprivTransport() { return InstallKillprivTransport(se_, fuse_session_fd(se_)); }
   // Serves requests until the filesystem is unmounted or a signal arrives.
   int Loop() {
     fuse_loop_config* cfg = fuse_loop_cfg_create();
@@ -284,6 +287,11 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
     if (!session.Mount(mountpoint)) {
       Fail("cannot mount on '" + mountpoint + "' (see the message above)");
       return 1;
+    }
+    if (!session.UseKillprivTransport()) {
+      Log(LogLevel::kInfo, "daemon",
+          "libfuse refused the custom transport; every write() costs a security.capability "
+          "lookup");
     }
     RaiseReadahead(mountpoint);
     Log(LogLevel::kInfo, "daemon", "mounted " + store_dir + " on " + mountpoint);

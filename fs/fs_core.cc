@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include <algorithm>
 #include <cinttypes>
 #include <ctime>
 
@@ -224,6 +225,40 @@ Status FsCore::Impl::PersistAttr(const InodeAttr& attr, bool sync) {
   return meta_->Write(b, sync);
 }
 
+uint64_t FsCore::Impl::ReserveFor(uint64_t total) const {
+  if (options_.reserve_bytes != FsOptions::kAutoReserve) return options_.reserve_bytes;
+  return std::min(std::max<uint64_t>(total / 100, 64ull << 20), total / 4);
+}
+
+// Why a reserve at all: RocksDB treats a failed WAL append as a hard error and refuses every
+// later write -- including the unlink that would free space -- until it recovers (see
+// docs/reliability.md, "Full disk"). Keeping it out of ENOSPC is far more robust than
+// recovering from it, so calls that consume space stop while RocksDB still has room.
+Status FsCore::Impl::CheckSpace(SpaceUse use) {
+  if (options_.reserve_bytes == 0) return Status::Ok();
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const int64_t now = int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  std::lock_guard<std::mutex> l(space_mu_);
+  uint64_t reserve = ReserveFor(space_.total_bytes);
+  // While space is plentiful a 100 ms old answer will do (statvfs on every write would cost);
+  // near the reserve every call asks, so that concurrent flushes cannot overshoot it by much.
+  // 256 MiB: what flushes can store in 100 ms, with room to spare.
+  const bool plenty = space_.avail_bytes > 2 * reserve + (256ull << 20);
+  if (space_probed_ns_ == 0 || !plenty || now - space_probed_ns_ > 100000000) {
+    Result<SpaceInfo> info = store_->env()->GetSpaceInfo(store_->dir());
+    if (!info.ok()) return Status::Ok();  // cannot tell: let RocksDB and the packs decide
+    space_ = *info;
+    space_probed_ns_ = now;
+    reserve = ReserveFor(space_.total_bytes);
+  }
+  const uint64_t floor = use == SpaceUse::kGrow ? reserve : reserve / 2;
+  if (space_.avail_bytes >= floor) return Status::Ok();
+  return Status(ENOSPC, "the store's filesystem has " + std::to_string(space_.avail_bytes) +
+                            " bytes free, less than the " + std::to_string(floor) +
+                            " bytes kept for metadata (mount option reserve=)");
+}
+
 // ---------------------------------------------------------------------------------------------
 // FsCore
 
@@ -285,6 +320,7 @@ Result<InodeAttr> FsCore::Impl::MakeEntry(Ino parent, std::string_view name, con
                                           const Caller& caller, bool open) {
   Impl* impl = this;
   RANKFS_RETURN_IF_ERROR(CheckName(name));
+  RANKFS_RETURN_IF_ERROR(impl->CheckSpace(SpaceUse::kGrow));
   std::lock_guard<std::mutex> ns(impl->ns_mu_);
   RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> dir, impl->GetInode(parent));
   std::unique_lock<std::shared_mutex> dl(dir->mu);
@@ -363,6 +399,7 @@ Result<InodeAttr> FsCore::Create(Ino parent, std::string_view name, uint32_t mod
 Result<InodeAttr> FsCore::Link(Ino ino, Ino new_parent, std::string_view new_name) {
   RANKFS_RETURN_IF_ERROR(CheckName(new_name));
   if (ino == kStatsIno) return Status(EPERM, "the stats file cannot be linked");
+  RANKFS_RETURN_IF_ERROR(impl_->CheckSpace(Impl::SpaceUse::kGrow));
   std::lock_guard<std::mutex> ns(impl_->ns_mu_);
   RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> dir, impl_->GetInode(new_parent));
   RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));

@@ -39,6 +39,13 @@ struct FsOptions {
   uint64_t inode_flush_bytes = 16ull << 20;    // a file's buffer is flushed past this size
   uint64_t chunk_cache_bytes = 128ull << 20;   // decompressed-chunk cache
   bool xattrs = true;                          // false: xattr calls answer ENOSYS (the kernel then stops asking)
+  // Free space on the store's filesystem that calls adding data or names may not use: below it
+  // write/create/mkdir/symlink/link/setxattr fail with ENOSPC (and flushing buffered data
+  // below half of it), while unlink, rmdir, truncate, rename, close and fsync keep working, so
+  // RocksDB always has room for the metadata writes that free space. kAutoReserve: 1% of the
+  // filesystem, at least 64 MiB, at most a quarter of it. 0 turns the reserve off.
+  static constexpr uint64_t kAutoReserve = UINT64_MAX;
+  uint64_t reserve_bytes = kAutoReserve;
   // Owner and mode of the root directory when the store is new (later mounts keep it).
   uint32_t root_uid = 0;
   uint32_t root_gid = 0;
@@ -71,6 +78,8 @@ struct FsStats {
   uint64_t dirty_bytes = 0;      // buffered, not yet in the store
   ChunkStoreStats chunks;
   uint64_t cache_hits = 0, cache_misses = 0;
+  uint64_t getxattr_requests = 0;  // answered by GetXattr; the kernel's per-write capability
+                                   // check shows here (fs/killpriv_io.h)
 };
 
 // Name of the read-only statistics file at the root of every mount. It answers lookups but

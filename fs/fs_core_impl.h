@@ -94,7 +94,26 @@ class FsCore::Impl {
                       const std::vector<std::pair<uint64_t, Extent>>& added,
                       MetaStore::Batch* extra, bool sync);
   void DropDirty(Inode* inode, uint64_t start, uint64_t end);
+  // What the kernel leaves to the filesystem under FUSE_HANDLE_KILLPRIV_V2 (fs/killpriv_io.h):
+  // a data change clears setuid, setgid-with-group-exec and the security.capability xattr.
+  // Unlike the kernel it does so for root writers too (the daemon cannot see CAP_FSETID of
+  // writeback writes). REQUIRES: inode->mu held exclusively. The mode reaches the store with
+  // the next attribute write (the flush of the data that caused it).
+  Status DropPrivsLocked(Inode* inode);
   Status PersistAttr(const InodeAttr& attr, bool sync);
+
+  // --- free-space reserve (fs_core.cc; FsOptions::reserve_bytes) ---
+  enum class SpaceUse {
+    kGrow,   // a call that adds names, xattrs or buffered data: refused below the reserve
+    kFlush,  // storing buffered data: refused below half of it, so RocksDB keeps the rest
+  };
+  // ENOSPC when the store's filesystem has less free space than `use` may consume.
+  Status CheckSpace(SpaceUse use);
+  // The reserve that applies to a filesystem of `total` bytes.
+  uint64_t ReserveFor(uint64_t total) const;
+  std::mutex space_mu_;  // guards the two below: statvfs, cached while space is plentiful
+  int64_t space_probed_ns_ = 0;
+  SpaceInfo space_;
 
   // --- background deletion of unlinked inodes ---
   void QueueDelete(Ino ino);
@@ -117,6 +136,7 @@ class FsCore::Impl {
 
   std::atomic<Ino> next_ino_{kFirstAllocatedIno};
   std::atomic<uint64_t> dirty_total_{0};
+  std::atomic<uint64_t> getxattr_requests_{0};
   uint64_t generation_ = 1;
 
   std::mutex delete_mu_;  // guards delete_queue_, deleting_, stop_

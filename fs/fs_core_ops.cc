@@ -163,6 +163,7 @@ Result<InodeAttr> FsCore::SetAttr(Ino ino, const SetAttrRequest& r) {
   if (r.set_size) {
     if (IsDir(inode->attr)) return Status(EISDIR, "truncate of a directory");
     if (!S_ISREG(inode->attr.mode)) return Status(EINVAL, "truncate of a special file");
+    if (r.size != inode->attr.size) RANKFS_RETURN_IF_ERROR(impl_->DropPrivsLocked(inode.get()));
     RANKFS_RETURN_IF_ERROR(impl_->TruncateLocked(inode.get(), r.size));
     inode->attr.mtime_ns = now;
   }
@@ -202,6 +203,7 @@ Status FsCore::SetXattr(Ino ino, std::string_view name, std::string_view value, 
   if (ino == kStatsIno) return Status(EPERM, "the stats file is read-only");
   if (name.empty() || name.size() > 255) return Status(ERANGE, "xattr name length");
   if (value.size() > 65536) return Status(E2BIG, "xattr value larger than 64 KiB");
+  RANKFS_RETURN_IF_ERROR(impl_->CheckSpace(Impl::SpaceUse::kGrow));
   RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
   std::unique_lock<std::shared_mutex> l(inode->mu);
   RANKFS_ASSIGN_OR_RETURN(std::optional<std::string> old, impl_->meta_->GetXattr(ino, name));
@@ -218,6 +220,7 @@ Status FsCore::SetXattr(Ino ino, std::string_view name, std::string_view value, 
 }
 
 Result<std::string> FsCore::GetXattr(Ino ino, std::string_view name) {
+  impl_->getxattr_requests_.fetch_add(1, std::memory_order_relaxed);
   if (!impl_->options_.xattrs) return Status(ENOSYS, "xattrs are off for this mount");
   if (ino == kStatsIno) return Status(ENODATA, "no xattrs on the stats file");
   RANKFS_ASSIGN_OR_RETURN(std::optional<std::string> v, impl_->meta_->GetXattr(ino, name));
@@ -255,7 +258,13 @@ Status FsCore::RemoveXattr(Ino ino, std::string_view name) {
 }
 
 Result<SpaceInfo> FsCore::StatFs() {
-  return impl_->store_->env()->GetSpaceInfo(impl_->store_->dir());
+  RANKFS_ASSIGN_OR_RETURN(SpaceInfo info,
+                          impl_->store_->env()->GetSpaceInfo(impl_->store_->dir()));
+  // The reserve is not available to users (CheckSpace), so df must not count it as such.
+  const uint64_t reserve = impl_->options_.reserve_bytes == 0 ? 0
+                                                              : impl_->ReserveFor(info.total_bytes);
+  info.avail_bytes = info.avail_bytes > reserve ? info.avail_bytes - reserve : 0;
+  return info;
 }
 
 FsStats FsCore::Stats() {
@@ -266,6 +275,7 @@ FsStats FsCore::Stats() {
   s.dirty_bytes = impl_->dirty_total_;
   s.cache_hits = impl_->cache_.hits();
   s.cache_misses = impl_->cache_.misses();
+  s.getxattr_requests = impl_->getxattr_requests_.load(std::memory_order_relaxed);
   // Logical bytes: every regular file's size (a scan; stats are read rarely).
   impl_->meta_->ForEachInode([&](const InodeAttr& a) {
     if (S_ISREG(a.mode) && a.nlink > 0) {
@@ -308,6 +318,7 @@ std::string FsCore::StatsText() {
   line("read_errors", std::to_string(s.chunks.read_errors));
   line("cache_hits", std::to_string(s.cache_hits));
   line("cache_misses", std::to_string(s.cache_misses));
+  line("getxattr_requests", std::to_string(s.getxattr_requests));
   return out;
 }
 

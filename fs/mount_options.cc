@@ -88,7 +88,7 @@ Status ApplyOption(std::string_view item, MountConfig* cfg, bool* chunker_change
       for (std::string_view needs_value :
            {"compress", "chunk_min", "chunk_avg", "chunk_max", "cache_size", "write_buffer",
             "entry_timeout", "attr_timeout", "xattr", "writeback_cache", "uid", "gid", "umask",
-            "fsname"}) {
+            "fsname", "dedup", "reserve"}) {
         if (name == needs_value) {
           return Malformed(item, "needs a value (" + std::string(name) + "=...)");
         }
@@ -117,6 +117,10 @@ Status ApplyOption(std::string_view item, MountConfig* cfg, bool* chunker_change
     auto v = ParseByteSize(value);
     if (!v.ok()) return Malformed(item, v.status().message());
     (name == "cache_size" ? cfg->fs.chunk_cache_bytes : cfg->fs.write_buffer_bytes) = *v;
+  } else if (name == "reserve") {
+    auto v = ParseByteSize(value);
+    if (!v.ok()) return Malformed(item, v.status().message());
+    cfg->fs.reserve_bytes = *v;
   } else if (name == "entry_timeout" || name == "attr_timeout") {
     auto v = ParseSeconds(value);
     if (!v.ok()) return Malformed(item, v.status().message());
@@ -135,6 +139,10 @@ Status ApplyOption(std::string_view item, MountConfig* cfg, bool* chunker_change
     auto v = ParseUnsigned(value, 8);
     if (!v.ok() || *v > 0777) return Malformed(item, "expected an octal mask from 0 to 777");
     cfg->fs.root_mode = 0777 & ~uint32_t(*v);
+  } else if (name == "dedup") {
+    if (value == "global") cfg->store.dedup_scope = DedupScope::kGlobal;
+    else if (value == "per-uid") cfg->store.dedup_scope = DedupScope::kPerUid;
+    else return Malformed(item, "expected global or per-uid");
   } else if (name == "fsname") {
     if (value.empty()) return Malformed(item, "empty name");
     cfg->fsname = std::string(value);

@@ -7,6 +7,9 @@
 //   chunk_max=SIZE      FastCDC maximum chunk size of a new store                  [256K]
 //   cache_size=SIZE     decompressed-chunk cache                                   [128M]
 //   write_buffer=SIZE   cap on buffered dirty file data                            [256M]
+//   reserve=SIZE        free space of the store's filesystem kept for metadata: writes
+//                       and creations below it fail with ENOSPC, deletes still work; df
+//                       shows it as used (0: off)     [1% of the fs, >= 64M, <= 1/4 of it]
 //   entry_timeout=SECS  kernel dentry cache timeout                                [1]
 //   attr_timeout=SECS   kernel attribute cache timeout                             [1]
 //   xattr=on|off        off: getxattr & co answer ENOSYS, which spares every write()
@@ -15,6 +18,9 @@
 //   uid=N, gid=N        owner of the root directory of a new store                 [0]
 //   umask=OOO           root directory mode of a new store is 0777 & ~umask        [022]
 //   fsname=NAME         the "device" shown in /proc/mounts                         [store dir]
+//   dedup=global|per-uid  which files share chunks: all, or only those of one owner uid, so
+//                       no user can learn that another stored some content. Fixed when
+//                       the store is created; naming a different one later is refused [global]
 //   allow_other, default_permissions, debug, ro, rw
 //   nosuid, nodev, noexec, suid, dev, exec, noatime, atime, relatime, auto_unmount (passed on)
 //   defaults, _netdev, nofail, noauto, auto, user, nouser, x-*  (fstab words; ignored)

@@ -46,6 +46,7 @@ constexpr KeyInfo kKeys[] = {
     {"read_errors", "Chunk reads that found damaged bytes.", true},
     {"cache_hits", "Chunk cache hits.", true},
     {"cache_misses", "Chunk cache misses.", true},
+    {"getxattr_requests", "GETXATTR requests answered (the kernel asks once per write without KILLPRIV_V2).", true},
 };
 
 const KeyInfo* FindKey(std::string_view key) {

@@ -46,13 +46,17 @@ class ChunkStore {
   // Stores `data` unless a chunk with `hash` is already stored, and takes one reference.
   // REQUIRES: hash == ChunkHash::Of(data).
   virtual Status Put(const ChunkHash& hash, std::string_view data) = 0;
+  // Put for a per-uid dedup store: the chunk is recorded as owned by `scope_uid`, whose
+  // address is ChunkHash::OfScoped(scope_uid, data); Verify and fsck check it that way.
+  // REQUIRES: hash == ChunkHash::OfScoped(scope_uid, data).
+  virtual Status PutScoped(const ChunkHash& hash, std::string_view data, uint32_t scope_uid) = 0;
   // Takes `n` more references to a stored chunk (ENOENT when it is not stored).
   virtual Status Ref(const ChunkHash& hash, uint64_t n) = 0;
   // Drops `n` references; at zero the chunk is deleted and its space released.
   virtual Status Unref(const ChunkHash& hash, uint64_t n) = 0;
   // Replaces *out with the chunk's raw bytes. ENOENT when not stored; EIO when damaged.
   virtual Status Get(const ChunkHash& hash, std::string* out) = 0;
-  // Like Get, and also checks the content against `hash` (SHA-256): for fsck.
+  // Like Get, and also checks the content against `hash` (SHA-256, scoped as it was put).
   virtual Status Verify(const ChunkHash& hash) = 0;
   // See the durability contract above.
   virtual Status Flush() = 0;

@@ -41,7 +41,8 @@ bool ParsePackName(const std::string& name, uint32_t* id) {
 // Reads a chunk's record at its indexed location and checks all of it. Returns "" when the
 // chunk is intact, otherwise what is wrong.
 std::string VerifyChunk(File* file, uint64_t pack_size, const ChunkHash& hash,
-                        const ChunkLocation& loc, std::string* rec, std::string* raw) {
+                        const ChunkLocation& loc, const std::optional<uint32_t>& scope_uid,
+                        std::string* rec, std::string* raw) {
   if (loc.record_length != kRecordHeaderSize + uint64_t(loc.stored_length)) {
     return "index entry is inconsistent (record length " + std::to_string(loc.record_length) +
            ", stored length " + std::to_string(loc.stored_length) + ")";
@@ -71,7 +72,12 @@ std::string VerifyChunk(File* file, uint64_t pack_size, const ChunkHash& hash,
     if (!d.ok()) return "does not decompress: " + d.message();
     content = *raw;
   }
-  if (ChunkHash::Of(content) != hash) return "content does not match its SHA-256";
+  // A per-uid store's chunk address covers its owner uid too (ChunkHash::OfScoped).
+  if (ChunkHash::ForScope(scope_uid, content) != hash) {
+    return scope_uid ? "content does not match its SHA-256 (scoped to uid " +
+                           std::to_string(*scope_uid) + ")"
+                     : "content does not match its SHA-256";
+  }
   return "";
 }
 
@@ -289,7 +295,8 @@ Status Checker::CheckPack(uint32_t pack_id, PackInfo& pack, const std::vector<si
   std::string rec, raw;
   for (size_t i : indexed) {
     ChunkEntry& e = chunks_[i];
-    std::string why = VerifyChunk(file.get(), pack.size, e.hash, e.rec.location, &rec, &raw);
+    std::string why = VerifyChunk(file.get(), pack.size, e.hash, e.rec.location,
+                                  e.rec.scope_uid, &rec, &raw);
     if (why.empty()) {
       report_.chunk_bytes += e.rec.location.raw_length;
     } else {
@@ -353,7 +360,10 @@ Status Checker::CheckExtents() {
 // Xattrs of the inodes whose records the repair deletes. (MetaStore has no walk over all
 // xattrs, so xattrs of a missing inode that has no extent or orphan entry are not found.)
 Status Checker::CollectDoomedXattrs() {
-  for (auto& [ino, d] : doomed_) {
+  for (auto& entry : doomed_) {
+    // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+    const Ino ino = entry.first;
+    DoomedInode& d = entry.second;
     RANKFS_RETURN_IF_ERROR(meta_->ListXattrs(ino, [&](std::string_view name) {
       d.xattrs.emplace_back(name);
       return true;

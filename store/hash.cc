@@ -38,6 +38,24 @@ ChunkHash ChunkHash::Of(std::string_view data) {
   return h;
 }
 
+ChunkHash ChunkHash::OfScoped(uint32_t uid, std::string_view data) {
+  const unsigned char prefix[4] = {uint8_t(uid), uint8_t(uid >> 8), uint8_t(uid >> 16),
+                                   uint8_t(uid >> 24)};
+  ChunkHash h;
+  unsigned int len = 0;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  bool ok = ctx != nullptr && EVP_DigestInit_ex(ctx, Sha256(), nullptr) == 1 &&
+            EVP_DigestUpdate(ctx, prefix, sizeof prefix) == 1 &&
+            EVP_DigestUpdate(ctx, data.data(), data.size()) == 1 &&
+            EVP_DigestFinal_ex(ctx, h.bytes.data(), &len) == 1 && len == h.bytes.size();
+  EVP_MD_CTX_free(ctx);
+  if (!ok) {
+    std::fprintf(stderr, "FATAL hash: OpenSSL SHA-256 failed\n");
+    std::abort();
+  }
+  return h;
+}
+
 std::string ChunkHash::ToHex() const {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out(bytes.size() * 2, '\0');

@@ -13,8 +13,10 @@ constexpr uint8_t kInodeAttrV1 = 1;
 constexpr uint8_t kDirEntryV1 = 1;
 constexpr uint8_t kExtentV1 = 1;
 constexpr uint8_t kChunkRecordV1 = 1;
+constexpr uint8_t kChunkRecordV2 = 2;  // v1 + scope uid: a chunk of a per-uid dedup store
 constexpr uint8_t kPackStatsV1 = 1;
 constexpr uint8_t kSuperblockV1 = 1;
+constexpr uint8_t kSuperblockV2 = 2;  // v1 + dedup scope; written only for per-uid stores
 
 constexpr uint64_t kSuperMagic = 0x425353464B4E4152ull;  // the bytes "RANKFSSB" on disk
 
@@ -25,6 +27,8 @@ constexpr size_t kExtentSize = 1 + 8 + 32 + 4;
 constexpr size_t kChunkRecordSize = 1 + 4 + 8 + 4 + 4 + 4 + 1 + 4 + 8;
 constexpr size_t kPackStatsSize = 1 + 8 + 8;
 constexpr size_t kSuperblockSize = 1 + 8 + 4 + 16 + 4 * 3 + 4 + 8;
+constexpr size_t kChunkRecordV2Size = kChunkRecordSize + 4;
+constexpr size_t kSuperblockV2Size = kSuperblockSize + 1;
 
 Status Malformed(std::string_view kind, std::string_view why) {
   std::string msg = "malformed ";
@@ -241,12 +245,13 @@ Result<Extent> DecodeExtent(std::string_view value) {
 
 // ---- ChunkRecord: v1 | pack_id u32 | offset u64 | record_length raw_length stored_length u32 |
 //                   codec u8 | stored_crc u32 | refcount u64
+//               v2: the same, then scope_uid u32 (only chunks of per-uid dedup stores)
 
 std::string EncodeChunkRecord(const ChunkRecord& rec) {
   const ChunkLocation& l = rec.location;
   std::string v;
-  v.reserve(kChunkRecordSize);
-  v.push_back(char(kChunkRecordV1));
+  v.reserve(kChunkRecordV2Size);
+  v.push_back(char(rec.scope_uid ? kChunkRecordV2 : kChunkRecordV1));
   PutFixed32LE(&v, l.pack_id);
   PutFixed64LE(&v, l.offset);
   PutFixed32LE(&v, l.record_length);
@@ -255,12 +260,15 @@ std::string EncodeChunkRecord(const ChunkRecord& rec) {
   v.push_back(char(l.codec));
   PutFixed32LE(&v, l.stored_crc);
   PutFixed64LE(&v, rec.refcount);
+  if (rec.scope_uid) PutFixed32LE(&v, *rec.scope_uid);
   return v;
 }
 
 Result<ChunkRecord> DecodeChunkRecord(std::string_view value) {
   constexpr std::string_view kKind = "chunk";
-  RANKFS_RETURN_IF_ERROR(CheckFixed(value, kKind, kChunkRecordV1, kChunkRecordSize));
+  const bool v2 = !value.empty() && uint8_t(value[0]) == kChunkRecordV2;
+  RANKFS_RETURN_IF_ERROR(CheckFixed(value, kKind, v2 ? kChunkRecordV2 : kChunkRecordV1,
+                                    v2 ? kChunkRecordV2Size : kChunkRecordSize));
   ByteReader r(value.substr(1));
   ChunkRecord rec;
   ChunkLocation& l = rec.location;
@@ -273,6 +281,11 @@ Result<ChunkRecord> DecodeChunkRecord(std::string_view value) {
   r.GetU8(&codec);
   r.GetU32(&l.stored_crc);
   r.GetU64(&rec.refcount);
+  if (v2) {
+    uint32_t uid = 0;
+    r.GetU32(&uid);
+    rec.scope_uid = uid;
+  }
   if (codec != uint8_t(Codec::kRaw) && codec != uint8_t(Codec::kZstd)) {
     return Malformed(kKind, "unknown codec " + std::to_string(codec));
   }
@@ -309,12 +322,15 @@ Result<PackStats> DecodePackStats(std::string_view value) {
 
 // ---- Superblock: v1 | magic u64 | format_version u32 | uuid 16 | chunker min avg max u32 |
 //                  compression_level i32 | created_ns i64
+//             v2: the same, then dedup_scope u8 (written only when it is not global, so that
+//                 a global store's superblock stays v1 and older rankfs versions open it)
 // The first three fields keep their positions in every encoding version (see the header).
 
 std::string EncodeSuperblock(const Superblock& sb) {
+  const bool v2 = sb.dedup_scope != DedupScope::kGlobal;
   std::string v;
-  v.reserve(kSuperblockSize);
-  v.push_back(char(kSuperblockV1));
+  v.reserve(kSuperblockV2Size);
+  v.push_back(char(v2 ? kSuperblockV2 : kSuperblockV1));
   PutFixed64LE(&v, kSuperMagic);
   PutFixed32LE(&v, sb.format_version);
   v.append(reinterpret_cast<const char*>(sb.uuid.data()), sb.uuid.size());
@@ -323,6 +339,7 @@ std::string EncodeSuperblock(const Superblock& sb) {
   PutFixed32LE(&v, sb.chunker.max_size);
   PutFixed32LE(&v, uint32_t(sb.compression_level));
   PutFixed64LE(&v, uint64_t(sb.created_ns));
+  if (v2) v.push_back(char(sb.dedup_scope));
   return v;
 }
 
@@ -342,7 +359,9 @@ Result<Superblock> DecodeSuperblock(std::string_view value) {
                                std::to_string(Superblock::kFormatVersion) + ")");
   }
   if (sb.format_version == 0) return Malformed(kKind, "format version 0");
-  RANKFS_RETURN_IF_ERROR(CheckFixed(value, kKind, kSuperblockV1, kSuperblockSize));
+  const bool v2 = version == kSuperblockV2;
+  RANKFS_RETURN_IF_ERROR(CheckFixed(value, kKind, v2 ? kSuperblockV2 : kSuperblockV1,
+                                    v2 ? kSuperblockV2Size : kSuperblockSize));
   std::string_view uuid;
   uint32_t level = 0;
   r.GetBytes(sb.uuid.size(), &uuid);
@@ -353,6 +372,14 @@ Result<Superblock> DecodeSuperblock(std::string_view value) {
   r.GetU32(&level);
   sb.compression_level = int32_t(level);
   r.GetI64(&sb.created_ns);
+  if (v2) {
+    uint8_t scope = 0;
+    r.GetU8(&scope);
+    if (scope > uint8_t(DedupScope::kPerUid)) {
+      return Malformed(kKind, "unknown dedup scope " + std::to_string(scope));
+    }
+    sb.dedup_scope = DedupScope(scope);
+  }
   return sb;
 }
 

@@ -73,8 +73,10 @@ Status PackChunkStore::Recover() {
     if (ParsePackName(name, &id)) live[id];
   }
   uint64_t chunks = 0, raw = 0, stored = 0;
+  uint32_t max_indexed = 0;  // new packs get higher ids, even than a missing pack's
   RANKFS_RETURN_IF_ERROR(meta_->ForEachChunk([&](const ChunkHash& h, const ChunkRecord& r) {
     const ChunkLocation& loc = r.location;
+    max_indexed = std::max(max_indexed, loc.pack_id);
     auto it = live.find(loc.pack_id);
     if (it == live.end()) {
       Log(LogLevel::kError, "chunkstore",
@@ -92,6 +94,9 @@ Status PackChunkStore::Recover() {
   stat_stored_ = stored;
 
   std::lock_guard<std::mutex> l(pack_mu_);
+  // Reusing the id of a missing pack would make its chunks' index entries point into the new
+  // pack (found by tests/integration/damage_test.cc).
+  next_pack_id_ = std::max(next_pack_id_, max_indexed + 1);
   for (auto& [id, ranges] : live) {
     next_pack_id_ = std::max(next_pack_id_, id + 1);
     if (ranges.empty()) {
@@ -136,6 +141,16 @@ bool PackChunkStore::IsBad(const ChunkHash& h) {
 }
 
 Status PackChunkStore::Put(const ChunkHash& hash, std::string_view data) {
+  return PutImpl(hash, data, std::nullopt);
+}
+
+Status PackChunkStore::PutScoped(const ChunkHash& hash, std::string_view data,
+                                 uint32_t scope_uid) {
+  return PutImpl(hash, data, scope_uid);
+}
+
+Status PackChunkStore::PutImpl(const ChunkHash& hash, std::string_view data,
+                               std::optional<uint32_t> scope) {
   if (data.empty() || data.size() > kMaxChunkBytes) {
     return Status(EINVAL, "chunk of " + std::to_string(data.size()) + " bytes cannot be stored");
   }
@@ -174,6 +189,7 @@ Status PackChunkStore::Put(const ChunkHash& hash, std::string_view data) {
   p.location = *loc;
   p.seq = seq;
   p.refcount = 1;
+  p.scope_uid = scope;
   if (committed) {  // healing: the fresh copy replaces the damaged one
     p.refcount = committed->refcount + 1;
     p.replaces_committed = true;
@@ -342,7 +358,7 @@ Status PackChunkStore::Flush() {
     std::lock_guard<std::mutex> l(s.mu);
     MetaStore::Batch batch;
     for (auto& [h, p] : s.pending) {
-      if (p.seq <= synced) batch.PutChunk(h, ChunkRecord{p.location, p.refcount});
+      if (p.seq <= synced) batch.PutChunk(h, ChunkRecord{p.location, p.refcount, p.scope_uid});
     }
     if (batch.Empty()) continue;
     RANKFS_RETURN_IF_ERROR(meta_->Write(batch, /*sync=*/false).Annotate("indexing chunks"));
@@ -439,22 +455,37 @@ Status PackChunkStore::Get(const ChunkHash& hash, std::string* out) {
   return ReadChunk(hash, loc, out);
 }
 
+Status PackChunkStore::Damaged(const ChunkHash& hash, const std::string& where,
+                               const std::string& why) {
+  ++stat_read_errors_;
+  {
+    std::lock_guard<std::mutex> l(bad_mu_);
+    bad_.insert(hash);
+  }
+  std::string msg = "chunk " + hash.ToHex() + " in " + where + " is damaged: " + why;
+  Log(LogLevel::kError, "chunkstore", msg);
+  return Status(EIO, msg);
+}
+
 Status PackChunkStore::ReadChunk(const ChunkHash& hash, const ChunkLocation& loc,
                                  std::string* out) {
-  RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<File> file, PackFile(loc.pack_id));
+  auto damaged = [&](const std::string& why) { return Damaged(hash, LocationString(loc), why); };
+  // A missing or unreadable pack is damage too: the chunk is marked bad so that a fresh Put of
+  // the same content heals it instead of taking a reference to the lost copy.
+  Result<std::shared_ptr<File>> file_or = PackFile(loc.pack_id);
+  if (!file_or.ok()) return damaged(file_or.status().message());
+  std::shared_ptr<File> file = std::move(file_or).value();
+  // The index entry is on-disk input too: a damaged record_length must not make a read
+  // allocate (and zero) up to 4 GiB. A record is a header plus at most kMaxChunkBytes.
+  if (loc.stored_length > kMaxChunkBytes ||
+      loc.record_length != kRecordHeaderSize + uint64_t(loc.stored_length)) {
+    return damaged("index entry has inconsistent lengths");
+  }
   std::string rec(loc.record_length, '\0');
   size_t got = 0;
-  RANKFS_RETURN_IF_ERROR(file->PRead(loc.offset, rec.size(), rec.data(), &got));
-  auto damaged = [&](const std::string& why) {
-    ++stat_read_errors_;
-    {
-      std::lock_guard<std::mutex> l(bad_mu_);
-      bad_.insert(hash);
-    }
-    std::string msg = "chunk " + hash.ToHex() + " in " + LocationString(loc) + " is damaged: " + why;
-    Log(LogLevel::kError, "chunkstore", msg);
-    return Status(EIO, msg);
-  };
+  if (Status rs = file->PRead(loc.offset, rec.size(), rec.data(), &got); !rs.ok()) {
+    return damaged(rs.message());
+  }
   if (got != rec.size()) return damaged("record cut short");
   auto h = DecodeRecordHeader(rec);
   if (!h.ok()) return damaged(h.status().message());
@@ -476,11 +507,21 @@ Status PackChunkStore::ReadChunk(const ChunkHash& hash, const ChunkLocation& loc
 }
 
 Status PackChunkStore::Verify(const ChunkHash& hash) {
+  std::optional<uint32_t> scope;
+  {
+    Stripe& s = StripeFor(hash);
+    std::unique_lock<std::mutex> l(s.mu);
+    WaitNotInflight(s, l, hash);
+    if (auto it = s.pending.find(hash); it != s.pending.end()) scope = it->second.scope_uid;
+  }
+  if (!scope) {
+    RANKFS_ASSIGN_OR_RETURN(std::optional<ChunkRecord> r, meta_->GetChunk(hash));
+    if (r) scope = r->scope_uid;
+  }
   std::string data;
   RANKFS_RETURN_IF_ERROR(Get(hash, &data));
-  if (ChunkHash::Of(data) != hash) {
-    ++stat_read_errors_;
-    return Status(EIO, "chunk " + hash.ToHex() + ": content does not match its hash");
+  if (ChunkHash::ForScope(scope, data) != hash) {
+    return Damaged(hash, "the store", "content does not match its hash");
   }
   return Status::Ok();
 }

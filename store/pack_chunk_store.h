@@ -19,6 +19,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -50,6 +51,7 @@ class PackChunkStore final : public ChunkStore {
   ~PackChunkStore() override;  // Close()s, ignoring errors
 
   Status Put(const ChunkHash& hash, std::string_view data) override;
+  Status PutScoped(const ChunkHash& hash, std::string_view data, uint32_t scope_uid) override;
   Status Ref(const ChunkHash& hash, uint64_t n) override;
   Status Unref(const ChunkHash& hash, uint64_t n) override;
   Status Get(const ChunkHash& hash, std::string* out) override;
@@ -72,6 +74,7 @@ class PackChunkStore final : public ChunkStore {
     uint64_t refcount = 0;
     uint64_t seq = 0;                 // append sequence number, compared with synced_seq_
     bool replaces_committed = false;  // a healed copy of a chunk that has an index entry
+    std::optional<uint32_t> scope_uid;  // see ChunkRecord::scope_uid
   };
   struct Stripe {
     std::mutex mu;
@@ -90,6 +93,9 @@ class PackChunkStore final : public ChunkStore {
 
   PackChunkStore(Env* env, std::string dir, MetaStore* meta, const PackChunkStoreOptions& o);
   Status Recover();
+  Status PutImpl(const ChunkHash& hash, std::string_view data, std::optional<uint32_t> scope);
+  // Records `hash` as damaged (so the next Put stores a fresh copy), logs and counts it.
+  Status Damaged(const ChunkHash& hash, const std::string& where, const std::string& why);
   Stripe& StripeFor(const ChunkHash& h) { return stripes_[h.bytes[0] % kStripes]; }
   // Waits (holding `l` on s.mu) until `h` is not in flight.
   void WaitNotInflight(Stripe& s, std::unique_lock<std::mutex>& l, const ChunkHash& h);

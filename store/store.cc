@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ctime>
 
@@ -34,6 +36,14 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
     RANKFS_RETURN_IF_ERROR(env->CreateDir(dir).Annotate("creating store"));
   } else if (!info->is_dir) {
     return Status(ENOTDIR, "store " + dir + " is not a directory");
+  } else if (env == Env::Default()) {
+    struct stat st;
+    const uid_t me = geteuid();
+    if (::stat(dir.c_str(), &st) == 0 && me != 0 && st.st_uid != me) {
+      return Status(EACCES, "store " + dir + " is owned by uid " + std::to_string(st.st_uid) +
+                                ", not by the caller (uid " + std::to_string(me) +
+                                "); only its owner or root may open it");
+    }
   }
   std::unique_ptr<Store> store(new Store());
   store->dir_ = dir;
@@ -51,6 +61,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   initial.uuid = NewUuid();
   initial.chunker = options.chunker;
   initial.compression_level = options.compression_level;
+  initial.dedup_scope = options.dedup_scope.value_or(DedupScope::kGlobal);
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   initial.created_ns = int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
@@ -61,6 +72,14 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   store->meta_ = std::move(meta).value();
   if (Status v = FastCdc::ValidateParams(store->meta_->super().chunker); !v.ok()) {
     return Status(EUCLEAN, "store " + dir + " has invalid chunking parameters: " + v.message());
+  }
+
+  if (options.dedup_scope && *options.dedup_scope != store->meta_->super().dedup_scope) {
+    auto name = [](DedupScope s) { return s == DedupScope::kPerUid ? "per-uid" : "global"; };
+    return Status(EINVAL, "store " + dir + " was created with dedup=" +
+                              name(store->meta_->super().dedup_scope) + "; it cannot be opened " +
+                              "with dedup=" + name(*options.dedup_scope) +
+                              " (the scope is fixed at creation)");
   }
 
   PackChunkStoreOptions po = options.packs;

@@ -7,10 +7,15 @@
 // Opening a directory that does not exist (or is empty) creates a new store with the given
 // settings; an existing store keeps the settings in its superblock.
 //
+// Ownership: an existing store directory owned by another uid than the caller's effective uid
+// is refused (EACCES) unless the caller is root, so that one user's daemon never serves (or
+// changes) another user's store. (Checked only with the POSIX Env.)
+//
 // Thread-safety: the components are thread-safe; Open/Close are not (one owner).
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "store/env.h"
@@ -30,6 +35,9 @@ struct StoreOptions {
   // Settings of a new store (an existing store's superblock wins).
   ChunkerParams chunker;
   int compression_level = 1;
+  // Dedup scope of a new store. An existing store keeps its own; when this is set and differs
+  // from the store's, Open fails with EINVAL (silently ignoring dedup=per-uid would be unsafe).
+  std::optional<DedupScope> dedup_scope;
   // Runtime settings.
   PackChunkStoreOptions packs;  // compression_level is taken from the superblock
   MetaStoreOptions meta;        // rocks_env is taken from above

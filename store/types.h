@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,13 @@ struct ChunkHash {
   std::array<uint8_t, 32> bytes{};
 
   static ChunkHash Of(std::string_view data);  // SHA-256 via OpenSSL (hash.cc)
+  // The address of a chunk in a per-uid dedup store: SHA-256(uid as u32 little-endian || data),
+  // so that equal bytes of different owners never share a chunk (docs/format.md).
+  static ChunkHash OfScoped(uint32_t uid, std::string_view data);
+  // Of(data) when `scope_uid` is empty, OfScoped(*scope_uid, data) otherwise.
+  static ChunkHash ForScope(const std::optional<uint32_t>& scope_uid, std::string_view data) {
+    return scope_uid ? OfScoped(*scope_uid, data) : Of(data);
+  }
   std::string ToHex() const;
   std::string_view AsBytes() const {
     return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
@@ -87,6 +95,9 @@ struct ChunkLocation {
 struct ChunkRecord {
   ChunkLocation location;
   uint64_t refcount = 0;
+  // Set for a chunk of a per-uid dedup store: the uid its address was computed with
+  // (ChunkHash::OfScoped), so fsck can check the content against the address.
+  std::optional<uint32_t> scope_uid;
   bool operator==(const ChunkRecord&) const = default;
 };
 
@@ -104,6 +115,11 @@ struct ChunkerParams {
   bool operator==(const ChunkerParams&) const = default;
 };
 
+// Which writers share chunks. kGlobal: equal bytes are stored once for the whole store.
+// kPerUid: only files of the same owner uid share chunks, so a user cannot learn from timing or
+// space that another user already stored some content (docs/reliability.md).
+enum class DedupScope : uint8_t { kGlobal = 0, kPerUid = 1 };
+
 // The store's superblock: what a reader must know before touching anything else.
 struct Superblock {
   static constexpr uint32_t kFormatVersion = 1;
@@ -112,6 +128,7 @@ struct Superblock {
   ChunkerParams chunker;
   int32_t compression_level = 1;
   int64_t created_ns = 0;
+  DedupScope dedup_scope = DedupScope::kGlobal;  // fixed when the store is created
   bool operator==(const Superblock&) const = default;
 };
 

@@ -113,15 +113,6 @@ class PosixTarget final : public CrashTarget {
   const std::string root_;
 };
 
-uint64_t StatValue(const std::string& mnt, const std::string& key) {
-  std::ifstream in(mnt + "/.rankfs-stats");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key + "=", 0) == 0) return std::stoull(line.substr(key.size() + 1));
-  }
-  return ~0ull;
-}
-
 // The kinds of the findings `rankfs fsck` printed (lines "KIND: message"), skipping its header,
 // details and summary lines.
 std::vector<std::string> FsckFindingKinds(const std::string& output, const std::string& store) {

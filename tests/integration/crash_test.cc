@@ -59,15 +59,6 @@ std::string ReadWhole(const std::string& path, int* err) {
   return out;
 }
 
-uint64_t StatValue(const std::string& mnt, const std::string& key) {
-  std::ifstream in(mnt + "/.rankfs-stats");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(key + "=", 0) == 0) return std::stoull(line.substr(key.size() + 1));
-  }
-  return ~0ull;
-}
-
 // Writes `data` with writes of random sizes (8 KiB mostly, as the workload does).
 bool WriteInPieces(int fd, const std::string& data, std::mt19937_64& rng) {
   size_t off = 0;

@@ -108,6 +108,15 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& args,
   return result;
 }
 
+uint64_t StatValue(const std::string& mnt, const std::string& key) {
+  std::ifstream in(mnt + "/.rankfs-stats");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key + "=", 0) == 0) return std::stoull(line.substr(key.size() + 1));
+  }
+  return ~0ull;
+}
+
 bool IsMountPoint(const std::string& mountpoint) {
   std::ifstream in("/proc/self/mountinfo");
   std::string line;
@@ -197,6 +206,12 @@ Result<std::unique_ptr<MountedFs>> MountedFs::Start(const std::string& binary,
 }
 
 MountedFs::~MountedFs() {
+  if (pid_ < 0) {
+    // Unmount() or Kill9() already ran and cleaned up; whatever is mounted at the mountpoint
+    // now belongs to someone else (a test's next MountedFs), and must not be unmounted here.
+    if (!log_path_.empty()) unlink(log_path_.c_str());
+    return;
+  }
   try {
     Unmount().IgnoreError();
   } catch (...) {

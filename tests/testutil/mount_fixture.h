@@ -37,6 +37,10 @@ struct CommandResult {
 Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
                                  std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
+// The value of `key` in the stats file of the rankfs mount at `mnt` (/.rankfs-stats), or
+// ~0 when the file or the key is missing.
+uint64_t StatValue(const std::string& mnt, const std::string& key);
+
 // Whether /proc/self/mountinfo lists a mount at `mountpoint` (a canonical path).
 bool IsMountPoint(const std::string& mountpoint);
 
