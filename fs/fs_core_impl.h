@@ -95,7 +95,7 @@ class FsCore::Impl {
                       MetaStore::Batch* extra, bool sync);
   void DropDirty(Inode* inode, uint64_t start, uint64_t end);
   // What the kernel leaves to the filesystem under FUSE_HANDLE_KILLPRIV_V2 (fs/killpriv_io.h):
-  // a data change clears setuid, setgid-with-group-exec and the security.capability xattr.
+  // a data change or a chown clears setuid, setgid-with-group-exec and security.capability.
   // Unlike the kernel it does so for root writers too (the daemon cannot see CAP_FSETID of
   // writeback writes). REQUIRES: inode->mu held exclusively. The mode reaches the store with
   // the next attribute write (the flush of the data that caused it).

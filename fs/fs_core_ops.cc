@@ -167,6 +167,11 @@ Result<InodeAttr> FsCore::SetAttr(Ino ino, const SetAttrRequest& r) {
     RANKFS_RETURN_IF_ERROR(impl_->TruncateLocked(inode.get(), r.size));
     inode->attr.mtime_ns = now;
   }
+  if ((r.set_uid || r.set_gid) && !r.set_mode) {
+    // chown clears setuid/setgid-exec and file capabilities, for root too (Linux since 2.2.13);
+    // under KILLPRIV_V2 the kernel leaves that to the filesystem.
+    RANKFS_RETURN_IF_ERROR(impl_->DropPrivsLocked(inode.get()));
+  }
   InodeAttr a = inode->attr;
   if (r.set_mode) a.mode = (a.mode & S_IFMT) | (r.mode & 07777);
   if (r.set_uid) a.uid = r.uid;

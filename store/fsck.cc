@@ -24,19 +24,6 @@ std::string ExtentText(Ino ino, uint64_t offset, uint64_t length) {
          std::to_string(length) + " bytes";
 }
 
-// "NNNNNN.pack" (6 or more digits, id > 0) -> id.
-bool ParsePackName(const std::string& name, uint32_t* id) {
-  if (name.size() < 11 || !name.ends_with(".pack")) return false;
-  uint64_t v = 0;
-  for (size_t i = 0; i + 5 < name.size(); ++i) {
-    if (name[i] < '0' || name[i] > '9') return false;
-    v = v * 10 + uint64_t(name[i] - '0');
-    if (v > UINT32_MAX) return false;
-  }
-  if (v == 0) return false;
-  *id = uint32_t(v);
-  return true;
-}
 
 // Reads a chunk's record at its indexed location and checks all of it. Returns "" when the
 // chunk is intact, otherwise what is wrong.
@@ -120,9 +107,7 @@ ChunkEntry* Checker::FindChunk(const ChunkHash& h) {
 }
 
 std::string Checker::PackPath(uint32_t pack_id) const {
-  char name[32];
-  std::snprintf(name, sizeof name, "%06" PRIu32 ".pack", pack_id);
-  return dir_ + "/packs/" + name;
+  return dir_ + "/packs/" + PackFileName(pack_id);
 }
 
 void Checker::Progress(std::string_view phase, uint64_t done, uint64_t total) {
@@ -205,7 +190,7 @@ Status Checker::CheckPacks() {
   if (names.ok()) {
     for (const std::string& name : *names) {
       uint32_t id;
-      if (ParsePackName(name, &id)) packs_[id];
+      if (ParsePackFileName(name, &id)) packs_[id];
     }
   }
   // The chunks of each pack, by offset, so that each pack is read front to back.

@@ -18,20 +18,6 @@ namespace {
 
 constexpr size_t kWriteBufferBytes = 8u << 20;  // new-pack bytes gathered before one pwrite
 
-// "NNNNNN.pack" (6 or more digits, id > 0) -> id; the same names fsck accepts.
-bool ParsePackName(const std::string& name, uint32_t* id) {
-  if (name.size() < 11 || !name.ends_with(".pack")) return false;
-  uint64_t v = 0;
-  for (size_t i = 0; i + 5 < name.size(); ++i) {
-    if (name[i] < '0' || name[i] > '9') return false;
-    v = v * 10 + uint64_t(name[i] - '0');
-    if (v > UINT32_MAX) return false;
-  }
-  if (v == 0) return false;
-  *id = uint32_t(v);
-  return true;
-}
-
 // Checks a record read from its indexed location before it is copied verbatim. Returns "" when
 // it is intact, otherwise what is wrong.
 std::string CheckRecord(const std::string& rec, const ChunkHash& hash, const ChunkLocation& loc) {
@@ -146,9 +132,7 @@ class Compactor {
 
  private:
   std::string PackPath(uint32_t id) const {
-    char name[32];
-    std::snprintf(name, sizeof name, "%06" PRIu32 ".pack", id);
-    return PacksDir() + "/" + name;
+    return PacksDir() + "/" + PackFileName(id);
   }
   std::string PacksDir() const { return dir_ + "/packs"; }
   void Progress(uint64_t done) {
@@ -188,7 +172,7 @@ class Compactor {
     if (names.ok()) {
       for (const std::string& name : *names) {
         uint32_t id;
-        if (!ParsePackName(name, &id)) continue;
+        if (!ParsePackFileName(name, &id)) continue;
         RANKFS_ASSIGN_OR_RETURN(FileInfo fi, env_->Stat(PackPath(id)));
         PackState& p = packs_[id];
         p.size = fi.size;

@@ -20,17 +20,6 @@ std::string LocationString(const ChunkLocation& loc) {
   return "pack " + std::to_string(loc.pack_id) + " offset " + std::to_string(loc.offset);
 }
 
-bool ParsePackName(const std::string& name, uint32_t* id) {
-  unsigned v = 0;
-  int used = 0;
-  if (name.size() != 11 || std::sscanf(name.c_str(), "%6u.pack%n", &v, &used) != 1 ||
-      used != 11 || v == 0) {
-    return false;
-  }
-  *id = v;
-  return true;
-}
-
 }  // namespace
 
 PackChunkStore::PackChunkStore(Env* env, std::string dir, MetaStore* meta,
@@ -57,9 +46,7 @@ PackChunkStore::~PackChunkStore() {
 }
 
 std::string PackChunkStore::PackPath(uint32_t pack_id) const {
-  char name[32];
-  std::snprintf(name, sizeof name, "%06u.pack", pack_id);
-  return dir_ + "/" + name;
+  return dir_ + "/" + PackFileName(pack_id);
 }
 
 // Rebuilds the in-memory pack table from the chunk index, the only authority on which chunks
@@ -70,7 +57,7 @@ Status PackChunkStore::Recover() {
   std::map<uint32_t, std::vector<std::pair<uint64_t, uint64_t>>> live;  // id -> [start, end)
   for (const std::string& name : names) {
     uint32_t id;
-    if (ParsePackName(name, &id)) live[id];
+    if (ParsePackFileName(name, &id)) live[id];
   }
   uint64_t chunks = 0, raw = 0, stored = 0;
   uint32_t max_indexed = 0;  // new packs get higher ids, even than a missing pack's

@@ -29,6 +29,26 @@ std::string EncodePackFileHeader(const PackFileHeader& h) {
   return out;
 }
 
+std::string PackFileName(uint32_t pack_id) {
+  std::string digits = std::to_string(pack_id);
+  if (digits.size() < 6) digits.insert(0, 6 - digits.size(), '0');
+  return digits + ".pack";
+}
+
+bool ParsePackFileName(std::string_view name, uint32_t* pack_id) {
+  constexpr std::string_view kSuffix = ".pack";
+  if (name.size() < 6 + kSuffix.size() || !name.ends_with(kSuffix)) return false;
+  uint64_t v = 0;
+  for (char c : name.substr(0, name.size() - kSuffix.size())) {
+    if (c < '0' || c > '9') return false;
+    v = v * 10 + uint64_t(c - '0');
+    if (v > UINT32_MAX) return false;
+  }
+  if (v == 0 || PackFileName(uint32_t(v)) != name) return false;  // one spelling per id
+  *pack_id = uint32_t(v);
+  return true;
+}
+
 Result<PackFileHeader> DecodePackFileHeader(std::string_view bytes) {
   if (bytes.size() < kPackHeaderSize) return Malformed("pack header: short");
   if (std::memcmp(bytes.data(), kPackMagic, sizeof kPackMagic) != 0) {

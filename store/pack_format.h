@@ -43,6 +43,12 @@ struct RecordHeader {
   bool operator==(const RecordHeader&) const = default;
 };
 
+// Pack file names: the id in decimal, zero-padded to at least 6 digits, then ".pack"
+// ("000042.pack"; ids past 999999 simply have more digits). docs/format.md.
+std::string PackFileName(uint32_t pack_id);
+// The inverse: false for any other name (and for id 0, which is never used).
+bool ParsePackFileName(std::string_view name, uint32_t* pack_id);
+
 std::string EncodePackFileHeader(const PackFileHeader& h);
 Result<PackFileHeader> DecodePackFileHeader(std::string_view bytes);
 

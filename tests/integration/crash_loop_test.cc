@@ -34,21 +34,11 @@
 #include "tests/testutil/crash_workload.h"
 #include "tests/testutil/mount_fixture.h"
 #include "tests/testutil/temp_dir.h"
+#include "tests/testutil/test_env.h"
 #include "tests/testutil/test_data.h"
 
 namespace rankfs {
 namespace {
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-
-uint64_t EnvNumber(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 10) : fallback;
-}
 
 // CrashTarget over a mounted directory, with plain syscalls.
 class PosixTarget final : public CrashTarget {

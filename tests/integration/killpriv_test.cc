@@ -110,6 +110,17 @@ TEST_F(KillprivTest, AnUnprivilegedWriteClearsSetuidAndSetgidExec) {
   EXPECT_EQ(ModeOf(sgid_noexec), 02766u) << "setgid without group exec is not a privilege";
 }
 
+// The kernel leaves chown's clearing to the filesystem under KILLPRIV_V2 too; ext4 clears
+// setuid even for root (posix_test compares the whole sequence with the backing filesystem).
+TEST_F(KillprivTest, ChownClearsSetuidEvenForRoot) {
+  const std::string suid = MakeFile("suid-chown", 04755);
+  const std::string sgid_noexec = MakeFile("sgid-noexec-chown", 02644);
+  ASSERT_EQ(chown(suid.c_str(), 1234, 5678), 0) << strerror(errno);
+  ASSERT_EQ(chown(sgid_noexec.c_str(), 1234, 5678), 0) << strerror(errno);
+  EXPECT_EQ(ModeOf(suid), 0755u);
+  EXPECT_EQ(ModeOf(sgid_noexec), 02644u);
+}
+
 TEST_F(KillprivTest, TruncateClearsSetuidAndWriteDropsFileCapabilities) {
   const std::string suid = MakeFile("suid-trunc", 04777);
   ASSERT_EQ(RunAsUser(kNobody, TruncateToZero, suid), 0);

@@ -37,16 +37,11 @@
 
 #include "tests/testutil/mount_fixture.h"
 #include "tests/testutil/temp_dir.h"
+#include "tests/testutil/test_env.h"
 #include "tests/testutil/test_data.h"
 
 namespace rankfs {
 namespace {
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
 
 constexpr int kClients = 16;
 constexpr size_t kMaxFilesPerClient = 24;

@@ -55,6 +55,24 @@ class ChunkStoreTest : public ::testing::Test {
   std::unique_ptr<Store> store_;
 };
 
+// One spelling per pack id, the same for the store, fsck and gc. The store once parsed exactly
+// six digits, so packs from id 1,000,000 on would have been invisible to its recovery.
+TEST(PackFileNameTest, RoundTripsPastSixDigitsAndRejectsEverythingElse) {
+  EXPECT_EQ(PackFileName(42), "000042.pack");
+  EXPECT_EQ(PackFileName(1000000), "1000000.pack");
+  for (uint32_t id : {1u, 42u, 999999u, 1000000u, 4294967295u}) {
+    uint32_t parsed = 0;
+    ASSERT_TRUE(ParsePackFileName(PackFileName(id), &parsed)) << id;
+    EXPECT_EQ(parsed, id);
+  }
+  uint32_t id = 7;
+  for (const char* bad : {"000000.pack", "42.pack", "0000042.pack", "00004x.pack", "000042.pac",
+                          "000042.pack.tmp", "4294967296.pack", "LOCK", ""}) {
+    EXPECT_FALSE(ParsePackFileName(bad, &id)) << bad;
+  }
+  EXPECT_EQ(id, 7u) << "a rejected name must not change the output";
+}
+
 TEST_F(ChunkStoreTest, RoundTripRealAndRandomData) {
   OpenStore();
   for (const std::string& data : {MakeRealData(8 << 20, 1), MakeRandomData(4 << 20, 2)}) {

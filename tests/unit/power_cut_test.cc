@@ -33,21 +33,11 @@
 #include "store/store.h"
 #include "tests/testutil/crash_workload.h"
 #include "tests/testutil/temp_dir.h"
+#include "tests/testutil/test_env.h"
 #include "tests/testutil/test_data.h"
 
 namespace rankfs {
 namespace {
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-
-uint64_t EnvNumber(const char* name, uint64_t fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 10) : fallback;
-}
 
 int Rc(const Status& s) { return s.ok() ? 0 : -(s.code() != 0 ? s.code() : 5); }
 
