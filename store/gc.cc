@@ -12,6 +12,7 @@
 #include "store/env.h"
 #include "store/meta_store.h"
 #include "store/pack_format.h"
+#include "store/store.h"
 
 namespace rankfs {
 namespace {
@@ -140,27 +141,9 @@ class Compactor {
   }
 
   Status Open() {
-    Result<FileInfo> info = env_->Stat(dir_);
-    if (!info.ok()) return info.status().Annotate("store " + dir_);
-    if (!info->is_dir) return Status(ENOTDIR, "store " + dir_ + " is not a directory");
-    if (!env_->Stat(dir_ + "/meta/CURRENT").ok()) {
-      return Status(ENOENT, dir_ + " holds no rankfs store (no meta/ database)");
-    }
-    Result<std::unique_ptr<FileLock>> lock = env_->LockFile(dir_ + "/LOCK");
-    if (!lock.ok()) {
-      if (lock.status().code() == EBUSY) {
-        return Status(
-            EBUSY, "store " + dir_ + " is in use by a rankfs daemon (mounted?); unmount it first");
-      }
-      return lock.status().Annotate("locking store " + dir_);
-    }
-    lock_ = std::move(lock).value();
-    MetaStoreOptions mo;
-    mo.create_if_missing = false;
-    mo.rocks_env = options_.rocks_env;
-    Result<std::unique_ptr<MetaStore>> meta = MetaStore::Open(dir_ + "/meta", mo, Superblock());
-    if (!meta.ok()) return meta.status().Annotate("store " + dir_);
-    meta_ = std::move(meta).value();
+    RANKFS_ASSIGN_OR_RETURN(OfflineStore store, OpenOfflineStore(env_, dir_, options_.rocks_env));
+    lock_ = std::move(store.lock);
+    meta_ = std::move(store.meta);
     return Status::Ok();
   }
 
