@@ -26,19 +26,10 @@ namespace {
 
 constexpr uid_t kNobody = 65534;
 
-// Runs `body` in a child with all ids set to `id`; returns the child's exit status (the body's
-// return value, or 100 when privileges could not be dropped).
-int RunAsUser(uid_t id, int (*body)(const std::string&), const std::string& arg) {
-  pid_t pid = fork();
-  if (pid == 0) {
-    if (setgroups(0, nullptr) != 0 || setresgid(id, id, id) != 0 || setresuid(id, id, id) != 0) {
-      _exit(100);
-    }
-    _exit(body(arg));
-  }
-  int status = 0;
-  if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return -1;
-  return WEXITSTATUS(status);
+// Runs `op` on `path` as `id`; 0 when it succeeded and the child exited cleanly.
+int RunOpAs(uid_t id, int (*op)(const std::string&), const std::string& path) {
+  ChildResult r = rankfs::RunAsUser(id, [&] { return std::to_string(op(path)); });
+  return r.exited_cleanly ? std::stoi(r.output) : -1;
 }
 
 int AppendOneLine(const std::string& path) {
@@ -103,7 +94,7 @@ TEST_F(KillprivTest, AnUnprivilegedWriteClearsSetuidAndSetgidExec) {
   const std::string sgid_noexec = MakeFile("sgid-noexec", 02766);  // mandatory-lock style
   ASSERT_EQ(ModeOf(suid), 04777u);
   for (const std::string& p : {suid, sgid, sgid_noexec}) {
-    ASSERT_EQ(RunAsUser(kNobody, AppendOneLine, p), 0) << p;
+    ASSERT_EQ(RunOpAs(kNobody, AppendOneLine, p), 0) << p;
   }
   EXPECT_EQ(ModeOf(suid), 0777u);
   EXPECT_EQ(ModeOf(sgid), 0777u);
@@ -123,7 +114,7 @@ TEST_F(KillprivTest, ChownClearsSetuidEvenForRoot) {
 
 TEST_F(KillprivTest, TruncateClearsSetuidAndWriteDropsFileCapabilities) {
   const std::string suid = MakeFile("suid-trunc", 04777);
-  ASSERT_EQ(RunAsUser(kNobody, TruncateToZero, suid), 0);
+  ASSERT_EQ(RunOpAs(kNobody, TruncateToZero, suid), 0);
   EXPECT_EQ(ModeOf(suid), 0777u);
 
   const std::string capped = MakeFile("capped", 0777);
@@ -132,7 +123,7 @@ TEST_F(KillprivTest, TruncateClearsSetuidAndWriteDropsFileCapabilities) {
   const unsigned char cap[20] = {0, 0, 0, 2, 0, 0x20, 0, 0};
   ASSERT_EQ(setxattr(capped.c_str(), "security.capability", cap, sizeof cap, 0), 0)
       << strerror(errno);
-  ASSERT_EQ(RunAsUser(kNobody, AppendOneLine, capped), 0);
+  ASSERT_EQ(RunOpAs(kNobody, AppendOneLine, capped), 0);
   char buf[64];
   EXPECT_LT(getxattr(capped.c_str(), "security.capability", buf, sizeof buf), 0);
   EXPECT_EQ(errno, ENODATA);

@@ -777,44 +777,22 @@ void RunUnprivilegedScript(Transcript& t) {
 
 // Runs the unprivileged script in a child that drops to 65534:65534; returns its transcript.
 std::vector<std::string> RunAsNobody(const std::string& base) {
-  int fds[2];
-  if (pipe(fds) != 0) return {"pipe failed"};
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
+  ChildResult r = RunAsUser(kNobody, [&] {
+    Transcript t(base);
+    RunUnprivilegedScript(t);
     std::string out;
-    if (setgroups(0, nullptr) != 0 || setgid(kNobody) != 0 || setuid(kNobody) != 0) {
-      out = "could not drop privileges\n";
-    } else {
-      Transcript t(base);
-      RunUnprivilegedScript(t);
-      for (const auto& l : t.lines()) out += l + "\n";
-    }
-    size_t done = 0;
-    while (done < out.size()) {
-      ssize_t n = write(fds[1], out.data() + done, out.size() - done);
-      if (n <= 0) break;
-      done += size_t(n);
-    }
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string all;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fds[0], buf, sizeof buf)) > 0) all.append(buf, size_t(n));
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
+    for (const auto& l : t.lines()) out += l + "\n";
+    return out;
+  });
   std::vector<std::string> lines;
   size_t start = 0;
-  for (size_t i = 0; i < all.size(); ++i) {
-    if (all[i] == '\n') {
-      lines.push_back(all.substr(start, i - start));
+  for (size_t i = 0; i < r.output.size(); ++i) {
+    if (r.output[i] == '\n') {
+      lines.push_back(r.output.substr(start, i - start));
       start = i + 1;
     }
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) lines.push_back("child died");
+  if (!r.exited_cleanly) lines.push_back("child died");
   return lines;
 }
 

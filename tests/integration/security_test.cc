@@ -35,30 +35,8 @@ constexpr uid_t kUserB = 65534;
 // Runs `body` in a child with all of real/effective/saved uid and gid set to `id`. The body
 // returns "" on success or what went wrong; the text comes back through a pipe.
 std::string RunAs(uid_t id, const std::function<std::string()>& body) {
-  int fds[2];
-  if (pipe(fds) != 0) return "pipe failed";
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    std::string out;
-    if (setgroups(0, nullptr) != 0 || setresgid(id, id, id) != 0 || setresuid(id, id, id) != 0) {
-      out = "could not drop privileges";
-    } else {
-      out = body();
-    }
-    if (!out.empty() && write(fds[1], out.data(), out.size()) < 0) _exit(2);
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string all;
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fds[0], buf, sizeof buf)) > 0) all.append(buf, size_t(n));
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) all += " (child died)";
-  return all;
+  ChildResult r = RunAsUser(id, body);
+  return r.exited_cleanly ? r.output : r.output + " (child died or could not drop privileges)";
 }
 
 // "" when `rc` failed with one of the errnos a denial may give, else a description.

@@ -1,6 +1,7 @@
 #include "tests/testutil/mount_fixture.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -105,6 +106,39 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& args,
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   result.exit_code = !killed && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+ChildResult RunAsUser(uid_t id, const std::function<std::string()>& body) {
+  ChildResult result;
+  int fds[2];
+  if (pipe(fds) != 0) {
+    result.output = "pipe failed";
+    return result;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    if (setgroups(0, nullptr) != 0 || setresgid(id, id, id) != 0 || setresuid(id, id, id) != 0) {
+      _exit(3);
+    }
+    const std::string out = body();
+    for (size_t done = 0; done < out.size();) {
+      ssize_t n = write(fds[1], out.data() + done, out.size() - done);
+      if (n <= 0) _exit(2);
+      done += size_t(n);
+    }
+    _exit(0);
+  }
+  close(fds[1]);
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof buf)) > 0) result.output.append(buf, size_t(n));
+  close(fds[0]);
+  int status = 0;
+  if (pid > 0 && waitpid(pid, &status, 0) == pid) {
+    result.exited_cleanly = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
   return result;
 }
 

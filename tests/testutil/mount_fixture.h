@@ -17,6 +17,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,6 +41,16 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
 // The value of `key` in the stats file of the rankfs mount at `mnt` (/.rankfs-stats), or
 // ~0 when the file or the key is missing.
 uint64_t StatValue(const std::string& mnt, const std::string& key);
+
+// Runs `body` in a forked child whose real, effective and saved uid and gid are all `id` (no
+// supplementary groups), and returns what the body returned, sent back through a pipe.
+// `exited_cleanly` is false when the child died or could not drop privileges. Call it from a
+// single-threaded point of the test (fork).
+struct ChildResult {
+  std::string output;
+  bool exited_cleanly = false;
+};
+ChildResult RunAsUser(uid_t id, const std::function<std::string()>& body);
 
 // Whether /proc/self/mountinfo lists a mount at `mountpoint` (a canonical path).
 bool IsMountPoint(const std::string& mountpoint);
