@@ -362,6 +362,8 @@ Result<size_t> FsCore::Read(Ino ino, uint64_t offset, size_t size, char* buf) {
   return impl_->ReadLocked(inode.get(), offset, size, buf);
 }
 
+constexpr std::string_view kCaps = "security.capability";
+
 Status FsCore::Impl::DropPrivsLocked(Inode* inode) {
   InodeAttr& a = inode->attr;
   if (!S_ISREG(a.mode)) return Status::Ok();
@@ -369,10 +371,12 @@ Status FsCore::Impl::DropPrivsLocked(Inode* inode) {
     a.mode &= ~mode_t(S_ISUID | S_ISGID);
     a.ctime_ns = NowNs();
   }
-  if (!options_.xattrs) return Status::Ok();
-  static constexpr std::string_view kCaps = "security.capability";
+  if (!options_.xattrs || inode->no_caps) return Status::Ok();
   RANKFS_ASSIGN_OR_RETURN(std::optional<std::string> caps, meta_->GetXattr(a.ino, kCaps));
-  if (!caps) return Status::Ok();
+  if (!caps) {
+    inode->no_caps = true;
+    return Status::Ok();
+  }
   MetaStore::Batch b;
   b.DeleteXattr(a.ino, kCaps);
   return meta_->Write(b, /*sync=*/false);

@@ -39,6 +39,9 @@ struct Inode {
   // random writes) wait for close, fsync or memory pressure.
   uint64_t stream_end = 0;
   bool deleted = false;  // its data was released; no further I/O
+  // Known to have no security.capability xattr (DropPrivsLocked looked once; SetXattr of that
+  // name clears it), so writes need not ask RocksDB again. Guarded by mu.
+  bool no_caps = false;
 
   // Guarded by Impl::table_mu_.
   uint64_t nlookup = 0;

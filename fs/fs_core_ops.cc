@@ -221,6 +221,7 @@ Status FsCore::SetXattr(Ino ino, std::string_view name, std::string_view value, 
   b.PutInode(a);
   RANKFS_RETURN_IF_ERROR(impl_->meta_->Write(b, false));
   inode->attr = a;
+  if (name == "security.capability") inode->no_caps = false;
   return Status::Ok();
 }
 
