@@ -22,7 +22,12 @@ Result<ChunkCache::Value> ChunkCache::Get(const ChunkHash& hash) {
   Value v = std::move(data);
   if (shard_capacity_ == 0) return v;
   std::lock_guard<std::mutex> l(s.mu);
-  if (s.map.count(hash)) return v;  // another reader filled it meanwhile
+  InsertLocked(s, hash, v);
+  return v;
+}
+
+void ChunkCache::InsertLocked(Shard& s, const ChunkHash& hash, const Value& v) {
+  if (s.map.count(hash)) return;  // another reader or writer filled it meanwhile
   s.lru.emplace_front(hash, v);
   s.map.emplace(hash, s.lru.begin());
   s.bytes += v->size();
@@ -32,7 +37,22 @@ Result<ChunkCache::Value> ChunkCache::Get(const ChunkHash& hash) {
     s.map.erase(victim.first);
     s.lru.pop_back();
   }
-  return v;
+}
+
+ChunkCache::Value ChunkCache::Peek(const ChunkHash& hash) {
+  Shard& s = ShardFor(hash);
+  std::lock_guard<std::mutex> l(s.mu);
+  auto it = s.map.find(hash);
+  if (it == s.map.end()) return nullptr;
+  s.lru.splice(s.lru.begin(), s.lru, it->second);
+  return it->second->second;
+}
+
+void ChunkCache::Insert(const ChunkHash& hash, Value value) {
+  if (shard_capacity_ == 0 || value == nullptr) return;
+  Shard& s = ShardFor(hash);
+  std::lock_guard<std::mutex> l(s.mu);
+  InsertLocked(s, hash, value);
 }
 
 void ChunkCache::Erase(const ChunkHash& hash) {

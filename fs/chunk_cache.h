@@ -25,6 +25,12 @@ class ChunkCache {
 
   // The chunk's bytes, from the cache or read (and verified) from the store.
   Result<Value> Get(const ChunkHash& hash);
+  // The chunk's bytes if they are cached; never reads the store.
+  Value Peek(const ChunkHash& hash);
+  // Caches bytes known to be the chunk `hash` (a writer that just hashed them), so that other
+  // streams writing the same content can compare against them (fs/successor_table.h) and
+  // readers find them. REQUIRES: ChunkHash of *value (in the store's scope) == hash.
+  void Insert(const ChunkHash& hash, Value value);
   // Drops a chunk (e.g. after it was found damaged).
   void Erase(const ChunkHash& hash);
 
@@ -42,6 +48,8 @@ class ChunkCache {
     uint64_t bytes = 0;
   };
   Shard& ShardFor(const ChunkHash& h) { return shards_[h.bytes[1] % kShards]; }
+  // Adds v unless the hash is cached already; evicts past the cap. REQUIRES: s.mu held.
+  void InsertLocked(Shard& s, const ChunkHash& hash, const Value& v);
 
   ChunkStore* const store_;
   const uint64_t shard_capacity_;

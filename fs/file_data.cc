@@ -1,5 +1,6 @@
-// FsCore's data path: the write buffer, flushing buffered ranges into chunks and extents,
-// reads that merge both, truncate, hole punching, SEEK_DATA/SEEK_HOLE and copy_file_range.
+// FsCore's data path, reading side and file operations: reads that lay uncommitted bytes over
+// the stored extents, truncate, hole punching, SEEK_DATA/SEEK_HOLE and copy_file_range. The
+// write path (dirty ranges, streams, batches, flushing) is in write_path.cc.
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
@@ -15,217 +16,6 @@
 namespace rankfs {
 
 // ---------------------------------------------------------------------------------------------
-// Write buffer
-
-void FsCore::Impl::DropDirty(Inode* inode, uint64_t start, uint64_t end) {
-  auto& dirty = inode->dirty;
-  auto it = dirty.upper_bound(start);
-  if (it != dirty.begin()) --it;
-  while (it != dirty.end() && it->first < end) {
-    uint64_t s = it->first, e = s + it->second.size();
-    if (e <= start) {
-      ++it;
-      continue;
-    }
-    std::string data = std::move(it->second);
-    it = dirty.erase(it);
-    uint64_t removed = data.size();
-    if (s < start) {  // keep the head
-      std::string head = data.substr(0, start - s);
-      removed -= head.size();
-      dirty.emplace(s, std::move(head));
-    }
-    if (e > end) {  // keep the tail
-      // A copy, not an in-place erase: the tail is at most one chunk, and a 16-32 MiB buffer
-      // kept for it would not count against write_buffer_bytes (memory must stay bounded
-      // with many half-written files).
-      std::string tail = data.substr(end - s);
-      removed -= tail.size();
-      it = dirty.emplace(end, std::move(tail)).first;
-      ++it;
-    }
-    inode->dirty_bytes -= removed;
-    dirty_total_ -= removed;
-  }
-}
-
-// Inserts data into the buffer, merging with every range it overlaps or touches. Appending
-// to the end of a range grows that range's string in place (amortized O(1) per byte).
-static uint64_t InsertDirty(std::map<uint64_t, std::string>* dirty, uint64_t off,
-                            std::string_view data) {
-  uint64_t before = 0;
-  auto it = dirty->upper_bound(off);
-  std::map<uint64_t, std::string>::iterator base;
-  if (it != dirty->begin() && std::prev(it)->first + std::prev(it)->second.size() >= off) {
-    base = std::prev(it);
-    before = base->second.size();
-  } else {
-    base = dirty->emplace_hint(it, off, std::string());
-  }
-  std::string& buf = base->second;
-  const uint64_t rel = off - base->first;  // <= buf.size(): the write touches or overlaps buf
-  // Overwrite what overlaps, append the rest: append() copies once, while resize() would first
-  // zero-fill the new bytes (that memset was ~8 % of the daemon's time in streaming writes).
-  const size_t overlap = std::min<uint64_t>(data.size(), buf.size() - rel);
-  std::memcpy(buf.data() + rel, data.data(), overlap);
-  buf.append(data.data() + overlap, data.size() - overlap);
-  // Absorb following ranges that the new bytes reach.
-  auto next = std::next(base);
-  while (next != dirty->end() && next->first <= base->first + buf.size()) {
-    uint64_t n_end = next->first + next->second.size();
-    before += next->second.size();
-    if (n_end > base->first + buf.size()) {
-      uint64_t keep_from = base->first + buf.size() - next->first;
-      buf.append(next->second, keep_from, std::string::npos);
-    }
-    next = dirty->erase(next);
-  }
-  return buf.size() - before;  // bytes added to the buffer
-}
-
-Status FsCore::Impl::WriteLocked(Inode* inode, uint64_t offset, std::string_view data) {
-  if (inode->dirty_bytes >= options_.inode_flush_bytes ||
-      dirty_total_.load() >= options_.write_buffer_bytes) {
-    RANKFS_RETURN_IF_ERROR(FlushLocked(inode, /*keep_tail=*/true, /*sync=*/false));
-  }
-  uint64_t added = InsertDirty(&inode->dirty, offset, data);
-  inode->dirty_bytes += added;
-  dirty_total_ += added;
-  int64_t now = NowNs();
-  inode->attr.size = std::max<uint64_t>(inode->attr.size, offset + data.size());
-  inode->attr.mtime_ns = inode->attr.ctime_ns = now;
-  return Status::Ok();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Flushing
-
-Status FsCore::Impl::ReplaceRange(Ino ino, uint64_t start, uint64_t end,
-                                  const std::vector<std::pair<uint64_t, Extent>>& added,
-                                  MetaStore::Batch* extra, bool sync) {
-  MetaStore::Batch b;
-  std::vector<ChunkHash> dropped;  // references to release once the batch is written
-  std::vector<ChunkHash> taken;    // references taken for split tails (undone on failure)
-  Status st;
-  if (end > start) {
-    st = meta_->ListExtents(ino, start, end, [&](uint64_t off, const Extent& e) {
-      uint64_t e_end = off + e.length;
-      bool has_head = off < start, has_tail = e_end > end;
-      if (has_tail) {
-        Extent tail = e;
-        tail.length = e_end - end;
-        tail.chunk_offset = uint32_t(e.chunk_offset + (end - off));
-        b.PutExtent(ino, end, tail);
-        taken.push_back(e.chunk);
-      }
-      if (has_head) {
-        Extent head = e;
-        head.length = start - off;
-        b.PutExtent(ino, off, head);  // same key, shorter: keeps its reference
-      } else {
-        b.DeleteExtent(ino, off);
-        if (!has_tail) dropped.push_back(e.chunk);
-        else {  // the tail took over this extent's reference
-          taken.pop_back();
-        }
-      }
-      return true;
-    });
-    if (!st.ok()) return st;
-  }
-  for (size_t i = 0; i < taken.size(); ++i) {
-    Status rs = chunks_->Ref(taken[i], 1);
-    if (!rs.ok()) {
-      for (size_t j = 0; j < i; ++j) chunks_->Unref(taken[j], 1).IgnoreError();
-      return rs;
-    }
-  }
-  for (const auto& [off, e] : added) b.PutExtent(ino, off, e);
-  if (extra) b.Append(*extra);
-  st = meta_->Write(b, sync);
-  if (!st.ok()) {
-    for (const ChunkHash& h : taken) chunks_->Unref(h, 1).IgnoreError();
-    return st;
-  }
-  for (const ChunkHash& h : dropped) {
-    Status us = chunks_->Unref(h, 1);
-    if (!us.ok()) Log(LogLevel::kError, "fs", "releasing a chunk reference: " + us.ToString());
-  }
-  return Status::Ok();
-}
-
-Status FsCore::Impl::FlushRange(Inode* inode, uint64_t start, bool keep_tail, bool sync,
-                                uint64_t* flushed) {
-  *flushed = 0;
-  const Ino ino = inode->attr.ino;
-  const ChunkerParams& cp = cdc_.params();
-  auto it = inode->dirty.find(start);
-  if (it == inode->dirty.end()) return Status::Ok();
-  const std::string& data = it->second;
-  std::vector<std::pair<uint64_t, Extent>> added;
-  std::vector<ChunkHash> put;
-  size_t pos = 0;
-  Status st;
-  const auto* bytes = reinterpret_cast<const uint8_t*>(data.data());
-  while (pos < data.size()) {
-    size_t remaining = data.size() - pos;
-    if (keep_tail && remaining < cp.max_size) break;  // an unfinished chunk of a stream
-    size_t len = cdc_.NextCut(bytes + pos, remaining);
-    std::string_view piece(data.data() + pos, len);
-    ChunkHash h;
-    if (meta_->super().dedup_scope == DedupScope::kPerUid) {  // dedup only within one owner
-      h = ChunkHash::OfScoped(inode->attr.uid, piece);
-      st = chunks_->PutScoped(h, piece, inode->attr.uid);
-    } else {
-      h = ChunkHash::Of(piece);
-      st = chunks_->Put(h, piece);
-    }
-    if (!st.ok()) break;
-    put.push_back(h);
-    added.emplace_back(start + pos, Extent{len, h, 0});
-    pos += len;
-  }
-  if (st.ok() && pos == 0) return Status::Ok();
-  // Chunks must be durable and indexed before the extents naming them are written.
-  if (st.ok()) st = chunks_->Flush();
-  MetaStore::Batch attr;
-  attr.PutInode(inode->attr);
-  if (st.ok()) st = ReplaceRange(ino, start, start + pos, added, &attr, sync);
-  if (!st.ok()) {
-    for (const ChunkHash& h : put) chunks_->Unref(h, 1).IgnoreError();
-    return st.Annotate("writing inode " + std::to_string(ino));
-  }
-  DropDirty(inode, start, start + pos);  // those bytes are in the store now
-  *flushed = pos;
-  return Status::Ok();
-}
-
-Status FsCore::Impl::FlushLocked(Inode* inode, bool keep_tail, bool sync) {
-  uint64_t flushed = 0;
-  if (inode->dirty_bytes > 0) RANKFS_RETURN_IF_ERROR(CheckSpace(SpaceUse::kFlush));
-  if (keep_tail) {
-    RANKFS_RETURN_IF_ERROR(FlushRange(inode, inode->stream_end, true, false, &flushed));
-    inode->stream_end += flushed;
-    if (inode->dirty_bytes <= 2 * options_.inode_flush_bytes &&
-        dirty_total_.load() < options_.write_buffer_bytes + options_.inode_flush_bytes) {
-      return Status::Ok();
-    }
-  }
-  // Everything, in offset order; the last batch carries the attributes (and the sync).
-  bool wrote_attr = false;
-  while (!inode->dirty.empty()) {
-    auto it = inode->dirty.begin();
-    uint64_t start = it->first, end = start + it->second.size();
-    bool last = std::next(it) == inode->dirty.end();
-    RANKFS_RETURN_IF_ERROR(FlushRange(inode, start, false, sync && last, &flushed));
-    if (end >= inode->stream_end && start <= inode->stream_end) inode->stream_end = end;
-    wrote_attr = last;
-  }
-  if (!wrote_attr) return PersistAttr(inode->attr, sync);
-  return Status::Ok();
-}
-
-// ---------------------------------------------------------------------------------------------
 // Reading
 
 Result<size_t> FsCore::Impl::ReadLocked(Inode* inode, uint64_t offset, size_t size, char* buf) {
@@ -234,6 +24,15 @@ Result<size_t> FsCore::Impl::ReadLocked(Inode* inode, uint64_t offset, size_t si
   if (offset >= file_size) return size_t(0);
   size_t n = size_t(std::min<uint64_t>(size, file_size - offset));
   uint64_t end = offset + n;
+  // The batches first: one that commits meanwhile is then found in the snapshot or, already
+  // committed, in the extents; never in neither.
+  std::vector<std::shared_ptr<FlushBatch>> batches;
+  {
+    std::lock_guard<std::mutex> bl(inode->batch_mu);
+    for (const auto& b : inode->batches) {
+      if (b->start < end && b->end > offset) batches.push_back(b);
+    }
+  }
   std::memset(buf, 0, n);
   // The callback's error goes to its own variable: ListExtents returns OK when a callback
   // stops the scan, so assigning its result to the same variable would lose a chunk's EIO and
@@ -259,7 +58,17 @@ Result<size_t> FsCore::Impl::ReadLocked(Inode* inode, uint64_t offset, size_t si
   });
   RANKFS_RETURN_IF_ERROR(scan);
   RANKFS_RETURN_IF_ERROR(st);
-  // Buffered bytes are newer than the store's.
+  // Uncommitted bytes are newer than the store's, oldest first: batches, the stream's cut
+  // chunks and buffer, dirty ranges.
+  auto lay = [&](uint64_t at, const std::string& bytes) {
+    uint64_t s = std::max(at, offset), t = std::min(at + bytes.size(), end);
+    if (s < t) std::memcpy(buf + (s - offset), bytes.data() + (s - at), t - s);
+  };
+  for (const auto& b : batches) {
+    for (const StreamChunk& c : b->chunks) lay(c.offset, *c.bytes);
+  }
+  for (const StreamChunk& c : inode->cut) lay(c.offset, *c.bytes);
+  if (inode->stream) inode->stream->CopyBuffered(offset, n, buf);
   auto it = inode->dirty.upper_bound(offset);
   if (it != inode->dirty.begin()) --it;
   for (; it != inode->dirty.end() && it->first < end; ++it) {
@@ -273,23 +82,29 @@ Result<size_t> FsCore::Impl::ReadLocked(Inode* inode, uint64_t offset, size_t si
 // Truncate and punch
 
 Status FsCore::Impl::TruncateLocked(Inode* inode, uint64_t size) {
-  if (size < inode->attr.size) {
-    DropDirty(inode, size, UINT64_MAX);
+  if (size >= inode->attr.size) {
     inode->attr.size = size;
-    inode->stream_end = std::min(inode->stream_end, size);
-    MetaStore::Batch attr;
-    attr.PutInode(inode->attr);
-    return ReplaceRange(inode->attr.ino, size, UINT64_MAX, {}, &attr, false);
+    return Status::Ok();
   }
+  // Bytes past the new end need not be stored first; the rest are, so that no batch commits
+  // while the extents past the end are removed.
+  DropDirty(inode, size, UINT64_MAX);
+  if (inode->stream) {
+    const uint64_t held_from = inode->cut.empty() ? inode->stream->start() : inode->cut.front().offset;
+    if (size <= held_from) DropStreamLocked(inode, size);
+  }
+  RANKFS_RETURN_IF_ERROR(SettleLocked(inode, /*sync=*/false));
   inode->attr.size = size;
-  return Status::Ok();
+  DropStreamLocked(inode, size);  // the next write at the end starts a new stream
+  MetaStore::Batch attr;
+  attr.PutInode(inode->attr);
+  return ReplaceRange(inode->attr.ino, size, UINT64_MAX, {}, &attr, false);
 }
 
 Status FsCore::Impl::PunchLocked(Inode* inode, uint64_t offset, uint64_t length) {
   uint64_t end = std::min(offset + length, inode->attr.size);
   if (offset >= end) return Status::Ok();
-  DropDirty(inode, offset, end);
-  if (inode->stream_end > offset) inode->stream_end = offset;
+  RANKFS_RETURN_IF_ERROR(SettleLocked(inode, /*sync=*/false));
   return ReplaceRange(inode->attr.ino, offset, end, {}, nullptr, false);
 }
 
@@ -320,9 +135,7 @@ Status FsCore::Release(Ino ino) {
   Status st;
   {
     std::unique_lock<std::shared_mutex> l(inode->mu);
-    if (inode->dirty_bytes > 0 && !inode->deleted && inode->attr.nlink > 0) {
-      st = impl_->FlushLocked(inode.get(), /*keep_tail=*/false, /*sync=*/false);
-    }
+    if (!inode->deleted && inode->attr.nlink > 0) st = impl_->CloseLocked(inode.get());
   }
   {
     std::lock_guard<std::mutex> l(impl_->table_mu_);
@@ -336,8 +149,8 @@ Status FsCore::Flush(Ino ino) {
   if (ino == kStatsIno) return Status::Ok();
   RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
   std::unique_lock<std::shared_mutex> l(inode->mu);
-  if (inode->dirty_bytes == 0 || inode->deleted || inode->attr.nlink == 0) return Status::Ok();
-  return impl_->FlushLocked(inode.get(), /*keep_tail=*/false, /*sync=*/false);
+  if (inode->deleted || inode->attr.nlink == 0) return Status::Ok();
+  return impl_->CloseLocked(inode.get());
 }
 
 Status FsCore::Fsync(Ino ino, bool datasync) {
@@ -345,7 +158,7 @@ Status FsCore::Fsync(Ino ino, bool datasync) {
   RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
   std::unique_lock<std::shared_mutex> l(inode->mu);
   if (inode->deleted) return Status::Ok();
-  return impl_->FlushLocked(inode.get(), /*keep_tail=*/false, /*sync=*/true);
+  return impl_->SettleLocked(inode.get(), /*sync=*/true);
 }
 
 Result<size_t> FsCore::Read(Ino ino, uint64_t offset, size_t size, char* buf) {
@@ -431,6 +244,16 @@ Result<uint64_t> FsCore::Lseek(Ino ino, uint64_t offset, int whence) {
     return true;
   }));
   for (const auto& [off, data] : inode->dirty) regions.emplace_back(off, off + data.size());
+  {
+    std::lock_guard<std::mutex> bl(inode->batch_mu);
+    for (const auto& b : inode->batches) regions.emplace_back(b->start, b->end);
+  }
+  if (!inode->cut.empty()) {
+    regions.emplace_back(inode->cut.front().offset, inode->cut.back().offset + inode->cut.back().bytes->size());
+  }
+  if (inode->stream && inode->stream->buffered() > 0) {
+    regions.emplace_back(inode->stream->start(), inode->stream->end());
+  }
   std::sort(regions.begin(), regions.end());
   uint64_t pos = offset;
   if (whence == SEEK_DATA) {
@@ -472,9 +295,9 @@ Result<uint64_t> FsCore::CopyFileRange(Ino in, uint64_t in_off, Ino out, uint64_
   if (in_off >= src->attr.size || len == 0) return uint64_t(0);
   len = std::min(len, src->attr.size - in_off);
   // The source's buffered bytes go to the store first, so the copy can share their chunks.
-  if (src->dirty_bytes > 0) {
-    RANKFS_RETURN_IF_ERROR(impl_->FlushLocked(src.get(), /*keep_tail=*/false, /*sync=*/false));
-  }
+  RANKFS_RETURN_IF_ERROR(impl_->SettleLocked(src.get(), /*sync=*/false));
+  // And the destination's, so that no batch of it commits while its extents are replaced.
+  if (dst != src) RANKFS_RETURN_IF_ERROR(impl_->SettleLocked(dst.get(), /*sync=*/false));
   std::vector<std::pair<uint64_t, Extent>> added;
   std::vector<ChunkHash> refs;
   uint64_t in_end = in_off + len;

@@ -45,6 +45,10 @@ Status NotFound(Ino parent, std::string_view name) {
                             std::to_string(parent));
 }
 
+// Successor slots (fs/successor_table.h): ~90 bytes each; 64 Ki slots remember the order of
+// the last ~4 GiB of distinct chunks, far more than the chunk cache holds bytes for.
+constexpr size_t kSuccessorSlots = 1 << 16;
+
 bool IsStatsName(Ino parent, std::string_view name) {
   return parent == kRootIno && name == kStatsFileName;
 }
@@ -60,9 +64,18 @@ FsCore::Impl::Impl(Store* store, const FsOptions& o)
       chunks_(store->chunks()),
       options_(o),
       cdc_(store->super().chunker),
-      cache_(store->chunks(), o.chunk_cache_bytes) {}
+      cache_(store->chunks(), o.chunk_cache_bytes),
+      successors_(kSuccessorSlots) {}
 
 FsCore::Impl::~Impl() {
+  // The pipeline first: finishing its batches queues eviction checks for the delete thread.
+  if (pipeline_) pipeline_->Stop();
+  // Failed batches not yet taken back (an unlinked file still open at unmount) hold their
+  // inode, which holds them.
+  for (auto& [ino, inode] : table_) {
+    std::lock_guard<std::mutex> bl(inode->batch_mu);
+    inode->batches.clear();
+  }
   {
     std::lock_guard<std::mutex> l(delete_mu_);
     stop_ = true;
@@ -98,6 +111,12 @@ Status FsCore::Impl::Init() {
     return true;
   }));
   delete_thread_ = std::thread([this] { DeleteLoop(); });
+  int workers = options_.flush_threads;
+  if (workers <= 0) workers = std::max(2, int(std::thread::hardware_concurrency()));
+  pipeline_ = std::make_unique<FlushPipeline>(
+      chunks_, workers, [this](FlushBatch& b) { return CommitBatch(b); },
+      [this](const std::shared_ptr<FlushBatch>& b, const Status& st) { BatchFinished(b, st); },
+      [this] { return CheckSpace(SpaceUse::kFlush); });
   for (Ino ino : orphans) {
     Log(LogLevel::kInfo, "fs", "releasing unlinked inode " + std::to_string(ino) +
                                    " left by an earlier run");
@@ -146,10 +165,12 @@ void FsCore::Impl::MaybeEvict(Ino ino) {
   bool remove_data;
   {
     std::unique_lock<std::shared_mutex> il(inode->mu);
-    if (inode->dirty_bytes > 0 && inode->attr.nlink > 0) return;  // keep unwritten data
+    if (inode->attr.nlink > 0 && HoldsDataLocked(inode.get())) return;  // keep unwritten data
     remove_data = inode->attr.nlink == 0 && !inode->deleted;
     if (remove_data) {
-      DropDirty(inode.get(), 0, UINT64_MAX);
+      // A batch in the pipeline cannot be called back: its commit comes first, then
+      // BatchFinished asks again.
+      if (!DropHeldDataLocked(inode.get())) return;
       inode->deleted = true;
     }
   }
@@ -173,10 +194,27 @@ void FsCore::Impl::QueueDelete(Ino ino) {
   delete_cv_.notify_all();
 }
 
+void FsCore::Impl::QueueEvictCheck(Ino ino) {
+  std::lock_guard<std::mutex> l(delete_mu_);
+  evict_checks_.push_back(ino);
+  delete_cv_.notify_all();
+}
+
 void FsCore::Impl::DeleteLoop() {
   std::unique_lock<std::mutex> l(delete_mu_);
   for (;;) {
-    delete_cv_.wait(l, [&] { return stop_ || !delete_queue_.empty(); });
+    delete_cv_.wait(l, [&] { return stop_ || !delete_queue_.empty() || !evict_checks_.empty(); });
+    if (!evict_checks_.empty()) {
+      std::deque<Ino> checks;
+      checks.swap(evict_checks_);
+      deleting_ = true;
+      l.unlock();
+      for (Ino ino : checks) MaybeEvict(ino);
+      l.lock();
+      deleting_ = false;
+      delete_cv_.notify_all();
+      continue;
+    }
     if (delete_queue_.empty()) break;  // stop_ and nothing left
     Ino ino = delete_queue_.front();
     delete_queue_.pop_front();

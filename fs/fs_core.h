@@ -7,12 +7,12 @@
 // (nlink 0) is deleted when its lookup count and open count both reach zero. Its data is
 // released in the background (the orphan list makes that survive a crash).
 //
-// File data: writes land in a per-inode write buffer (dirty ranges). A buffer is flushed into
-// the store when it grows past a threshold, when the global write-buffer cap is reached, on
-// fsync, and on release. Flushing cuts dirty ranges into chunks (FastCDC; the unfinished tail
-// of an appending stream stays buffered so that a stream is cut the same way however it was
-// written), stores them in the ChunkStore and replaces the covered extents. Reads merge the
-// store's extents with the buffered bytes.
+// File data: writes that continue a file's stream are cut into content-defined chunks as they
+// arrive (fs/stream_chunker.h: the cuts do not depend on write sizes, so ranks' copies share
+// chunks) and handed in batches to the flush pipeline (fs/flush_pipeline.h), which stores
+// them on worker threads and commits their extents in group commits. Other writes land in
+// per-inode dirty ranges, flushed when they grow past a threshold, on fsync and on close.
+// Reads lay the uncommitted bytes over the store's extents.
 //
 // Durability: Fsync() makes the file's data and attributes durable (pack bytes synced before
 // the metadata that points at them). Without it, a crash loses a suffix of recent changes.
@@ -36,7 +36,11 @@ struct FsOptions {
   double entry_timeout_s = 1.0;
   double attr_timeout_s = 1.0;
   uint64_t write_buffer_bytes = 256ull << 20;  // cap on buffered dirty data of all files
-  uint64_t inode_flush_bytes = 16ull << 20;    // a file's buffer is flushed past this size
+  // A file's dirty (non-stream) ranges are flushed past twice this; its batches in the flush
+  // pipeline may hold up to four times this before its writes wait.
+  uint64_t inode_flush_bytes = 16ull << 20;
+  uint64_t batch_bytes = 4ull << 20;  // a stream's cut chunks are submitted in batches this big
+  int flush_threads = 0;              // pipeline workers; 0: one per CPU (at least 2)
   uint64_t chunk_cache_bytes = 128ull << 20;   // decompressed-chunk cache
   bool xattrs = true;                          // false: xattr calls answer ENOSYS (the kernel then stops asking)
   // Free space on the store's filesystem that calls adding data or names may not use: below it
@@ -80,6 +84,10 @@ struct FsStats {
   uint64_t cache_hits = 0, cache_misses = 0;
   uint64_t getxattr_requests = 0;  // answered by GetXattr; the kernel's per-write capability
                                    // check shows here (fs/killpriv_io.h)
+  // Streams' bytes cut by FastCDC and hashed, and bytes taken from confirmed guesses
+  // (fs/successor_table.h) without either.
+  uint64_t hashed_bytes = 0, predicted_bytes = 0;
+  uint64_t batches = 0, commit_rounds = 0;  // flush pipeline (fs/flush_pipeline.h)
 };
 
 // Name of the read-only statistics file at the root of every mount. It answers lookups but

@@ -15,7 +15,10 @@
 #include <vector>
 
 #include "fs/chunk_cache.h"
+#include "fs/flush_pipeline.h"
 #include "fs/fs_core.h"
+#include "fs/stream_chunker.h"
+#include "fs/successor_table.h"
 #include "store/chunker.h"
 
 namespace rankfs {
@@ -23,25 +26,40 @@ namespace rankfs {
 int64_t NowNs();
 
 // One inode known to the daemon: the kernel holds a lookup on it, a file handle is open, or it
-// has buffered data.
-struct Inode {
+// holds data not yet committed to the store.
+//
+// A file's unwritten data is in one of three places, newest first: `dirty` (writes that do
+// not continue the stream: random writes, out-of-order writeback ahead of the stream), the
+// stream (`stream`'s buffer and `cut`, chunks cut but not yet submitted), and `batches`
+// (submitted to the FlushPipeline, not yet committed). Reads lay them over the stored
+// extents in that order.
+struct Inode : std::enable_shared_from_this<Inode> {
   explicit Inode(const InodeAttr& a) : attr(a), stream_end(a.size) {}
-  // Guards attr, dirty, dirty_bytes, deleted and write_error. Shared for reads of data and
-  // attributes, exclusive for any change.
+  // Guards attr, dirty, dirty_bytes, stream, stream_end, cut, cut_bytes, deleted and no_caps.
+  // Shared for reads of data and attributes, exclusive for any change.
   std::shared_mutex mu;
   InodeAttr attr;
   // Buffered writes: offset -> bytes. Entries never overlap and never touch (adjacent writes
   // are merged), so one entry is one contiguous dirty range.
   std::map<uint64_t, std::string> dirty;
   uint64_t dirty_bytes = 0;
-  // Where the appending stream's last flush stopped, at a chunk cut. A buffered range that
-  // starts here continues the stream; others (gaps not yet filled by out-of-order writeback,
-  // random writes) wait for close, fsync or memory pressure.
-  uint64_t stream_end = 0;
+  // The appending stream (fs/stream_chunker.h), created by the first write at stream_end.
+  // Writes at its end() go to it; the dirty ranges it reaches are absorbed into it.
+  std::unique_ptr<StreamChunker> stream;
+  uint64_t stream_end = 0;  // where a stream starts while `stream` is null
+  std::vector<StreamChunk> cut;  // chunks the stream emitted, not yet submitted
+  uint64_t cut_bytes = 0;
   bool deleted = false;  // its data was released; no further I/O
   // Known to have no security.capability xattr (DropPrivsLocked looked once; SetXattr of that
   // name clears it), so writes need not ask RocksDB again. Guarded by mu.
   bool no_caps = false;
+
+  // Submitted batches not yet committed, oldest first, and failed ones whose bytes the owner
+  // has not buffered again yet. Lock order: mu -> batch_mu. The pipeline's committer takes
+  // only batch_mu, so a thread holding mu may wait for batches.
+  std::mutex batch_mu;
+  std::condition_variable batch_cv;  // a batch of this inode finished
+  std::deque<std::shared_ptr<FlushBatch>> batches;
 
   // Guarded by Impl::table_mu_.
   uint64_t nlookup = 0;
@@ -75,18 +93,46 @@ class FsCore::Impl {
   // Called when nlookup, open_count or nlink may have dropped to zero.
   void MaybeEvict(Ino ino);
 
-  // --- data path (file_data.cc); REQUIRES: inode->mu held exclusively unless noted ---
+  // --- data path (write_path.cc, file_data.cc); REQUIRES: inode->mu held exclusively
+  // unless noted ---
   Status WriteLocked(Inode* inode, uint64_t offset, std::string_view data);
-  // Writes buffered ranges to the store. keep_tail (an opportunistic flush while writing):
-  // flush only the range that continues the stream and leave its unfinished last chunk
-  // buffered, so a stream is cut as if it had been written in one piece; everything is
-  // flushed only when the file's buffer still exceeds twice its threshold. Otherwise every
-  // range is flushed; sync makes the result durable.
-  Status FlushLocked(Inode* inode, bool keep_tail, bool sync);
-  // Flushes the buffered range that starts at `start`; with keep_tail, up to its last cut.
-  // Sets *flushed to the bytes written to the store.
-  Status FlushRange(Inode* inode, uint64_t start, bool keep_tail, bool sync,
-                    uint64_t* flushed);
+  // End of the file's writing for now (FLUSH, RELEASE): the stream's last chunk is cut and
+  // submitted, dirty ranges are flushed. Does not wait for the pipeline unless there are
+  // dirty ranges.
+  Status CloseLocked(Inode* inode);
+  // Everything buffered is in the store, committed, when this returns OK: the stream is
+  // finished and its batches waited for; dirty ranges are flushed (`sync`: durably).
+  Status SettleLocked(Inode* inode, bool sync);
+  // Waits until every submitted batch of the inode finished; failed batches' bytes go back
+  // into the dirty ranges (under newer ones) and the first error is returned. After this no
+  // ReplaceRange of the inode can run concurrently until the caller releases mu.
+  Status WaitBatchesLocked(Inode* inode);
+  // Appends to the stream (which must exist and end at the write's offset).
+  Status AppendStreamLocked(Inode* inode, std::string_view data);
+  // Moves dirty ranges that start where the stream ends into the stream.
+  Status AbsorbDirtyLocked(Inode* inode);
+  // Cuts the stream's remaining bytes (the stream may continue at its end later) and submits.
+  Status FinishStreamLocked(Inode* inode);
+  // Hands the stream's cut chunks to the pipeline; the size goes to the store ahead of them.
+  Status SubmitCutLocked(Inode* inode);
+  // Forgets every uncommitted byte of a deleted inode (dirty, stream, cut, failed batches).
+  // Returns false, dropping nothing, while a batch is still in the pipeline.
+  bool DropHeldDataLocked(Inode* inode);
+  // Forgets the stream's buffered and cut bytes; the next stream starts at `restart_at`.
+  void DropStreamLocked(Inode* inode, uint64_t restart_at);
+  // The uid chunk addresses of this file are scoped by (per-uid stores), else nullopt.
+  std::optional<uint32_t> ScopeOf(const Inode& inode) const;
+  // Writes every dirty range to the store; sync makes the result durable.
+  Status FlushDirtyLocked(Inode* inode, bool sync);
+  // Flushes the dirty range that starts at `start`. REQUIRES: no batch in flight.
+  Status FlushRange(Inode* inode, uint64_t start, bool sync);
+  // Whether the inode holds data not yet committed (dirty, stream, cut or batches).
+  bool HoldsDataLocked(Inode* inode);
+  // Keeps the buffered bytes of all files under write_buffer_bytes, called before a write.
+  Status MakeRoomLocked(Inode* inode);
+  // The pipeline's callbacks (no inode lock held).
+  Status CommitBatch(FlushBatch& b);
+  void BatchFinished(const std::shared_ptr<FlushBatch>& b, const Status& st);
   // REQUIRES: mu held (shared is enough).
   Result<size_t> ReadLocked(Inode* inode, uint64_t offset, size_t size, char* buf);
   Status TruncateLocked(Inode* inode, uint64_t size);
@@ -120,6 +166,8 @@ class FsCore::Impl {
 
   // --- background deletion of unlinked inodes ---
   void QueueDelete(Ino ino);
+  // Asks the background thread to MaybeEvict(ino) (the committer may not take inode locks).
+  void QueueEvictCheck(Ino ino);
   Status DeleteInodeData(Ino ino);
   void DeleteLoop();
 
@@ -129,6 +177,10 @@ class FsCore::Impl {
   const FsOptions options_;
   const FastCdc cdc_;
   ChunkCache cache_;
+  SuccessorTable successors_;
+  std::unique_ptr<FlushPipeline> pipeline_;  // created by Init, stopped by Shutdown
+  std::atomic<uint64_t> next_stream_owner_{1};
+  std::atomic<uint64_t> predicted_bytes_{0}, hashed_bytes_{0};  // streams' chunker totals
 
   // Serializes namespace changes (create, link, unlink, rename, ...): they check and then
   // change several records, which must look atomic. Not taken on the data path.
@@ -142,9 +194,10 @@ class FsCore::Impl {
   std::atomic<uint64_t> getxattr_requests_{0};
   uint64_t generation_ = 1;
 
-  std::mutex delete_mu_;  // guards delete_queue_, deleting_, stop_
+  std::mutex delete_mu_;  // guards delete_queue_, evict_checks_, deleting_, stop_
   std::condition_variable delete_cv_;
   std::deque<Ino> delete_queue_;
+  std::deque<Ino> evict_checks_;
   bool deleting_ = false;
   bool stop_ = false;
   std::thread delete_thread_;

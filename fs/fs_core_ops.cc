@@ -282,6 +282,13 @@ FsStats FsCore::Stats() {
   s.cache_hits = impl_->cache_.hits();
   s.cache_misses = impl_->cache_.misses();
   s.getxattr_requests = impl_->getxattr_requests_.load(std::memory_order_relaxed);
+  s.hashed_bytes = impl_->hashed_bytes_.load();
+  s.predicted_bytes = impl_->predicted_bytes_.load();
+  if (impl_->pipeline_) {
+    FlushPipelineStats p = impl_->pipeline_->GetStats();
+    s.batches = p.batches;
+    s.commit_rounds = p.commit_rounds;
+  }
   // Logical bytes: every regular file's size (a scan; stats are read rarely).
   impl_->meta_->ForEachInode([&](const InodeAttr& a) {
     if (S_ISREG(a.mode) && a.nlink > 0) {
@@ -325,12 +332,19 @@ std::string FsCore::StatsText() {
   line("cache_hits", std::to_string(s.cache_hits));
   line("cache_misses", std::to_string(s.cache_misses));
   line("getxattr_requests", std::to_string(s.getxattr_requests));
+  line("stream_hashed_bytes", std::to_string(s.hashed_bytes));
+  line("stream_predicted_bytes", std::to_string(s.predicted_bytes));
+  line("flush_batches", std::to_string(s.batches));
+  line("commit_rounds", std::to_string(s.commit_rounds));
   return out;
 }
 
 Status FsCore::DrainBackground() {
+  impl_->pipeline_->Drain();  // batches of deleted files finish before their deletion
   std::unique_lock<std::mutex> l(impl_->delete_mu_);
-  impl_->delete_cv_.wait(l, [&] { return impl_->delete_queue_.empty() && !impl_->deleting_; });
+  impl_->delete_cv_.wait(l, [&] {
+    return impl_->delete_queue_.empty() && impl_->evict_checks_.empty() && !impl_->deleting_;
+  });
   l.unlock();
   return impl_->chunks_->Reclaim();
 }
@@ -349,8 +363,8 @@ Status FsCore::Shutdown() {
   }
   for (auto& inode : inodes) {
     std::unique_lock<std::shared_mutex> l(inode->mu);
-    if (inode->dirty_bytes == 0 || inode->deleted) continue;
-    Status s = impl_->FlushLocked(inode.get(), /*keep_tail=*/false, /*sync=*/false);
+    if (inode->deleted || inode->attr.nlink == 0 || !impl_->HoldsDataLocked(inode.get())) continue;
+    Status s = impl_->SettleLocked(inode.get(), /*sync=*/false);
     if (!s.ok() && first.ok()) first = s;
   }
   Status d = DrainBackground();

@@ -181,6 +181,10 @@ rocksdb::DBOptions DbOptions(const MetaStoreOptions& o) {
   // A rarely written family would otherwise pin old WAL files forever.
   d.max_total_wal_size = std::max<uint64_t>(4 * uint64_t(o.write_buffer_bytes), 64 << 20);
   d.max_background_jobs = 2;
+  // No preallocation: RocksDB would fallocate 1.1 memtables ahead for every WAL file and 4 MiB
+  // for the MANIFEST, ~22 MB of a store's disk use that holds nothing (a tenth of the whole
+  // store of the N-ranks benchmark). Files grow in small appends instead.
+  d.allow_fallocate = false;
   d.bytes_per_sync = 1 << 20;
   d.keep_log_file_num = 4;
   d.max_log_file_size = 8 << 20;

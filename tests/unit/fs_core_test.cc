@@ -11,63 +11,13 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/fs_core_fixture.h"
 #include "tests/testutil/test_data.h"
 
 namespace rankfs {
 namespace {
 
-class FsCoreTest : public ::testing::Test {
- protected:
-  void SetUp() override { Open(); }
-  void Open(FsOptions fo = FsOptions()) {
-    StoreOptions so;
-    so.packs.background_reclaim = false;
-    auto s = Store::Open(dir_.Join("store"), so);
-    ASSERT_TRUE(s.ok()) << s.status().ToString();
-    store_ = std::move(s).value();
-    auto fs = FsCore::Create(store_.get(), fo);
-    ASSERT_TRUE(fs.ok()) << fs.status().ToString();
-    fs_ = std::move(fs).value();
-  }
-  void Reopen() {
-    ASSERT_TRUE(fs_->Shutdown().ok());
-    fs_.reset();
-    ASSERT_TRUE(store_->Close().ok());
-    store_.reset();
-    Open();
-  }
-  Ino CreateFile(Ino parent, const std::string& name) {
-    auto a = fs_->Create(parent, name, 0644, O_RDWR, caller_);
-    EXPECT_TRUE(a.ok()) << a.status().ToString();
-    return a.ok() ? a->ino : 0;
-  }
-  void WriteAll(Ino ino, const std::string& data, size_t piece = 8192, uint64_t at = 0) {
-    for (size_t off = 0; off < data.size(); off += piece) {
-      size_t n = std::min(piece, data.size() - off);
-      ASSERT_TRUE(fs_->Write(ino, at + off, std::string_view(data).substr(off, n)).ok());
-    }
-  }
-  std::string ReadAll(Ino ino) {
-    auto a = fs_->GetAttr(ino);
-    EXPECT_TRUE(a.ok());
-    std::string out(a->size, '\0');
-    size_t done = 0;
-    while (done < out.size()) {
-      auto n = fs_->Read(ino, done, std::min<size_t>(1 << 20, out.size() - done), out.data() + done);
-      EXPECT_TRUE(n.ok()) << n.status().ToString();
-      if (!n.ok() || *n == 0) break;
-      done += *n;
-    }
-    out.resize(done);
-    return out;
-  }
-
-  TempDir dir_;
-  Caller caller_{1000, 1000, 1};
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<FsCore> fs_;
-};
+class FsCoreTest : public FsCoreFixture {};
 
 TEST_F(FsCoreTest, WriteReadBackBeforeAndAfterFlushAndReopen) {
   std::string data = MakeRealData(5 << 20, 1);
@@ -94,7 +44,7 @@ TEST_F(FsCoreTest, IdenticalFilesShareChunksEvenWhenShifted) {
     WriteAll(ino, header + payload, rank % 2 ? 8192 : (1 << 20));
     ASSERT_TRUE(fs_->Release(ino).ok());
   }
-  FsStats s = fs_->Stats();
+  FsStats s = SettledStats();
   EXPECT_EQ(before.chunks.chunks, 0u);
   // Four copies, but the unique content is about one copy.
   EXPECT_LT(s.unique_raw_bytes, payload.size() * 105 / 100);
@@ -128,7 +78,7 @@ TEST_F(FsCoreTest, OutOfOrderWritebackStillCutsCopiesAlike) {
     ASSERT_TRUE(fs_->Release(ino).ok());
     EXPECT_EQ(ReadAll(ino), payload);
   }
-  FsStats s = fs_->Stats();
+  FsStats s = SettledStats();
   EXPECT_LE(s.unique_raw_bytes, payload.size() * 101 / 100)
       << "unique " << s.unique_raw_bytes << " for three copies of " << payload.size();
 }
@@ -229,7 +179,7 @@ TEST_F(FsCoreTest, CopyFileRangeSharesChunksWithoutStoringBytes) {
   Ino a = CreateFile(kRootIno, "a");
   WriteAll(a, data, 1 << 20);
   ASSERT_TRUE(fs_->Release(a).ok());
-  uint64_t stored = fs_->Stats().stored_bytes;
+  uint64_t stored = SettledStats().stored_bytes;
   Ino b = CreateFile(kRootIno, "b");
   auto n = fs_->CopyFileRange(a, 0, b, 0, data.size() + 100);
   ASSERT_TRUE(n.ok());
@@ -248,7 +198,7 @@ TEST_F(FsCoreTest, UnlinkedOpenFileWorksUntilLastReleaseThenSpaceComesBack) {
   Ino ino = CreateFile(kRootIno, "tmp");
   WriteAll(ino, data, 1 << 20);
   ASSERT_TRUE(fs_->Flush(ino).ok());
-  ASSERT_GT(fs_->Stats().chunks.chunks, 0u);
+  ASSERT_GT(SettledStats().chunks.chunks, 0u);
   ASSERT_TRUE(fs_->Unlink(kRootIno, "tmp").ok());
   EXPECT_EQ(fs_->Lookup(kRootIno, "tmp").status().code(), ENOENT);
   fs_->Forget(ino, 1);  // the kernel lets go of the name, the file stays open

@@ -1,0 +1,241 @@
+// StreamChunker and SuccessorTable: a stream is cut exactly as FastCdc::Split cuts the whole
+// stream whatever the write sizes; a second copy is taken from confirmed guesses without
+// hashing; wrong or missing guesses fall back to cutting; streams in lockstep hash each chunk
+// about once; guesses never cross dedup scopes.
+#include "fs/stream_chunker.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fs/chunk_cache.h"
+#include "fs/successor_table.h"
+#include "tests/testutil/test_data.h"
+
+namespace rankfs {
+namespace {
+
+const std::string& Data() {
+  static const std::string d = MakeRealData(12 << 20, 21);
+  return d;
+}
+
+struct Harness {
+  explicit Harness(uint64_t cache_bytes = 64 << 20)
+      : cdc(ChunkerParams{}), successors(1 << 16), cache(nullptr, cache_bytes) {}
+  StreamChunker::Context Ctx(bool guesses = true) {
+    return {&cdc, guesses ? &successors : nullptr, guesses ? &cache : nullptr};
+  }
+  FastCdc cdc;
+  SuccessorTable successors;
+  ChunkCache cache;
+};
+
+// Appends `data` in pieces of random sizes in [1, max_piece] and finishes the stream.
+std::vector<StreamChunk> Feed(StreamChunker* s, const std::string& data, size_t max_piece,
+                              uint64_t seed, std::optional<uint32_t> scope = std::nullopt) {
+  std::mt19937_64 rng(seed);
+  std::vector<StreamChunk> out;
+  for (size_t off = 0; off < data.size();) {
+    size_t n = std::min<size_t>(data.size() - off, 1 + rng() % max_piece);
+    s->Append(std::string_view(data).substr(off, n), scope, &out);
+    off += n;
+  }
+  s->Finish(scope, &out);
+  return out;
+}
+
+// The chunks FastCDC cuts from the whole of `data`.
+std::vector<std::pair<uint64_t, ChunkHash>> Reference(const FastCdc& cdc, const std::string& data) {
+  std::vector<std::pair<uint64_t, ChunkHash>> ref;
+  uint64_t off = 0;
+  for (size_t len : cdc.Split(reinterpret_cast<const uint8_t*>(data.data()), data.size())) {
+    ref.emplace_back(off, ChunkHash::Of(std::string_view(data).substr(off, len)));
+    off += len;
+  }
+  return ref;
+}
+
+void ExpectSameAsSplit(const FastCdc& cdc, const std::string& data,
+                       const std::vector<StreamChunk>& got) {
+  auto ref = Reference(cdc, data);
+  ASSERT_EQ(got.size(), ref.size());
+  for (size_t i = 0; i < ref.size(); ++i) {
+    ASSERT_EQ(got[i].offset, ref[i].first) << "chunk " << i;
+    ASSERT_EQ(got[i].hash, ref[i].second) << "chunk " << i;
+    ASSERT_EQ(ChunkHash::Of(*got[i].bytes), got[i].hash) << "chunk " << i;
+  }
+}
+
+TEST(StreamChunkerTest, CutsEqualSplitOfTheWholeStreamForAnyWriteSizes) {
+  Harness h;
+  for (size_t max_piece : {size_t(1) << 10, size_t(8) << 10, size_t(1) << 20, size_t(3) << 20}) {
+    StreamChunker s(h.Ctx(/*guesses=*/false), 0, 1);
+    auto got = Feed(&s, Data(), max_piece, max_piece);
+    ExpectSameAsSplit(h.cdc, Data(), got);
+    EXPECT_EQ(s.hashed_bytes(), Data().size());
+    EXPECT_EQ(s.predicted_bytes(), 0u);
+    EXPECT_EQ(s.buffered(), 0u);
+    EXPECT_EQ(s.end(), Data().size());
+  }
+}
+
+TEST(StreamChunkerTest, BufferedBytesReadBackWhileStreaming) {
+  Harness h;
+  StreamChunker s(h.Ctx(false), 1000, 1);  // a stream that starts at file offset 1000
+  std::vector<StreamChunk> out;
+  const std::string part = Data().substr(0, 300000);
+  s.Append(part, std::nullopt, &out);
+  ASSERT_EQ(s.end(), 1000u + part.size());
+  // Emitted chunks plus the buffer give back every byte, at the right offsets.
+  std::string seen(part.size(), '\0');
+  for (const auto& c : out) seen.replace(c.offset - 1000, c.bytes->size(), *c.bytes);
+  std::string buffered(part.size(), 'x');
+  s.CopyBuffered(1000, part.size(), buffered.data());
+  for (size_t i = s.start() - 1000; i < part.size(); ++i) seen[i] = buffered[i];
+  EXPECT_EQ(seen, part);
+  // A window straddling the start of the buffer copies only the buffered part.
+  std::string window(100, 'y');
+  s.CopyBuffered(s.start() - 50, 100, window.data());
+  EXPECT_EQ(window.substr(0, 50), std::string(50, 'y'));
+  EXPECT_EQ(window.substr(50), part.substr(s.start() - 1000, 50));
+}
+
+TEST(StreamChunkerTest, SecondCopyIsTakenFromGuessesWithoutHashing) {
+  Harness h;
+  StreamChunker a(h.Ctx(), 0, 1);
+  auto first = Feed(&a, Data(), 1 << 20, 1);
+  StreamChunker b(h.Ctx(), 0, 2);
+  auto second = Feed(&b, Data(), 8192, 2);
+  ExpectSameAsSplit(h.cdc, Data(), second);
+  // Only the first chunk (nothing precedes it) and the last (its end is where the stream
+  // stopped, not content-defined, so it is never recorded as a successor) are hashed.
+  const uint64_t edges = first.front().bytes->size() + first.back().bytes->size();
+  EXPECT_EQ(b.hashed_bytes(), edges);
+  EXPECT_EQ(b.predicted_bytes(), Data().size() - edges);
+  for (size_t i = 1; i + 1 < second.size(); ++i) {
+    ASSERT_TRUE(second[i].predicted) << i;
+    // The guessed chunk's bytes are the cached copy, not another one.
+    ASSERT_EQ(second[i].bytes.get(), first[i].bytes.get()) << i;
+  }
+}
+
+TEST(StreamChunkerTest, AChangedByteFallsBackToCuttingAndResynchronises) {
+  Harness h;
+  StreamChunker a(h.Ctx(), 0, 1);
+  Feed(&a, Data(), 1 << 20, 1);
+  std::string changed = Data();
+  changed[5 << 20] ^= 0x5a;
+  StreamChunker b(h.Ctx(), 0, 2);
+  auto got = Feed(&b, changed, 1 << 20, 2);
+  ExpectSameAsSplit(h.cdc, changed, got);
+  // The chunk holding the change (and the one after, whose guess key is new) is hashed; the
+  // rest is guessed.
+  EXPECT_GT(b.predicted_bytes(), changed.size() * 9 / 10);
+  EXPECT_LT(b.hashed_bytes(), 4u * h.cdc.params().max_size);
+}
+
+TEST(StreamChunkerTest, AShiftedCopyResynchronisesAfterItsHeader) {
+  Harness h;
+  StreamChunker a(h.Ctx(), 0, 1);
+  Feed(&a, Data(), 1 << 20, 1);
+  const std::string shifted = MakeRandomData(137, 5) + Data();
+  StreamChunker b(h.Ctx(), 0, 2);
+  auto got = Feed(&b, shifted, 1 << 20, 3);
+  ExpectSameAsSplit(h.cdc, shifted, got);
+  EXPECT_GT(b.predicted_bytes(), shifted.size() * 9 / 10);
+}
+
+TEST(StreamChunkerTest, StreamsTakingTurnsHashEachChunkOnce) {
+  Harness h;
+  StreamChunker a(h.Ctx(), 0, 1), b(h.Ctx(), 0, 2);
+  std::vector<StreamChunk> out_a, out_b;
+  const std::string& d = Data();
+  const size_t step = 1 << 20;
+  // The two streams take turns, one write each, as ranks in lockstep do.
+  for (size_t off = 0; off < d.size(); off += step) {
+    std::string_view piece = std::string_view(d).substr(off, step);
+    a.Append(piece, std::nullopt, &out_a);
+    b.Append(piece, std::nullopt, &out_b);
+  }
+  a.Finish(std::nullopt, &out_a);
+  b.Finish(std::nullopt, &out_b);
+  ExpectSameAsSplit(h.cdc, d, out_a);
+  ExpectSameAsSplit(h.cdc, d, out_b);
+  // Whoever writes a piece first hashes it; the other confirms each chunk with a memcmp.
+  EXPECT_EQ(b.predicted_bytes(), d.size() - out_a.front().bytes->size() - out_a.back().bytes->size());
+}
+
+TEST(StreamChunkerTest, ConcurrentStreamsInLockstepMostlyHashOnce) {
+  Harness h;
+  const std::string& d = Data();
+  StreamChunker a(h.Ctx(), 0, 1), b(h.Ctx(), 0, 2);
+  std::vector<StreamChunk> out_a, out_b;
+  auto writer = [&](StreamChunker* s, std::vector<StreamChunk>* out) {
+    for (size_t off = 0; off < d.size(); off += 1 << 20) {
+      s->Append(std::string_view(d).substr(off, 1 << 20), std::nullopt, out);
+    }
+    s->Finish(std::nullopt, out);
+  };
+  std::thread ta(writer, &a, &out_a), tb(writer, &b, &out_b);
+  ta.join();
+  tb.join();
+  ExpectSameAsSplit(h.cdc, d, out_a);
+  ExpectSameAsSplit(h.cdc, d, out_b);
+  // Two streams at the same point would both hash every chunk (2x) but for the claims: the
+  // one that finds the next chunk claimed by the other waits for its result.
+  EXPECT_LT(a.hashed_bytes() + b.hashed_bytes(), d.size() * 7 / 4)
+      << "a hashed " << a.hashed_bytes() << ", b hashed " << b.hashed_bytes();
+}
+
+TEST(StreamChunkerTest, GuessesWhoseBytesLeftTheCacheAreCut) {
+  Harness h(/*cache_bytes=*/0);  // nothing is ever cached
+  StreamChunker a(h.Ctx(), 0, 1);
+  Feed(&a, Data(), 1 << 20, 1);
+  StreamChunker b(h.Ctx(), 0, 2);
+  auto got = Feed(&b, Data(), 1 << 20, 2);
+  ExpectSameAsSplit(h.cdc, Data(), got);
+  EXPECT_EQ(b.predicted_bytes(), 0u);
+  EXPECT_EQ(b.hashed_bytes(), Data().size());
+}
+
+TEST(StreamChunkerTest, GuessesNeverCrossDedupScopes) {
+  Harness h;
+  StreamChunker a(h.Ctx(), 0, 1);
+  Feed(&a, Data(), 1 << 20, 1, /*scope=*/1000u);
+  StreamChunker b(h.Ctx(), 0, 2);
+  auto got = Feed(&b, Data(), 1 << 20, 2, /*scope=*/2000u);
+  EXPECT_EQ(b.predicted_bytes(), 0u);
+  for (const auto& c : got) ASSERT_EQ(c.hash, ChunkHash::OfScoped(2000, *c.bytes));
+  // The same owner again is guessed.
+  StreamChunker c(h.Ctx(), 0, 3);
+  Feed(&c, Data(), 1 << 20, 3, /*scope=*/1000u);
+  EXPECT_GT(c.predicted_bytes(), Data().size() * 9 / 10);
+}
+
+TEST(SuccessorTableTest, ClaimsHoldOffOthersUntilRecordedOrGivenUp) {
+  SuccessorTable t(1024);
+  const ChunkHash a = ChunkHash::Of("a"), b = ChunkHash::Of("b");
+  SuccessorTable::Next next;
+  EXPECT_EQ(t.Lookup(a, 1, &next), SuccessorTable::Probe::kUnknown);
+  t.Claim(a, 1);
+  EXPECT_EQ(t.Lookup(a, 2, &next), SuccessorTable::Probe::kClaimed);
+  EXPECT_EQ(t.Lookup(a, 1, &next), SuccessorTable::Probe::kUnknown);  // one's own claim
+  t.Claim(a, 2);  // a live claim is not taken over
+  EXPECT_EQ(t.Lookup(a, 2, &next), SuccessorTable::Probe::kClaimed);
+  t.Record(a, b, 4096);
+  ASSERT_EQ(t.Lookup(a, 2, &next), SuccessorTable::Probe::kKnown);
+  EXPECT_EQ(next.hash, b);
+  EXPECT_EQ(next.length, 4096u);
+  t.Claim(b, 1);
+  t.Unclaim(b, 2);  // not the owner: nothing changes
+  EXPECT_EQ(t.Lookup(b, 2, &next), SuccessorTable::Probe::kClaimed);
+  t.Unclaim(b, 1);
+  EXPECT_EQ(t.Lookup(b, 2, &next), SuccessorTable::Probe::kUnknown);
+}
+
+}  // namespace
+}  // namespace rankfs

@@ -1,0 +1,194 @@
+// The write path through FsCore: streams, batches in the flush pipeline and dirty ranges laid
+// over each other in the right order; copies guessed and stored once; memory held under the
+// write buffer cap; files deleted with batches in flight give everything back.
+#include <fcntl.h>
+#include <linux/falloc.h>
+
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "tests/testutil/fs_core_fixture.h"
+#include "tests/testutil/test_data.h"
+
+namespace rankfs {
+namespace {
+
+class WritePathTest : public FsCoreFixture {
+ protected:
+  void Truncate(Ino ino, uint64_t size) {
+    SetAttrRequest r;
+    r.set_size = true;
+    r.size = size;
+    ASSERT_TRUE(fs_->SetAttr(ino, r).ok());
+  }
+  // Reads back, then again after fsync, then after a reopen of the store.
+  void ExpectEverywhere(Ino ino, const std::string& model, const std::string& name) {
+    EXPECT_EQ(ReadAll(ino), model) << "buffered";
+    ASSERT_TRUE(fs_->Fsync(ino, false).ok());
+    EXPECT_EQ(ReadAll(ino), model) << "after fsync";
+    Reopen();
+    auto a = fs_->Lookup(kRootIno, name);
+    ASSERT_TRUE(a.ok());
+    EXPECT_EQ(ReadAll(a->ino), model) << "after reopen";
+  }
+};
+
+TEST_F(WritePathTest, RewritesOfBytesTheStreamStillHoldsKeepTheNewest) {
+  std::string model = MakeRealData(5 << 20, 1);
+  Ino ino = CreateFile(kRootIno, "f");
+  WriteAll(ino, model.substr(0, 3 << 20), 64 << 10);
+  // The stream holds the uncut tail and the chunks cut since the last batch: rewrite across
+  // that, past the stream's end.
+  const std::string patch = MakeRandomData(300000, 2);
+  const uint64_t at = (3 << 20) - 200000;
+  ASSERT_TRUE(fs_->Write(ino, at, patch).ok());
+  model.replace(at, patch.size(), patch);
+  // Appends go on from the end of the file.
+  WriteAll(ino, model.substr(at + patch.size()), 64 << 10, at + patch.size());
+  ExpectEverywhere(ino, model, "f");
+}
+
+TEST_F(WritePathTest, AWriteStraddlingTheStreamsEndThenAppends) {
+  std::string model = MakeRealData(4 << 20, 3);
+  Ino ino = CreateFile(kRootIno, "f");
+  WriteAll(ino, model.substr(0, 1 << 20), 1 << 20);
+  const std::string patch = MakeRandomData(200, 4);
+  const uint64_t at = (1 << 20) - 100;
+  ASSERT_TRUE(fs_->Write(ino, at, patch).ok());
+  model.replace(at, patch.size(), patch);
+  WriteAll(ino, model.substr(at + patch.size()), 100000, at + patch.size());
+  ExpectEverywhere(ino, model, "f");
+}
+
+TEST_F(WritePathTest, TruncateWhileStreamingThenAppendAgain) {
+  std::string model = MakeRealData(3 << 20, 5);
+  Ino ino = CreateFile(kRootIno, "f");
+  WriteAll(ino, model, 100000);
+  Truncate(ino, 1500000);
+  model.resize(1500000);
+  const std::string more = MakeRealData(2 << 20, 6);
+  WriteAll(ino, more, 100000, model.size());
+  model += more;
+  EXPECT_EQ(ReadAll(ino), model);
+  Truncate(ino, 0);
+  WriteAll(ino, more, 1 << 20);
+  ExpectEverywhere(ino, more, "f");
+}
+
+TEST_F(WritePathTest, CopiesAreGuessedStoredOnceAndReadBack) {
+  const std::string data = MakeRealData(12 << 20, 7);
+  std::vector<Ino> files;
+  for (int i = 0; i < 3; ++i) {
+    files.push_back(CreateFile(kRootIno, "copy" + std::to_string(i)));
+    WriteAll(files.back(), data, i == 1 ? 8192 : 1 << 20);
+    ASSERT_TRUE(fs_->Release(files.back()).ok());
+  }
+  FsStats s = SettledStats();
+  // The first copy is hashed; the other two are confirmed against it chunk by chunk.
+  EXPECT_GE(s.predicted_bytes, 2 * data.size() * 95 / 100);
+  EXPECT_LE(s.hashed_bytes, data.size() * 105 / 100);
+  EXPECT_LE(s.unique_raw_bytes, data.size());
+  for (Ino ino : files) EXPECT_EQ(ReadAll(ino), data);
+}
+
+TEST_F(WritePathTest, ADeletedFileWithBatchesInFlightGivesEverythingBack) {
+  Ino ino = CreateFile(kRootIno, "f");
+  WriteAll(ino, MakeRealData(24 << 20, 8), 1 << 20);
+  ASSERT_TRUE(fs_->Release(ino).ok());  // hands its batches on, does not wait
+  ASSERT_TRUE(fs_->Unlink(kRootIno, "f").ok());
+  fs_->Forget(ino, 1);
+  FsStats s = SettledStats();
+  EXPECT_EQ(s.chunks.chunks, 0u);
+  EXPECT_EQ(s.dirty_bytes, 0u);
+  ASSERT_TRUE(store_->chunks()->Reclaim().ok());
+  EXPECT_LT(fs_->Stats().physical_bytes, 64u << 10);
+}
+
+TEST_F(WritePathTest, BufferedBytesStayNearTheCap) {
+  FsOptions fo;
+  fo.write_buffer_bytes = 8 << 20;
+  fo.batch_bytes = 1 << 20;
+  fo.flush_threads = 1;
+  Reopen(fo);
+  std::vector<Ino> files;
+  for (int i = 0; i < 4; ++i) files.push_back(CreateFile(kRootIno, "f" + std::to_string(i)));
+  const std::string data = MakeRealData(16 << 20, 9);
+  const size_t piece = 256 << 10;
+  // Over the cap by at most what each file holds before it submits: its uncut tail (under a
+  // max-size chunk plus one write) and one batch.
+  const uint64_t slack = files.size() * (fo.batch_bytes + (256 << 10) + piece);
+  uint64_t peak = 0;
+  for (size_t off = 0; off < data.size(); off += piece) {
+    for (Ino ino : files) {
+      ASSERT_TRUE(fs_->Write(ino, off, std::string_view(data).substr(off, piece)).ok());
+      peak = std::max(peak, fs_->Stats().dirty_bytes);
+    }
+  }
+  EXPECT_LE(peak, fo.write_buffer_bytes + slack);
+  for (Ino ino : files) {
+    ASSERT_TRUE(fs_->Release(ino).ok());
+    EXPECT_EQ(ReadAll(ino), data);
+  }
+  EXPECT_EQ(SettledStats().dirty_bytes, 0u);
+}
+
+// Random appends, overwrites, truncates, hole punches, fsyncs and reopens of one file against
+// a model string: every way uncommitted bytes can lie over each other.
+class WritePathRandomTest : public WritePathTest, public ::testing::WithParamInterface<int> {};
+
+TEST_P(WritePathRandomTest, MixedOperationsMatchAModel) {
+  std::mt19937_64 rng(GetParam());
+  const std::string pool = MakeRealData(8 << 20, 10);
+  auto bytes = [&](size_t n) { return pool.substr(rng() % (pool.size() - n), n); };
+  std::string model;
+  Ino ino = CreateFile(kRootIno, "m");
+  for (int op = 0; op < 400; ++op) {
+    const int kind = int(rng() % 100);
+    if (kind < 45) {  // append
+      std::string d = bytes(1 + rng() % (400 << 10));
+      ASSERT_TRUE(fs_->Write(ino, model.size(), d).ok());
+      model += d;
+    } else if (kind < 70 && !model.empty()) {  // overwrite, possibly past the end
+      uint64_t at = rng() % model.size();
+      std::string d = bytes(1 + rng() % (200 << 10));
+      ASSERT_TRUE(fs_->Write(ino, at, d).ok());
+      if (model.size() < at + d.size()) model.resize(at + d.size());
+      model.replace(at, d.size(), d);
+    } else if (kind < 76 && !model.empty()) {  // truncate down or up
+      uint64_t size = rng() % (model.size() + (1 << 20));
+      Truncate(ino, size);
+      model.resize(size, '\0');
+    } else if (kind < 82 && !model.empty()) {  // punch
+      uint64_t at = rng() % model.size(), len = 1 + rng() % (300 << 10);
+      ASSERT_TRUE(fs_->Fallocate(ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, len).ok());
+      std::fill(model.begin() + at, model.begin() + std::min<uint64_t>(model.size(), at + len), '\0');
+    } else if (kind < 88) {
+      ASSERT_TRUE(fs_->Fsync(ino, false).ok());
+    } else if (kind < 92) {
+      ASSERT_TRUE(fs_->Flush(ino).ok());
+    } else if (kind < 94) {
+      ASSERT_TRUE(fs_->Release(ino).ok());
+      Reopen();
+      auto a = fs_->Lookup(kRootIno, "m");
+      ASSERT_TRUE(a.ok());
+      ino = a->ino;
+      ASSERT_TRUE(fs_->Open(ino, O_RDWR).ok());
+    } else if (!model.empty()) {  // read a random range
+      uint64_t at = rng() % model.size();
+      size_t n = std::min<size_t>(1 + rng() % (1 << 20), model.size() - at);
+      std::string got(n, '\0');
+      auto r = fs_->Read(ino, at, n, got.data());
+      ASSERT_TRUE(r.ok()) << r.status().ToString();
+      ASSERT_EQ(*r, n);
+      ASSERT_EQ(got, model.substr(at, n)) << "op " << op << " read at " << at;
+    }
+    ASSERT_EQ(fs_->GetAttr(ino)->size, model.size()) << "op " << op;
+  }
+  ExpectEverywhere(ino, model, "m");
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, WritePathRandomTest, ::testing::Values(11, 12, 13, 14));
+
+}  // namespace
+}  // namespace rankfs
