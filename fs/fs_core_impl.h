@@ -39,8 +39,8 @@ struct Inode : std::enable_shared_from_this<Inode> {
   // Shared for reads of data and attributes, exclusive for any change.
   std::shared_mutex mu;
   InodeAttr attr;
-  // Buffered writes: offset -> bytes. Entries never overlap and never touch (adjacent writes
-  // are merged), so one entry is one contiguous dirty range.
+  // Buffered writes: offset -> bytes. Entries never overlap; they may touch (a run of
+  // touching entries is one contiguous dirty range).
   std::map<uint64_t, std::string> dirty;
   uint64_t dirty_bytes = 0;
   // The appending stream (fs/stream_chunker.h), created by the first write at stream_end.
@@ -124,7 +124,8 @@ class FsCore::Impl {
   std::optional<uint32_t> ScopeOf(const Inode& inode) const;
   // Writes every dirty range to the store; sync makes the result durable.
   Status FlushDirtyLocked(Inode* inode, bool sync);
-  // Flushes the dirty range that starts at `start`. REQUIRES: no batch in flight.
+  // Flushes the dirty range that starts at `start` and those touching it. REQUIRES: no batch
+  // in flight.
   Status FlushRange(Inode* inode, uint64_t start, bool sync);
   // Whether the inode holds data not yet committed (dirty, stream, cut or batches).
   bool HoldsDataLocked(Inode* inode);

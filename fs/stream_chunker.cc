@@ -11,17 +11,38 @@ StreamChunker::StreamChunker(const Context& ctx, uint64_t start, uint64_t owner)
 void StreamChunker::Append(std::string_view data, const std::optional<uint32_t>& scope,
                            std::vector<StreamChunk>* out) {
   if (data.empty()) return;
-  // Drop emitted bytes once they are half the buffer: each byte is moved O(1) times.
-  if (head_ > 0 && head_ >= buf_.size() / 2) {
-    buf_.erase(0, head_);
-    head_ = 0;
+  size_t i = 0;  // data[0, i) is in the buffer or emitted
+  if (buffered() > 0) {
+    // The chunk at the buffer's head needs its bytes contiguous: join up to max_size bytes
+    // of the write to the buffered tail, which decides at least that chunk.
+    if (head_ > 0) {
+      buf_.erase(0, head_);
+      head_ = 0;
+    }
+    const size_t take = std::min<size_t>(data.size(), ctx_.cdc->params().max_size);
+    buf_.append(data.data(), take);
+    i = take;
+    ProcessBuffer(/*final=*/false, scope, out);
+    if (buffered() <= take) {
+      // What is left is a copy of the write's bytes: drop it and go on in the write itself.
+      i -= buffered();
+      buf_.clear();
+      head_ = 0;
+    } else {
+      // Still inside the old tail (a guess or a claim waits for bytes): keep joining.
+      buf_.append(data.data() + i, data.size() - i);
+      ProcessBuffer(/*final=*/false, scope, out);
+      return;
+    }
   }
-  buf_.append(data);
-  Process(/*final=*/false, scope, out);
+  // The next chunk starts at data[i]: cut the write in place, buffer only its tail.
+  const size_t used = Process(data.data() + i, data.size() - i, /*final=*/false, scope, out);
+  buf_.assign(data.data() + i + used, data.size() - i - used);
+  head_ = 0;
 }
 
 void StreamChunker::Finish(const std::optional<uint32_t>& scope, std::vector<StreamChunk>* out) {
-  Process(/*final=*/true, scope, out);
+  ProcessBuffer(/*final=*/true, scope, out);
   std::string().swap(buf_);  // an ended stream keeps no buffer
   head_ = 0;
 }
@@ -37,16 +58,15 @@ void StreamChunker::Emit(size_t len, const ChunkHash& hash,
                          bool content_defined, std::vector<StreamChunk>* out) {
   out->push_back(StreamChunk{pos_, hash, std::move(bytes), predicted});
   pos_ += len;
-  head_ += len;
   prev_ = content_defined ? std::optional<ChunkHash>(hash) : std::nullopt;
   no_guess_here_ = false;
 }
 
-bool StreamChunker::TryGuess(bool final, std::vector<StreamChunk>* out, bool* wait) {
+bool StreamChunker::TryGuess(const char* p, size_t avail, bool final,
+                             std::vector<StreamChunk>* out, bool* wait) {
   if (!prev_ || ctx_.successors == nullptr || ctx_.cache == nullptr || no_guess_here_) {
     return false;
   }
-  const size_t avail = buffered();
   const size_t max = ctx_.cdc->params().max_size;
   if (!guess_) {
     SuccessorTable::Next next;
@@ -80,7 +100,6 @@ bool StreamChunker::TryGuess(bool final, std::vector<StreamChunk>* out, bool* wa
     }
   }
   Guess& g = *guess_;
-  const char* p = buf_.data() + head_;
   const size_t n = std::min<size_t>(avail, g.next.length);
   if (std::memcmp(p + g.matched, g.bytes->data() + g.matched, n - g.matched) != 0) {
     guess_.reset();
@@ -105,22 +124,33 @@ bool StreamChunker::TryGuess(bool final, std::vector<StreamChunk>* out, bool* wa
   return true;
 }
 
-void StreamChunker::Process(bool final, const std::optional<uint32_t>& scope,
-                            std::vector<StreamChunk>* out) {
+void StreamChunker::ProcessBuffer(bool final, const std::optional<uint32_t>& scope,
+                                  std::vector<StreamChunk>* out) {
+  head_ += Process(buf_.data() + head_, buffered(), final, scope, out);
+}
+
+size_t StreamChunker::Process(const char* p, size_t n, bool final,
+                              const std::optional<uint32_t>& scope,
+                              std::vector<StreamChunk>* out) {
   const size_t max = ctx_.cdc->params().max_size;
+  size_t used = 0;
   for (;;) {
-    const size_t avail = buffered();
-    if (avail == 0) return;
+    const size_t avail = n - used;
+    if (avail == 0) return used;
+    const uint64_t before = pos_;
     bool wait = false;
-    if (TryGuess(final, out, &wait)) continue;
-    if (wait) return;
-    if (!final && avail < max) return;  // a cut needs max_size bytes of lookahead
-    const auto* p = reinterpret_cast<const uint8_t*>(buf_.data() + head_);
-    const size_t len = ctx_.cdc->NextCut(p, avail);
+    if (TryGuess(p + used, avail, final, out, &wait)) {
+      used += pos_ - before;
+      continue;
+    }
+    if (wait) return used;
+    if (!final && avail < max) return used;  // a cut needs max_size bytes of lookahead
+    const auto* bytes_at = reinterpret_cast<const uint8_t*>(p + used);
+    const size_t len = ctx_.cdc->NextCut(bytes_at, avail);
     // The cut is where FastCDC would put it in the whole stream unless it is only where the
     // bytes ran out (the last chunk).
     const bool content_defined = len < avail || avail >= max;
-    auto bytes = std::make_shared<const std::string>(reinterpret_cast<const char*>(p), len);
+    auto bytes = std::make_shared<const std::string>(p + used, len);
     const ChunkHash h = ChunkHash::ForScope(scope, *bytes);
     hashed_bytes_ += len;
     if (ctx_.cache != nullptr) ctx_.cache->Insert(h, bytes);
@@ -132,6 +162,7 @@ void StreamChunker::Process(bool final, const std::optional<uint32_t>& scope,
       }
     }
     Emit(len, h, std::move(bytes), /*predicted=*/false, content_defined, out);
+    used += len;
   }
 }
 

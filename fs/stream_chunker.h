@@ -12,8 +12,10 @@
 // being equal, the same SHA-256. Only cuts that are content-defined are recorded as
 // successors (not the last chunk of a stream, whose end is wherever the writer stopped).
 //
-// Memory: at most max_size bytes plus one write are buffered, plus up to kMaxWaitBytes while
-// another stream holds a claim on the next chunk (fs/successor_table.h).
+// Memory and copies: a write is cut in place; only its uncut tail (under max_size bytes, more
+// while a guess or claim waits for bytes, up to kMaxWaitBytes: fs/successor_table.h) is copied
+// into the buffer, to be joined with the next write. A cut chunk's bytes are copied once into
+// their own string; a guessed chunk's are not copied at all.
 //
 // Thread-safety: none; the owner (an inode, under its lock) serializes calls. The successor
 // table and the cache it uses are thread-safe.
@@ -77,18 +79,25 @@ class StreamChunker {
   uint64_t hashed_bytes() const { return hashed_bytes_; }
 
  private:
-  // Emits what can be decided; with `final`, everything.
-  void Process(bool final, const std::optional<uint32_t>& scope, std::vector<StreamChunk>* out);
-  // Tries the guess for the chunk at head_. Returns true if it emitted a chunk, false if the
+  // Emits the chunks that can be decided among the n bytes at p, which are the stream's bytes
+  // from start() on (the buffer, or a caller's write in place); with `final`, all of them.
+  // Returns how many bytes it emitted.
+  size_t Process(const char* p, size_t n, bool final, const std::optional<uint32_t>& scope,
+                 std::vector<StreamChunk>* out);
+  // Process() over the buffer.
+  void ProcessBuffer(bool final, const std::optional<uint32_t>& scope,
+                     std::vector<StreamChunk>* out);
+  // Tries the guess for the chunk at p[0]. Returns true if it emitted a chunk, false if the
   // chunk must be cut here; sets *wait when the caller should wait for more bytes instead.
-  bool TryGuess(bool final, std::vector<StreamChunk>* out, bool* wait);
+  bool TryGuess(const char* p, size_t avail, bool final, std::vector<StreamChunk>* out,
+                bool* wait);
   void Emit(size_t len, const ChunkHash& hash, std::shared_ptr<const std::string> bytes,
             bool predicted, bool content_defined, std::vector<StreamChunk>* out);
 
   const Context ctx_;
   const uint64_t owner_;
   uint64_t pos_;
-  std::string buf_;  // bytes [pos_ - head_, ...); the first head_ are emitted already
+  std::string buf_;  // the stream's bytes from pos_ - head_ on; the first head_ are emitted
   size_t head_ = 0;
   std::optional<ChunkHash> prev_;
   // The guess being confirmed for the chunk at head_, while its bytes arrive.
