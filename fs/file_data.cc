@@ -65,9 +65,9 @@ Result<size_t> FsCore::Impl::ReadLocked(Inode* inode, uint64_t offset, size_t si
     if (s < t) std::memcpy(buf + (s - offset), bytes.data() + (s - at), t - s);
   };
   for (const auto& b : batches) {
-    for (const StreamChunk& c : b->chunks) lay(c.offset, *c.bytes);
+    for (const ChunkRef& c : b->chunks) lay(c->offset, *c->bytes);
   }
-  for (const StreamChunk& c : inode->cut) lay(c.offset, *c.bytes);
+  for (const ChunkRef& c : inode->cut) lay(c->offset, *c->bytes);
   if (inode->stream) inode->stream->CopyBuffered(offset, n, buf);
   auto it = inode->dirty.upper_bound(offset);
   if (it != inode->dirty.begin()) --it;
@@ -90,7 +90,7 @@ Status FsCore::Impl::TruncateLocked(Inode* inode, uint64_t size) {
   // while the extents past the end are removed.
   DropDirty(inode, size, UINT64_MAX);
   if (inode->stream) {
-    const uint64_t held_from = inode->cut.empty() ? inode->stream->start() : inode->cut.front().offset;
+    const uint64_t held_from = inode->cut.empty() ? inode->stream->start() : inode->cut.front()->offset;
     if (size <= held_from) DropStreamLocked(inode, size);
   }
   RANKFS_RETURN_IF_ERROR(SettleLocked(inode, /*sync=*/false));
@@ -249,7 +249,7 @@ Result<uint64_t> FsCore::Lseek(Ino ino, uint64_t offset, int whence) {
     for (const auto& b : inode->batches) regions.emplace_back(b->start, b->end);
   }
   if (!inode->cut.empty()) {
-    regions.emplace_back(inode->cut.front().offset, inode->cut.back().offset + inode->cut.back().bytes->size());
+    regions.emplace_back(inode->cut.front()->offset, inode->cut.back()->offset + inode->cut.back()->bytes->size());
   }
   if (inode->stream && inode->stream->buffered() > 0) {
     regions.emplace_back(inode->stream->start(), inode->stream->end());

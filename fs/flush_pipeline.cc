@@ -6,9 +6,11 @@
 
 namespace rankfs {
 
-FlushPipeline::FlushPipeline(ChunkStore* chunks, int workers, CommitFn commit, FinishFn finish,
-                             PrecheckFn precheck)
+FlushPipeline::FlushPipeline(ChunkStore* chunks, SuccessorTable* successors, ChunkCache* cache,
+                             int workers, CommitFn commit, FinishFn finish, PrecheckFn precheck)
     : chunks_(chunks),
+      successors_(successors),
+      cache_(cache),
       commit_(std::move(commit)),
       finish_(std::move(finish)),
       precheck_(std::move(precheck)) {
@@ -19,6 +21,12 @@ FlushPipeline::FlushPipeline(ChunkStore* chunks, int workers, CommitFn commit, F
 }
 
 FlushPipeline::~FlushPipeline() { Stop(); }
+
+void FlushPipeline::Hash(ChunkRef chunk) {
+  std::lock_guard<std::mutex> l(mu_);
+  hash_.push_back(std::move(chunk));
+  work_cv_.notify_one();
+}
 
 void FlushPipeline::Submit(std::shared_ptr<FlushBatch> batch) {
   batch->chunks_left = batch->chunks.size();
@@ -55,9 +63,10 @@ FlushPipelineStats FlushPipeline::GetStats() {
 }
 
 void FlushPipeline::PutOne(FlushBatch& b, size_t i) {
-  const StreamChunk& c = b.chunks[i];
+  StreamChunk& c = *b.chunks[i];
   Status st;
   if (b.put_failed.load()) return;  // the batch fails anyway: spare the work
+  EnsureHashed(c, successors_, cache_);
   if (precheck_) st = precheck_();
   if (st.ok()) {
     st = b.scope_uid ? chunks_->PutScoped(c.hash, *c.bytes, *b.scope_uid)
@@ -78,7 +87,16 @@ void FlushPipeline::PutOne(FlushBatch& b, size_t i) {
 void FlushPipeline::WorkerLoop() {
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
-    work_cv_.wait(l, [&] { return stopping_ || !work_.empty(); });
+    work_cv_.wait(l, [&] { return stopping_ || !work_.empty() || !hash_.empty(); });
+    if (!hash_.empty()) {  // hashes first: other streams may be waiting to confirm them
+      ChunkRef c = std::move(hash_.front());
+      hash_.pop_front();
+      if (!hash_.empty() || !work_.empty()) work_cv_.notify_one();
+      l.unlock();
+      EnsureHashed(*c, successors_, cache_);
+      l.lock();
+      continue;
+    }
     if (work_.empty()) return;  // stopping, and nothing left to put
     std::shared_ptr<FlushBatch> b = work_.front();
     const size_t i = b->next_chunk++;
@@ -98,7 +116,7 @@ void FlushPipeline::WorkerLoop() {
 void FlushPipeline::Undo(FlushBatch& b) {
   for (size_t i = 0; i < b.chunks.size(); ++i) {
     if (!b.referenced[i]) continue;
-    Status s = chunks_->Unref(b.chunks[i].hash, 1);
+    Status s = chunks_->Unref(b.chunks[i]->hash, 1);
     if (!s.ok()) Log(LogLevel::kError, "fs", "dropping a failed batch's reference: " + s.ToString());
     b.referenced[i] = false;
   }

@@ -1,9 +1,12 @@
 // FlushPipeline: moves the chunks cut from files' streams into the store off the writers'
 // threads, and commits their extents in group commits.
 //
-//   writer thread (FUSE WRITE, inode lock held): StreamChunker cuts and hashes -> Submit(batch)
-//   worker threads (one per core): ChunkStore::Put of each chunk (dedup probe, or zstd +
-//       append), chunk by chunk, so that one file's batch is compressed on every core at once
+//   writer thread (FUSE WRITE, inode lock held): StreamChunker cuts -> Hash(chunk) for each
+//       cut chunk, Submit(batch) for each batch of them
+//   worker threads (one per core): first the hash queue (SHA-256 of each cut chunk, which
+//       lets other streams' guesses confirm it: fs/successor_table.h), then ChunkStore::Put of
+//       each batch's chunks (dedup probe, or zstd + append), chunk by chunk, so that one
+//       file's batch is hashed and compressed on every core at once
 //   committer thread: ChunkStore::Flush() (one fdatasync of the packs for everything stored
 //       since the last round, then the chunk index), then each batch's extents
 //       (CommitFn), then FinishFn.
@@ -44,7 +47,7 @@ struct FlushBatch {
   Ino ino = 0;
   uint64_t start = 0, end = 0;
   std::optional<uint32_t> scope_uid;  // PutScoped's uid in a per-uid store
-  std::vector<StreamChunk> chunks;    // contiguous, in file order, covering [start, end)
+  std::vector<ChunkRef> chunks;       // contiguous, in file order, covering [start, end)
   uint64_t bytes = 0;                 // end - start
 
   // Owner's state, guarded by the owner (Inode::batch_mu): finished with an error.
@@ -76,12 +79,15 @@ class FlushPipeline {
   // Asked before each chunk is stored (e.g. the free-space reserve); an error fails the batch.
   using PrecheckFn = std::function<Status()>;
 
-  FlushPipeline(ChunkStore* chunks, int workers, CommitFn commit, FinishFn finish,
-                PrecheckFn precheck);
+  // `successors` and `cache` (either may be null) are what EnsureHashed feeds.
+  FlushPipeline(ChunkStore* chunks, SuccessorTable* successors, ChunkCache* cache, int workers,
+                CommitFn commit, FinishFn finish, PrecheckFn precheck);
   ~FlushPipeline();  // Stop()s
   FlushPipeline(const FlushPipeline&) = delete;
   FlushPipeline& operator=(const FlushPipeline&) = delete;
 
+  // Queues a cut chunk for hashing ahead of all stores (EnsureHashed).
+  void Hash(ChunkRef chunk);
   // Queues a batch (at least one chunk). The batch must not be touched by the caller until
   // FinishFn ran for it, except for the owner's fields.
   void Submit(std::shared_ptr<FlushBatch> batch);
@@ -100,14 +106,17 @@ class FlushPipeline {
   void Undo(FlushBatch& b);
 
   ChunkStore* const chunks_;
+  SuccessorTable* const successors_;
+  ChunkCache* const cache_;
   const CommitFn commit_;
   const FinishFn finish_;
   const PrecheckFn precheck_;
 
   std::mutex mu_;  // guards everything below and FlushBatch::stored
-  std::condition_variable work_cv_;    // work_ got a batch, or stopping
+  std::condition_variable work_cv_;    // hash_ or work_ got something, or stopping
   std::condition_variable commit_cv_;  // a batch was stored, or stopping
   std::condition_variable drained_cv_;  // order_ became empty
+  std::deque<ChunkRef> hash_;                      // cut chunks to hash, before any put
   std::deque<std::shared_ptr<FlushBatch>> work_;   // batches with chunks left to claim
   std::deque<std::shared_ptr<FlushBatch>> order_;  // unfinished batches, in submission order
   bool stopping_ = false;

@@ -114,7 +114,7 @@ Status FsCore::Impl::Init() {
   int workers = options_.flush_threads;
   if (workers <= 0) workers = std::max(2, int(std::thread::hardware_concurrency()));
   pipeline_ = std::make_unique<FlushPipeline>(
-      chunks_, workers, [this](FlushBatch& b) { return CommitBatch(b); },
+      chunks_, &successors_, &cache_, workers, [this](FlushBatch& b) { return CommitBatch(b); },
       [this](const std::shared_ptr<FlushBatch>& b, const Status& st) { BatchFinished(b, st); },
       [this] { return CheckSpace(SpaceUse::kFlush); });
   for (Ino ino : orphans) {

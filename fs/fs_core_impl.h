@@ -47,7 +47,7 @@ struct Inode : std::enable_shared_from_this<Inode> {
   // Writes at its end() go to it; the dirty ranges it reaches are absorbed into it.
   std::unique_ptr<StreamChunker> stream;
   uint64_t stream_end = 0;  // where a stream starts while `stream` is null
-  std::vector<StreamChunk> cut;  // chunks the stream emitted, not yet submitted
+  std::vector<ChunkRef> cut;  // chunks the stream emitted, not yet submitted
   uint64_t cut_bytes = 0;
   bool deleted = false;  // its data was released; no further I/O
   // Known to have no security.capability xattr (DropPrivsLocked looked once; SetXattr of that
@@ -109,6 +109,9 @@ class FsCore::Impl {
   Status WaitBatchesLocked(Inode* inode);
   // Appends to the stream (which must exist and end at the write's offset).
   Status AppendStreamLocked(Inode* inode, std::string_view data);
+  // Accounts for the chunks the stream emitted into cut[first...] and queues them for hashing;
+  // the two counters are the stream's totals before it emitted them.
+  void TakeCutLocked(Inode* inode, size_t first, uint64_t predicted_before, uint64_t cut_before);
   // Moves dirty ranges that start where the stream ends into the stream.
   Status AbsorbDirtyLocked(Inode* inode);
   // Cuts the stream's remaining bytes (the stream may continue at its end later) and submits.

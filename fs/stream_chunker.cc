@@ -3,13 +3,38 @@
 #include <algorithm>
 #include <cstring>
 
+#include "store/crc32c.h"
+
 namespace rankfs {
+
+uint64_t MakeKey(const std::optional<uint32_t>& scope, std::string_view bytes) {
+  // A different CRC seed per scope keeps equal bytes of different owners apart.
+  const uint32_t seed = scope ? (*scope * 0x9e3779b1u) | 1u : 0u;
+  return uint64_t(Crc32c(bytes.data(), bytes.size(), seed)) << 32 | uint32_t(bytes.size());
+}
+
+void EnsureHashed(StreamChunk& c, SuccessorTable* successors, ChunkCache* cache) {
+  int state = StreamChunk::kUnhashed;
+  if (c.hash_state.compare_exchange_strong(state, StreamChunk::kHashing)) {
+    c.hash = ChunkHash::ForScope(c.scope, *c.bytes);
+    if (cache != nullptr) cache->Insert(c.hash, c.bytes);
+    if (successors != nullptr && c.prev_key) {
+      successors->Record(*c.prev_key, {c.hash, uint32_t(c.bytes->size()), c.key});
+    }
+    c.hash_state.store(StreamChunk::kHashed, std::memory_order_release);
+    c.hash_state.notify_all();
+    return;
+  }
+  while ((state = c.hash_state.load(std::memory_order_acquire)) != StreamChunk::kHashed) {
+    c.hash_state.wait(state);  // another thread is hashing it: a few tens of microseconds
+  }
+}
 
 StreamChunker::StreamChunker(const Context& ctx, uint64_t start, uint64_t owner)
     : ctx_(ctx), owner_(owner), pos_(start) {}
 
 void StreamChunker::Append(std::string_view data, const std::optional<uint32_t>& scope,
-                           std::vector<StreamChunk>* out) {
+                           std::vector<ChunkRef>* out) {
   if (data.empty()) return;
   size_t i = 0;  // data[0, i) is in the buffer or emitted
   if (buffered() > 0) {
@@ -41,7 +66,7 @@ void StreamChunker::Append(std::string_view data, const std::optional<uint32_t>&
   head_ = 0;
 }
 
-void StreamChunker::Finish(const std::optional<uint32_t>& scope, std::vector<StreamChunk>* out) {
+void StreamChunker::Finish(const std::optional<uint32_t>& scope, std::vector<ChunkRef>* out) {
   ProcessBuffer(/*final=*/true, scope, out);
   std::string().swap(buf_);  // an ended stream keeps no buffer
   head_ = 0;
@@ -53,24 +78,25 @@ void StreamChunker::CopyBuffered(uint64_t off, size_t n, char* dst) const {
   std::memcpy(dst + (s - off), buf_.data() + head_ + (s - pos_), t - s);
 }
 
-void StreamChunker::Emit(size_t len, const ChunkHash& hash,
-                         std::shared_ptr<const std::string> bytes, bool predicted,
-                         bool content_defined, std::vector<StreamChunk>* out) {
-  out->push_back(StreamChunk{pos_, hash, std::move(bytes), predicted});
+void StreamChunker::Emit(ChunkRef c, size_t len, bool content_defined,
+                         std::vector<ChunkRef>* out) {
+  c->offset = pos_;
   pos_ += len;
-  prev_ = content_defined ? std::optional<ChunkHash>(hash) : std::nullopt;
+  prev_key_ = content_defined ? std::optional<uint64_t>(c->key) : std::nullopt;
   no_guess_here_ = false;
+  out->push_back(std::move(c));
 }
 
 bool StreamChunker::TryGuess(const char* p, size_t avail, bool final,
-                             std::vector<StreamChunk>* out, bool* wait) {
-  if (!prev_ || ctx_.successors == nullptr || ctx_.cache == nullptr || no_guess_here_) {
+                             const std::optional<uint32_t>& scope, std::vector<ChunkRef>* out,
+                             bool* wait) {
+  if (!prev_key_ || ctx_.successors == nullptr || ctx_.cache == nullptr || no_guess_here_) {
     return false;
   }
   const size_t max = ctx_.cdc->params().max_size;
   if (!guess_) {
     SuccessorTable::Next next;
-    switch (ctx_.successors->Lookup(*prev_, owner_, &next)) {
+    switch (ctx_.successors->Lookup(*prev_key_, owner_, &next)) {
       case SuccessorTable::Probe::kClaimed:
         // Another stream is hashing this very chunk: let it, and confirm its result when more
         // of our bytes are here. Past kMaxWaitBytes (or at the end) hash them ourselves.
@@ -85,7 +111,7 @@ bool StreamChunker::TryGuess(const char* p, size_t avail, bool final,
           *wait = true;
           return false;
         }
-        ctx_.successors->Claim(*prev_, owner_);
+        ctx_.successors->Claim(*prev_key_, owner_);  // until our hash of it is recorded
         no_guess_here_ = true;
         return false;
       case SuccessorTable::Probe::kKnown: {
@@ -119,19 +145,24 @@ bool StreamChunker::TryGuess(const char* p, size_t avail, bool final,
   Guess done = std::move(g);
   guess_.reset();
   predicted_bytes_ += done.next.length;
-  Emit(done.next.length, done.next.hash, std::move(done.bytes), /*predicted=*/true,
-       /*content_defined=*/true, out);
+  auto c = std::make_shared<StreamChunk>();
+  c->bytes = std::move(done.bytes);
+  c->scope = scope;
+  c->key = done.next.key;
+  c->predicted = true;
+  c->hash = done.next.hash;
+  c->hash_state.store(StreamChunk::kHashed, std::memory_order_relaxed);
+  Emit(std::move(c), done.next.length, /*content_defined=*/true, out);
   return true;
 }
 
 void StreamChunker::ProcessBuffer(bool final, const std::optional<uint32_t>& scope,
-                                  std::vector<StreamChunk>* out) {
+                                  std::vector<ChunkRef>* out) {
   head_ += Process(buf_.data() + head_, buffered(), final, scope, out);
 }
 
 size_t StreamChunker::Process(const char* p, size_t n, bool final,
-                              const std::optional<uint32_t>& scope,
-                              std::vector<StreamChunk>* out) {
+                              const std::optional<uint32_t>& scope, std::vector<ChunkRef>* out) {
   const size_t max = ctx_.cdc->params().max_size;
   size_t used = 0;
   for (;;) {
@@ -139,29 +170,29 @@ size_t StreamChunker::Process(const char* p, size_t n, bool final,
     if (avail == 0) return used;
     const uint64_t before = pos_;
     bool wait = false;
-    if (TryGuess(p + used, avail, final, out, &wait)) {
+    if (TryGuess(p + used, avail, final, scope, out, &wait)) {
       used += pos_ - before;
       continue;
     }
     if (wait) return used;
     if (!final && avail < max) return used;  // a cut needs max_size bytes of lookahead
-    const auto* bytes_at = reinterpret_cast<const uint8_t*>(p + used);
-    const size_t len = ctx_.cdc->NextCut(bytes_at, avail);
+    const size_t len = ctx_.cdc->NextCut(reinterpret_cast<const uint8_t*>(p + used), avail);
     // The cut is where FastCDC would put it in the whole stream unless it is only where the
     // bytes ran out (the last chunk).
     const bool content_defined = len < avail || avail >= max;
-    auto bytes = std::make_shared<const std::string>(p + used, len);
-    const ChunkHash h = ChunkHash::ForScope(scope, *bytes);
-    hashed_bytes_ += len;
-    if (ctx_.cache != nullptr) ctx_.cache->Insert(h, bytes);
-    if (prev_ && ctx_.successors != nullptr) {
+    auto c = std::make_shared<StreamChunk>();
+    c->bytes = std::make_shared<const std::string>(p + used, len);
+    c->scope = scope;
+    c->key = MakeKey(scope, *c->bytes);
+    if (prev_key_ && ctx_.successors != nullptr) {
       if (content_defined) {
-        ctx_.successors->Record(*prev_, h, uint32_t(len));
+        c->prev_key = prev_key_;  // recorded when the chunk is hashed
       } else {
-        ctx_.successors->Unclaim(*prev_, owner_);
+        ctx_.successors->Unclaim(*prev_key_, owner_);
       }
     }
-    Emit(len, h, std::move(bytes), /*predicted=*/false, content_defined, out);
+    cut_bytes_ += len;
+    Emit(std::move(c), len, content_defined, out);
     used += len;
   }
 }

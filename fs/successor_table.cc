@@ -2,7 +2,6 @@
 
 #include <bit>
 #include <chrono>
-#include <cstring>
 
 namespace rankfs {
 namespace {
@@ -18,61 +17,81 @@ int64_t SteadyNs() {
 SuccessorTable::SuccessorTable(size_t slots)
     : slots_(std::bit_ceil(std::max<size_t>(slots, 1024))) {}
 
-size_t SuccessorTable::IndexOf(const ChunkHash& h) const {
-  uint64_t v;
-  std::memcpy(&v, h.bytes.data() + 8, sizeof v);  // SHA-256 bits are uniform
-  return size_t(v) & (slots_.size() - 1);
+size_t SuccessorTable::SetOf(uint64_t key) const {
+  key *= 0x9e3779b97f4a7c15ull;  // keys are CRCs mixed with lengths: spread them
+  return (size_t(key >> 20) * kWays) & (slots_.size() - 1);
 }
 
-SuccessorTable::Probe SuccessorTable::Lookup(const ChunkHash& prev, uint64_t owner,
-                                             Next* next) const {
-  const size_t i = IndexOf(prev);
-  std::lock_guard<std::mutex> l(MutexFor(i));
-  const Slot& s = slots_[i];
-  if (s.prev != prev) return Probe::kUnknown;
-  if (s.length != 0) {
-    next->hash = s.next;
-    next->length = s.length;
+SuccessorTable::Slot* SuccessorTable::Find(size_t set, uint64_t prev) const {
+  for (size_t w = 0; w < kWays; ++w) {
+    Slot& s = slots_[set + w];
+    if (s.used && s.prev == prev) return &s;
+  }
+  return nullptr;
+}
+
+SuccessorTable::Slot* SuccessorTable::Victim(size_t set, uint64_t prev) {
+  if (Slot* s = Find(set, prev)) return s;
+  Slot* oldest = &slots_[set];
+  for (size_t w = 0; w < kWays; ++w) {
+    Slot& s = slots_[set + w];
+    if (!s.used) return &s;
+    if (s.written < oldest->written) oldest = &s;
+  }
+  return oldest;
+}
+
+SuccessorTable::Probe SuccessorTable::Lookup(uint64_t prev, uint64_t owner, Next* next) const {
+  const size_t set = SetOf(prev);
+  std::lock_guard<std::mutex> l(MutexFor(set));
+  const Slot* s = Find(set, prev);
+  if (s == nullptr) return Probe::kUnknown;
+  if (s->next.length != 0) {
+    *next = s->next;
     return Probe::kKnown;
   }
-  if (s.claim_owner != 0 && s.claim_owner != owner && s.claim_until_ns > SteadyNs()) {
+  if (s->claim_owner != 0 && s->claim_owner != owner && s->claim_until_ns > SteadyNs()) {
     return Probe::kClaimed;
   }
   return Probe::kUnknown;
 }
 
-void SuccessorTable::Record(const ChunkHash& prev, const ChunkHash& next, uint32_t length) {
-  const size_t i = IndexOf(prev);
-  std::lock_guard<std::mutex> l(MutexFor(i));
-  Slot& s = slots_[i];
-  s.prev = prev;
-  s.next = next;
-  s.length = length;
-  s.claim_owner = 0;
-  s.claim_until_ns = 0;
+void SuccessorTable::Record(uint64_t prev, const Next& next) {
+  const size_t set = SetOf(prev);
+  std::lock_guard<std::mutex> l(MutexFor(set));
+  Slot* s = Victim(set, prev);
+  s->used = true;
+  s->prev = prev;
+  s->next = next;
+  s->claim_owner = 0;
+  s->claim_until_ns = 0;
+  s->written = ++clock_[(set / kWays) % kShards];
 }
 
-void SuccessorTable::Claim(const ChunkHash& prev, uint64_t owner) {
-  const size_t i = IndexOf(prev);
-  std::lock_guard<std::mutex> l(MutexFor(i));
-  Slot& s = slots_[i];
+void SuccessorTable::Claim(uint64_t prev, uint64_t owner) {
+  const size_t set = SetOf(prev);
+  std::lock_guard<std::mutex> l(MutexFor(set));
   const int64_t now = SteadyNs();
-  if (s.prev == prev && (s.length != 0 || (s.claim_owner != 0 && s.claim_until_ns > now))) {
+  if (const Slot* s = Find(set, prev);
+      s != nullptr && (s->next.length != 0 || (s->claim_owner != 0 && s->claim_until_ns > now))) {
     return;  // already known, or someone else is on it
   }
-  s.prev = prev;
-  s.length = 0;
-  s.claim_owner = owner;
-  s.claim_until_ns = now + kClaimNs;
+  Slot* s = Victim(set, prev);
+  s->used = true;
+  s->prev = prev;
+  s->next = Next{};
+  s->claim_owner = owner;
+  s->claim_until_ns = now + kClaimNs;
+  s->written = ++clock_[(set / kWays) % kShards];
 }
 
-void SuccessorTable::Unclaim(const ChunkHash& prev, uint64_t owner) {
-  const size_t i = IndexOf(prev);
-  std::lock_guard<std::mutex> l(MutexFor(i));
-  Slot& s = slots_[i];
-  if (s.prev == prev && s.length == 0 && s.claim_owner == owner) {
-    s.claim_owner = 0;
-    s.claim_until_ns = 0;
+void SuccessorTable::Unclaim(uint64_t prev, uint64_t owner) {
+  const size_t set = SetOf(prev);
+  std::lock_guard<std::mutex> l(MutexFor(set));
+  Slot* s = Find(set, prev);
+  if (s != nullptr && s->next.length == 0 && s->claim_owner == owner) {
+    s->claim_owner = 0;
+    s->claim_until_ns = 0;
   }
 }
 

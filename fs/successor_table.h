@@ -9,13 +9,16 @@
 //
 // The table is a hint: it has a fixed number of slots (memory does not grow with the data),
 // a colliding entry simply replaces the older one, and nothing in it is trusted without the
-// byte comparison. Keys are chunk addresses as the store computes them (scoped by uid in a
-// per-uid store), so a guess never crosses a dedup scope.
+// byte comparison. Keys are cheap content fingerprints that include the dedup scope (the uid
+// in a per-uid store), so a guess never crosses a scope; a key collision costs a failed
+// memcmp. Successors are recorded once a chunk's SHA-256 is known (a pipeline worker hashes
+// it), so a guess always carries the chunk's real address.
 //
 // Claims: when several ranks reach the same point at once, none of them has a guess yet, and
-// each would hash the same next chunk. A stream about to compute the chunk after `prev` may
-// claim that slot; the others see the claim and wait for more data instead of duplicating the
-// work (StreamChunker decides how long). A claim is a hint too: it expires after kClaimNs.
+// each would cut and hash the same next chunk. A stream that cuts the chunk after `prev`
+// claims that slot until its hash is recorded; the others see the claim and wait for more
+// data instead of duplicating the work (StreamChunker decides how long). A claim is a hint
+// too: it expires after kClaimNs.
 //
 // Thread-safety: all methods are safe to call concurrently (sharded mutexes).
 #pragma once
@@ -33,23 +36,28 @@ namespace rankfs {
 
 class SuccessorTable {
  public:
+  // A chunk as the table knows it: its address, length and key. Keys are cheap fingerprints
+  // (MakeKey in stream_chunker.h) known the moment a chunk is cut, before its SHA-256 is.
   struct Next {
     ChunkHash hash;
     uint32_t length = 0;
+    uint64_t key = 0;
   };
   enum class Probe { kUnknown, kKnown, kClaimed };
-  // `slots` is rounded up to a power of two (at least 1024).
+  // `slots` is rounded up to a power of two (at least 1024). Slots form 4-way sets: a key's
+  // entry may sit in any of its set's four slots, the least recently written one is replaced.
   explicit SuccessorTable(size_t slots);
 
-  // The chunk seen after `prev`, if any stream recorded one. kClaimed (with *next untouched)
-  // when no successor is known but another claimant (`owner` differs) is computing it now.
-  Probe Lookup(const ChunkHash& prev, uint64_t owner, Next* next) const;
-  // Records that `next` (of `length` bytes) followed `prev`; clears a claim on `prev`.
-  void Record(const ChunkHash& prev, const ChunkHash& next, uint32_t length);
+  // The chunk seen after the chunk with key `prev`, if any stream recorded one. kClaimed
+  // (with *next untouched) when no successor is known but another claimant (`owner` differs)
+  // is hashing it now.
+  Probe Lookup(uint64_t prev, uint64_t owner, Next* next) const;
+  // Records that `next` followed the chunk with key `prev`; clears a claim on `prev`.
+  void Record(uint64_t prev, const Next& next);
   // Claims the successor of `prev` for `owner` unless a successor or a live claim exists.
-  void Claim(const ChunkHash& prev, uint64_t owner);
+  void Claim(uint64_t prev, uint64_t owner);
   // Gives up `owner`'s claim on `prev` (its stream ended there).
-  void Unclaim(const ChunkHash& prev, uint64_t owner);
+  void Unclaim(uint64_t prev, uint64_t owner);
 
   size_t slots() const { return slots_.size(); }
 
@@ -57,18 +65,26 @@ class SuccessorTable {
 
  private:
   struct Slot {
-    ChunkHash prev;
-    ChunkHash next;
-    uint32_t length = 0;  // 0: no successor recorded
+    uint64_t prev = 0;
+    bool used = false;
+    Next next;  // next.length == 0: no successor recorded
     uint64_t claim_owner = 0;
     int64_t claim_until_ns = 0;
+    uint64_t written = 0;  // when it was last written (the set's clock)
   };
+  static constexpr size_t kWays = 4;
   static constexpr size_t kShards = 64;
-  size_t IndexOf(const ChunkHash& h) const;
-  std::mutex& MutexFor(size_t index) const { return mu_[index % kShards]; }
+  // The first slot of key's set.
+  size_t SetOf(uint64_t key) const;
+  // The slot holding `prev` in its set, or nullptr. REQUIRES: the set's mutex held.
+  Slot* Find(size_t set, uint64_t prev) const;
+  // The slot for a new entry of `prev`: its own, a free one, or the oldest.
+  Slot* Victim(size_t set, uint64_t prev);
+  std::mutex& MutexFor(size_t set) const { return mu_[(set / kWays) % kShards]; }
 
-  mutable std::array<std::mutex, kShards> mu_;  // mu_[i % kShards] guards slots_[i]
-  std::vector<Slot> slots_;
+  mutable std::array<std::mutex, kShards> mu_;  // a set's mutex guards its slots and clock_
+  mutable std::vector<Slot> slots_;
+  std::array<uint64_t, kShards> clock_{};  // write counters, one per mutex
 };
 
 }  // namespace rankfs

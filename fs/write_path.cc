@@ -135,7 +135,7 @@ Status FsCore::Impl::WriteLocked(Inode* inode, uint64_t offset, std::string_view
   } else {
     // Rewriting bytes the stream still holds: those go to the pipeline first, so that every
     // byte the stream holds is older than every dirty byte over it.
-    const uint64_t held_from = inode->cut.empty() ? s.start() : inode->cut.front().offset;
+    const uint64_t held_from = inode->cut.empty() ? s.start() : inode->cut.front()->offset;
     if (offset < s.end() && end > held_from) RANKFS_RETURN_IF_ERROR(FinishStreamLocked(inode));
     uint64_t added = InsertDirty(&inode->dirty, offset, data);
     inode->dirty_bytes += added;
@@ -157,14 +157,24 @@ Status FsCore::Impl::WriteLocked(Inode* inode, uint64_t offset, std::string_view
 Status FsCore::Impl::AppendStreamLocked(Inode* inode, std::string_view data) {
   StreamChunker& s = *inode->stream;
   const size_t first = inode->cut.size();
-  const uint64_t predicted = s.predicted_bytes(), hashed = s.hashed_bytes();
+  const uint64_t predicted = s.predicted_bytes(), cut = s.cut_bytes();
   s.Append(data, ScopeOf(*inode), &inode->cut);
-  for (size_t i = first; i < inode->cut.size(); ++i) inode->cut_bytes += inode->cut[i].bytes->size();
-  predicted_bytes_ += s.predicted_bytes() - predicted;
-  hashed_bytes_ += s.hashed_bytes() - hashed;
+  TakeCutLocked(inode, first, predicted, cut);
   dirty_total_ += data.size();
   if (inode->cut_bytes >= options_.batch_bytes) return SubmitCutLocked(inode);
   return Status::Ok();
+}
+
+void FsCore::Impl::TakeCutLocked(Inode* inode, size_t first, uint64_t predicted_before,
+                                 uint64_t cut_before) {
+  for (size_t i = first; i < inode->cut.size(); ++i) {
+    const ChunkRef& c = inode->cut[i];
+    inode->cut_bytes += c->bytes->size();
+    // Hash it now, ahead of any store: another stream may be waiting to confirm it.
+    if (!c->predicted) pipeline_->Hash(c);
+  }
+  predicted_bytes_ += inode->stream->predicted_bytes() - predicted_before;
+  hashed_bytes_ += inode->stream->cut_bytes() - cut_before;
 }
 
 Status FsCore::Impl::AbsorbDirtyLocked(Inode* inode) {
@@ -183,13 +193,9 @@ Status FsCore::Impl::FinishStreamLocked(Inode* inode) {
   if (inode->stream && inode->stream->buffered() > 0) {
     StreamChunker& s = *inode->stream;
     const size_t first = inode->cut.size();
-    const uint64_t hashed = s.hashed_bytes(), predicted = s.predicted_bytes();
+    const uint64_t predicted = s.predicted_bytes(), cut = s.cut_bytes();
     s.Finish(ScopeOf(*inode), &inode->cut);
-    for (size_t i = first; i < inode->cut.size(); ++i) {
-      inode->cut_bytes += inode->cut[i].bytes->size();
-    }
-    predicted_bytes_ += s.predicted_bytes() - predicted;
-    hashed_bytes_ += s.hashed_bytes() - hashed;
+    TakeCutLocked(inode, first, predicted, cut);
   }
   return SubmitCutLocked(inode);
 }
@@ -199,8 +205,8 @@ Status FsCore::Impl::SubmitCutLocked(Inode* inode) {
   auto b = std::make_shared<FlushBatch>();
   b->inode = inode->shared_from_this();
   b->ino = inode->attr.ino;
-  b->start = inode->cut.front().offset;
-  b->end = inode->cut.back().offset + inode->cut.back().bytes->size();
+  b->start = inode->cut.front()->offset;
+  b->end = inode->cut.back()->offset + inode->cut.back()->bytes->size();
   b->bytes = inode->cut_bytes;
   b->scope_uid = ScopeOf(*inode);
   b->chunks = std::move(inode->cut);
@@ -233,8 +239,8 @@ Status FsCore::Impl::WaitBatchesLocked(Inode* inode) {
     if (inode->deleted || inode->attr.nlink == 0) continue;
     // Nothing is lost: the bytes are buffered again (under any newer dirty bytes) and the
     // next flush retries them.
-    for (const StreamChunk& c : b->chunks) {
-      uint64_t added = InsertDirtyUnder(&inode->dirty, c.offset, *c.bytes);
+    for (const ChunkRef& c : b->chunks) {
+      uint64_t added = InsertDirtyUnder(&inode->dirty, c->offset, *c->bytes);
       inode->dirty_bytes += added;
       dirty_total_ += added;
     }
@@ -322,8 +328,8 @@ Status FsCore::Impl::MakeRoomLocked(Inode* inode) {
 Status FsCore::Impl::CommitBatch(FlushBatch& b) {
   std::vector<std::pair<uint64_t, Extent>> added;
   added.reserve(b.chunks.size());
-  for (const StreamChunk& c : b.chunks) {
-    added.emplace_back(c.offset, Extent{c.bytes->size(), c.hash, 0});
+  for (const ChunkRef& c : b.chunks) {
+    added.emplace_back(c->offset, Extent{c->bytes->size(), c->hash, 0});
   }
   return ReplaceRange(b.ino, b.start, b.end, added, nullptr, /*sync=*/false);
 }

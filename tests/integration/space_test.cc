@@ -38,7 +38,9 @@ uint64_t FreeBytes(const std::string& path) {
   return uint64_t(v.f_bfree) * v.f_frsize;
 }
 
-// Writes `n` bytes of incompressible, unique data (so each byte costs a byte in the store).
+// Writes `n` bytes of incompressible, unique data (so each byte costs a byte in the store), and
+// fsyncs them: the tests measure the packs right after, and close() hands a file's last bytes
+// to the flush pipeline without waiting for them (sync(2) does not reach a FUSE daemon).
 void WriteUnique(const std::string& path, size_t n, uint64_t seed) {
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   ASSERT_GE(fd, 0) << path << ": " << strerror(errno);
@@ -47,6 +49,7 @@ void WriteUnique(const std::string& path, size_t n, uint64_t seed) {
     std::string data = MakeRandomData(std::min(piece, n - off), seed * 1000003 + off);
     ASSERT_EQ(write(fd, data.data(), data.size()), ssize_t(data.size())) << strerror(errno);
   }
+  ASSERT_EQ(fsync(fd), 0) << strerror(errno);
   ASSERT_EQ(close(fd), 0);
 }
 

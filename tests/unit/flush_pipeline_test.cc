@@ -99,8 +99,12 @@ std::shared_ptr<FlushBatch> MakeBatch(Ino ino, size_t index, size_t chunks) {
   b->ino = ino;
   b->start = index * 1000;  // batches of one inode lie in index order
   for (size_t i = 0; i < chunks; ++i) {
-    auto bytes = std::make_shared<const std::string>(10, char('a' + i % 26));
-    b->chunks.push_back(StreamChunk{b->start + i * 10, HashOf(ino, index, i), bytes, false});
+    auto c = std::make_shared<StreamChunk>();
+    c->offset = b->start + i * 10;
+    c->bytes = std::make_shared<const std::string>(10, char('a' + i % 26));
+    c->hash = HashOf(ino, index, i);  // as if guessed: the pipeline does not hash it
+    c->hash_state = StreamChunk::kHashed;
+    b->chunks.push_back(std::move(c));
   }
   b->end = b->start + chunks * 10;
   b->bytes = b->end - b->start;
@@ -118,7 +122,7 @@ TEST(FlushPipelineTest, BatchesOfAnInodeCommitInOrderAfterTheFlushThatCoversThem
   ScriptedStore store;
   Recorder rec;
   FlushPipeline p(
-      &store, 3,
+      &store, nullptr, nullptr, 3,
       [&](FlushBatch& b) {
         std::lock_guard<std::mutex> l(rec.mu);
         rec.commits[b.ino].push_back(b.start);
@@ -135,7 +139,7 @@ TEST(FlushPipelineTest, BatchesOfAnInodeCommitInOrderAfterTheFlushThatCoversThem
     for (Ino ino : {Ino(100), Ino(200), Ino(300)}) {
       // Every fourth batch has a slow chunk, so the small batches behind it are stored first.
       all.push_back(MakeBatch(ino, i, i % 4 == 0 ? 6 : 1 + (i * 7 + ino) % 3));
-      if (i % 4 == 0) store.Slow(all.back()->chunks[5].hash);
+      if (i % 4 == 0) store.Slow(all.back()->chunks[5]->hash);
       p.Submit(all.back());
     }
   }
@@ -148,9 +152,9 @@ TEST(FlushPipelineTest, BatchesOfAnInodeCommitInOrderAfterTheFlushThatCoversThem
   }
   for (const auto& b : all) {
     for (const auto& c : b->chunks) {
-      EXPECT_EQ(store.Refs(c.hash), 1);
+      EXPECT_EQ(store.Refs(c->hash), 1);
       // The chunk was put before the Flush() that preceded its extents' commit.
-      EXPECT_LT(store.PutAfterFlush(c.hash), rec.flushes_at_commit[b.get()]);
+      EXPECT_LT(store.PutAfterFlush(c->hash), rec.flushes_at_commit[b.get()]);
     }
   }
   // Group commit: fewer flushes than batches.
@@ -162,7 +166,7 @@ TEST(FlushPipelineTest, AFailedPutFailsItsBatchAloneAndGivesBackItsReferences) {
   ScriptedStore store;
   Recorder rec;
   FlushPipeline p(
-      &store, 2, [&](FlushBatch& b) { return Status::Ok(); },
+      &store, nullptr, nullptr, 2, [&](FlushBatch& b) { return Status::Ok(); },
       [&](const std::shared_ptr<FlushBatch>& b, const Status& st) {
         std::lock_guard<std::mutex> l(rec.mu);
         rec.finished[b->ino].push_back(st);
@@ -170,7 +174,7 @@ TEST(FlushPipelineTest, AFailedPutFailsItsBatchAloneAndGivesBackItsReferences) {
       nullptr);
   auto good = MakeBatch(1, 0, 8);
   auto bad = MakeBatch(2, 0, 8);
-  store.Fail(bad->chunks[5].hash);
+  store.Fail(bad->chunks[5]->hash);
   p.Submit(bad);
   p.Submit(good);
   p.Drain();
@@ -179,8 +183,8 @@ TEST(FlushPipelineTest, AFailedPutFailsItsBatchAloneAndGivesBackItsReferences) {
   EXPECT_TRUE(rec.finished[1][0].ok());
   ASSERT_EQ(rec.finished[2].size(), 1u);
   EXPECT_EQ(rec.finished[2][0].code(), ENOSPC);
-  for (const auto& c : bad->chunks) EXPECT_EQ(store.Refs(c.hash), 0) << "reference leaked";
-  for (const auto& c : good->chunks) EXPECT_EQ(store.Refs(c.hash), 1);
+  for (const auto& c : bad->chunks) EXPECT_EQ(store.Refs(c->hash), 0) << "reference leaked";
+  for (const auto& c : good->chunks) EXPECT_EQ(store.Refs(c->hash), 1);
   EXPECT_EQ(bad->chunks.size(), 8u);  // the bytes stay with the batch for the owner
 }
 
@@ -191,7 +195,7 @@ TEST(FlushPipelineTest, AFailedCommitGivesBackItsReferencesAndAPrecheckErrorFail
   std::vector<Status> results;
   std::mutex mu;
   FlushPipeline p(
-      &store, 2,
+      &store, nullptr, nullptr, 2,
       [&](FlushBatch& b) {
         ++commits;
         return b.ino == 7 ? Status(EIO, "scripted commit failure") : Status::Ok();
@@ -204,7 +208,7 @@ TEST(FlushPipelineTest, AFailedCommitGivesBackItsReferencesAndAPrecheckErrorFail
   auto b7 = MakeBatch(7, 0, 4);
   p.Submit(b7);
   p.Drain();
-  for (const auto& c : b7->chunks) EXPECT_EQ(store.Refs(c.hash), 0);
+  for (const auto& c : b7->chunks) EXPECT_EQ(store.Refs(c->hash), 0);
   space = false;
   auto b8 = MakeBatch(8, 0, 4);
   p.Submit(b8);

@@ -34,17 +34,28 @@ struct Harness {
   ChunkCache cache;
 };
 
-// Appends `data` in pieces of random sizes in [1, max_piece] and finishes the stream.
-std::vector<StreamChunk> Feed(StreamChunker* s, const std::string& data, size_t max_piece,
-                              uint64_t seed, std::optional<uint32_t> scope = std::nullopt) {
+// Hashes the chunks emitted from out[first] on, as a pipeline worker does right away.
+void HashNew(Harness* h, const std::vector<ChunkRef>& out, size_t first) {
+  for (size_t i = first; i < out.size(); ++i) EnsureHashed(*out[i], &h->successors, &h->cache);
+}
+
+// Appends `data` in pieces of random sizes in [1, max_piece] and finishes the stream, hashing
+// what it emits as it goes.
+std::vector<ChunkRef> Feed(Harness* h, StreamChunker* s, const std::string& data,
+                           size_t max_piece, uint64_t seed,
+                           std::optional<uint32_t> scope = std::nullopt) {
   std::mt19937_64 rng(seed);
-  std::vector<StreamChunk> out;
+  std::vector<ChunkRef> out;
   for (size_t off = 0; off < data.size();) {
     size_t n = std::min<size_t>(data.size() - off, 1 + rng() % max_piece);
+    const size_t first = out.size();
     s->Append(std::string_view(data).substr(off, n), scope, &out);
+    HashNew(h, out, first);
     off += n;
   }
+  const size_t first = out.size();
   s->Finish(scope, &out);
+  HashNew(h, out, first);
   return out;
 }
 
@@ -60,13 +71,14 @@ std::vector<std::pair<uint64_t, ChunkHash>> Reference(const FastCdc& cdc, const 
 }
 
 void ExpectSameAsSplit(const FastCdc& cdc, const std::string& data,
-                       const std::vector<StreamChunk>& got) {
+                       const std::vector<ChunkRef>& got) {
   auto ref = Reference(cdc, data);
   ASSERT_EQ(got.size(), ref.size());
   for (size_t i = 0; i < ref.size(); ++i) {
-    ASSERT_EQ(got[i].offset, ref[i].first) << "chunk " << i;
-    ASSERT_EQ(got[i].hash, ref[i].second) << "chunk " << i;
-    ASSERT_EQ(ChunkHash::Of(*got[i].bytes), got[i].hash) << "chunk " << i;
+    ASSERT_EQ(got[i]->hash_state.load(), StreamChunk::kHashed) << "chunk " << i;
+    ASSERT_EQ(got[i]->offset, ref[i].first) << "chunk " << i;
+    ASSERT_EQ(got[i]->hash, ref[i].second) << "chunk " << i;
+    ASSERT_EQ(ChunkHash::Of(*got[i]->bytes), got[i]->hash) << "chunk " << i;
   }
 }
 
@@ -74,9 +86,9 @@ TEST(StreamChunkerTest, CutsEqualSplitOfTheWholeStreamForAnyWriteSizes) {
   Harness h;
   for (size_t max_piece : {size_t(1) << 10, size_t(8) << 10, size_t(1) << 20, size_t(3) << 20}) {
     StreamChunker s(h.Ctx(/*guesses=*/false), 0, 1);
-    auto got = Feed(&s, Data(), max_piece, max_piece);
+    auto got = Feed(&h, &s, Data(), max_piece, max_piece);
     ExpectSameAsSplit(h.cdc, Data(), got);
-    EXPECT_EQ(s.hashed_bytes(), Data().size());
+    EXPECT_EQ(s.cut_bytes(), Data().size());
     EXPECT_EQ(s.predicted_bytes(), 0u);
     EXPECT_EQ(s.buffered(), 0u);
     EXPECT_EQ(s.end(), Data().size());
@@ -86,13 +98,13 @@ TEST(StreamChunkerTest, CutsEqualSplitOfTheWholeStreamForAnyWriteSizes) {
 TEST(StreamChunkerTest, BufferedBytesReadBackWhileStreaming) {
   Harness h;
   StreamChunker s(h.Ctx(false), 1000, 1);  // a stream that starts at file offset 1000
-  std::vector<StreamChunk> out;
+  std::vector<ChunkRef> out;
   const std::string part = Data().substr(0, 300000);
   s.Append(part, std::nullopt, &out);
   ASSERT_EQ(s.end(), 1000u + part.size());
   // Emitted chunks plus the buffer give back every byte, at the right offsets.
   std::string seen(part.size(), '\0');
-  for (const auto& c : out) seen.replace(c.offset - 1000, c.bytes->size(), *c.bytes);
+  for (const auto& c : out) seen.replace(c->offset - 1000, c->bytes->size(), *c->bytes);
   std::string buffered(part.size(), 'x');
   s.CopyBuffered(1000, part.size(), buffered.data());
   for (size_t i = s.start() - 1000; i < part.size(); ++i) seen[i] = buffered[i];
@@ -107,44 +119,44 @@ TEST(StreamChunkerTest, BufferedBytesReadBackWhileStreaming) {
 TEST(StreamChunkerTest, SecondCopyIsTakenFromGuessesWithoutHashing) {
   Harness h;
   StreamChunker a(h.Ctx(), 0, 1);
-  auto first = Feed(&a, Data(), 1 << 20, 1);
+  auto first = Feed(&h, &a, Data(), 1 << 20, 1);
   StreamChunker b(h.Ctx(), 0, 2);
-  auto second = Feed(&b, Data(), 8192, 2);
+  auto second = Feed(&h, &b, Data(), 8192, 2);
   ExpectSameAsSplit(h.cdc, Data(), second);
   // Only the first chunk (nothing precedes it) and the last (its end is where the stream
   // stopped, not content-defined, so it is never recorded as a successor) are hashed.
-  const uint64_t edges = first.front().bytes->size() + first.back().bytes->size();
-  EXPECT_EQ(b.hashed_bytes(), edges);
+  const uint64_t edges = first.front()->bytes->size() + first.back()->bytes->size();
+  EXPECT_EQ(b.cut_bytes(), edges);
   EXPECT_EQ(b.predicted_bytes(), Data().size() - edges);
   for (size_t i = 1; i + 1 < second.size(); ++i) {
-    ASSERT_TRUE(second[i].predicted) << i;
+    ASSERT_TRUE(second[i]->predicted) << i;
     // The guessed chunk's bytes are the cached copy, not another one.
-    ASSERT_EQ(second[i].bytes.get(), first[i].bytes.get()) << i;
+    ASSERT_EQ(second[i]->bytes.get(), first[i]->bytes.get()) << i;
   }
 }
 
 TEST(StreamChunkerTest, AChangedByteFallsBackToCuttingAndResynchronises) {
   Harness h;
   StreamChunker a(h.Ctx(), 0, 1);
-  Feed(&a, Data(), 1 << 20, 1);
+  Feed(&h, &a, Data(), 1 << 20, 1);
   std::string changed = Data();
   changed[5 << 20] ^= 0x5a;
   StreamChunker b(h.Ctx(), 0, 2);
-  auto got = Feed(&b, changed, 1 << 20, 2);
+  auto got = Feed(&h, &b, changed, 1 << 20, 2);
   ExpectSameAsSplit(h.cdc, changed, got);
   // The chunk holding the change (and the one after, whose guess key is new) is hashed; the
   // rest is guessed.
   EXPECT_GT(b.predicted_bytes(), changed.size() * 9 / 10);
-  EXPECT_LT(b.hashed_bytes(), 4u * h.cdc.params().max_size);
+  EXPECT_LT(b.cut_bytes(), 4u * h.cdc.params().max_size);
 }
 
 TEST(StreamChunkerTest, AShiftedCopyResynchronisesAfterItsHeader) {
   Harness h;
   StreamChunker a(h.Ctx(), 0, 1);
-  Feed(&a, Data(), 1 << 20, 1);
+  Feed(&h, &a, Data(), 1 << 20, 1);
   const std::string shifted = MakeRandomData(137, 5) + Data();
   StreamChunker b(h.Ctx(), 0, 2);
-  auto got = Feed(&b, shifted, 1 << 20, 3);
+  auto got = Feed(&h, &b, shifted, 1 << 20, 3);
   ExpectSameAsSplit(h.cdc, shifted, got);
   EXPECT_GT(b.predicted_bytes(), shifted.size() * 9 / 10);
 }
@@ -152,33 +164,47 @@ TEST(StreamChunkerTest, AShiftedCopyResynchronisesAfterItsHeader) {
 TEST(StreamChunkerTest, StreamsTakingTurnsHashEachChunkOnce) {
   Harness h;
   StreamChunker a(h.Ctx(), 0, 1), b(h.Ctx(), 0, 2);
-  std::vector<StreamChunk> out_a, out_b;
+  std::vector<ChunkRef> out_a, out_b;
   const std::string& d = Data();
   const size_t step = 1 << 20;
+  auto append = [&](StreamChunker* s, std::vector<ChunkRef>* out, std::string_view piece) {
+    const size_t first = out->size();
+    s->Append(piece, std::nullopt, out);
+    HashNew(&h, *out, first);
+  };
   // The two streams take turns, one write each, as ranks in lockstep do.
   for (size_t off = 0; off < d.size(); off += step) {
     std::string_view piece = std::string_view(d).substr(off, step);
-    a.Append(piece, std::nullopt, &out_a);
-    b.Append(piece, std::nullopt, &out_b);
+    append(&a, &out_a, piece);
+    append(&b, &out_b, piece);
   }
-  a.Finish(std::nullopt, &out_a);
-  b.Finish(std::nullopt, &out_b);
+  for (auto [s, out] : {std::pair{&a, &out_a}, std::pair{&b, &out_b}}) {
+    const size_t first = out->size();
+    s->Finish(std::nullopt, out);
+    HashNew(&h, *out, first);
+  }
   ExpectSameAsSplit(h.cdc, d, out_a);
   ExpectSameAsSplit(h.cdc, d, out_b);
   // Whoever writes a piece first hashes it; the other confirms each chunk with a memcmp.
-  EXPECT_EQ(b.predicted_bytes(), d.size() - out_a.front().bytes->size() - out_a.back().bytes->size());
+  EXPECT_EQ(b.predicted_bytes(),
+            d.size() - out_a.front()->bytes->size() - out_a.back()->bytes->size());
 }
 
 TEST(StreamChunkerTest, ConcurrentStreamsInLockstepMostlyHashOnce) {
   Harness h;
   const std::string& d = Data();
   StreamChunker a(h.Ctx(), 0, 1), b(h.Ctx(), 0, 2);
-  std::vector<StreamChunk> out_a, out_b;
-  auto writer = [&](StreamChunker* s, std::vector<StreamChunk>* out) {
+  std::vector<ChunkRef> out_a, out_b;
+  // Each thread hashes what it cuts right away, as an idle pipeline worker would.
+  auto writer = [&](StreamChunker* s, std::vector<ChunkRef>* out) {
     for (size_t off = 0; off < d.size(); off += 1 << 20) {
+      const size_t first = out->size();
       s->Append(std::string_view(d).substr(off, 1 << 20), std::nullopt, out);
+      HashNew(&h, *out, first);
     }
+    const size_t first = out->size();
     s->Finish(std::nullopt, out);
+    HashNew(&h, *out, first);
   };
   std::thread ta(writer, &a, &out_a), tb(writer, &b, &out_b);
   ta.join();
@@ -187,38 +213,39 @@ TEST(StreamChunkerTest, ConcurrentStreamsInLockstepMostlyHashOnce) {
   ExpectSameAsSplit(h.cdc, d, out_b);
   // Two streams at the same point would both hash every chunk (2x) but for the claims: the
   // one that finds the next chunk claimed by the other waits for its result.
-  EXPECT_LT(a.hashed_bytes() + b.hashed_bytes(), d.size() * 7 / 4)
-      << "a hashed " << a.hashed_bytes() << ", b hashed " << b.hashed_bytes();
+  EXPECT_LT(a.cut_bytes() + b.cut_bytes(), d.size() * 7 / 4)
+      << "a cut " << a.cut_bytes() << ", b cut " << b.cut_bytes();
 }
 
 TEST(StreamChunkerTest, GuessesWhoseBytesLeftTheCacheAreCut) {
   Harness h(/*cache_bytes=*/0);  // nothing is ever cached
   StreamChunker a(h.Ctx(), 0, 1);
-  Feed(&a, Data(), 1 << 20, 1);
+  Feed(&h, &a, Data(), 1 << 20, 1);
   StreamChunker b(h.Ctx(), 0, 2);
-  auto got = Feed(&b, Data(), 1 << 20, 2);
+  auto got = Feed(&h, &b, Data(), 1 << 20, 2);
   ExpectSameAsSplit(h.cdc, Data(), got);
   EXPECT_EQ(b.predicted_bytes(), 0u);
-  EXPECT_EQ(b.hashed_bytes(), Data().size());
+  EXPECT_EQ(b.cut_bytes(), Data().size());
 }
 
 TEST(StreamChunkerTest, GuessesNeverCrossDedupScopes) {
   Harness h;
   StreamChunker a(h.Ctx(), 0, 1);
-  Feed(&a, Data(), 1 << 20, 1, /*scope=*/1000u);
+  Feed(&h, &a, Data(), 1 << 20, 1, /*scope=*/1000u);
   StreamChunker b(h.Ctx(), 0, 2);
-  auto got = Feed(&b, Data(), 1 << 20, 2, /*scope=*/2000u);
+  auto got = Feed(&h, &b, Data(), 1 << 20, 2, /*scope=*/2000u);
   EXPECT_EQ(b.predicted_bytes(), 0u);
-  for (const auto& c : got) ASSERT_EQ(c.hash, ChunkHash::OfScoped(2000, *c.bytes));
+  for (const auto& c : got) ASSERT_EQ(c->hash, ChunkHash::OfScoped(2000, *c->bytes));
   // The same owner again is guessed.
   StreamChunker c(h.Ctx(), 0, 3);
-  Feed(&c, Data(), 1 << 20, 3, /*scope=*/1000u);
+  Feed(&h, &c, Data(), 1 << 20, 3, /*scope=*/1000u);
   EXPECT_GT(c.predicted_bytes(), Data().size() * 9 / 10);
 }
 
 TEST(SuccessorTableTest, ClaimsHoldOffOthersUntilRecordedOrGivenUp) {
   SuccessorTable t(1024);
-  const ChunkHash a = ChunkHash::Of("a"), b = ChunkHash::Of("b");
+  const uint64_t a = MakeKey(std::nullopt, "a"), b = MakeKey(std::nullopt, "b");
+  const SuccessorTable::Next after_a{ChunkHash::Of("b"), 4096, b};
   SuccessorTable::Next next;
   EXPECT_EQ(t.Lookup(a, 1, &next), SuccessorTable::Probe::kUnknown);
   t.Claim(a, 1);
@@ -226,15 +253,24 @@ TEST(SuccessorTableTest, ClaimsHoldOffOthersUntilRecordedOrGivenUp) {
   EXPECT_EQ(t.Lookup(a, 1, &next), SuccessorTable::Probe::kUnknown);  // one's own claim
   t.Claim(a, 2);  // a live claim is not taken over
   EXPECT_EQ(t.Lookup(a, 2, &next), SuccessorTable::Probe::kClaimed);
-  t.Record(a, b, 4096);
+  t.Record(a, after_a);
   ASSERT_EQ(t.Lookup(a, 2, &next), SuccessorTable::Probe::kKnown);
-  EXPECT_EQ(next.hash, b);
+  EXPECT_EQ(next.hash, after_a.hash);
   EXPECT_EQ(next.length, 4096u);
+  EXPECT_EQ(next.key, b);
   t.Claim(b, 1);
   t.Unclaim(b, 2);  // not the owner: nothing changes
   EXPECT_EQ(t.Lookup(b, 2, &next), SuccessorTable::Probe::kClaimed);
   t.Unclaim(b, 1);
   EXPECT_EQ(t.Lookup(b, 2, &next), SuccessorTable::Probe::kUnknown);
+}
+
+TEST(SuccessorTableTest, KeysTellScopesApart) {
+  const std::string bytes = MakeRealData(65536, 3);
+  EXPECT_EQ(MakeKey(std::nullopt, bytes), MakeKey(std::nullopt, bytes));
+  EXPECT_NE(MakeKey(1000u, bytes), MakeKey(1001u, bytes));
+  EXPECT_NE(MakeKey(std::nullopt, bytes), MakeKey(0u, bytes));
+  EXPECT_NE(MakeKey(std::nullopt, bytes), MakeKey(std::nullopt, bytes.substr(1)));
 }
 
 }  // namespace
