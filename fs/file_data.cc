@@ -319,6 +319,7 @@ Result<uint64_t> FsCore::CopyFileRange(Ino in, uint64_t in_off, Ino out, uint64_
     }
   }
   impl_->DropDirty(dst.get(), out_off, out_off + len);
+  dst->may_have_extents = true;
   InodeAttr a = dst->attr;
   a.size = std::max(a.size, out_off + len);
   a.mtime_ns = a.ctime_ns = NowNs();

@@ -22,6 +22,12 @@ int64_t NowNs() {
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
+int64_t SteadyNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 namespace {
 
 constexpr size_t kNameMax = 255;
@@ -68,7 +74,14 @@ FsCore::Impl::Impl(Store* store, const FsOptions& o)
       successors_(kSuccessorSlots) {}
 
 FsCore::Impl::~Impl() {
-  // The pipeline first: finishing its batches queues eviction checks for the delete thread.
+  // The lazy closer first (it submits to the pipeline), then the pipeline (finishing its
+  // batches queues eviction checks for the delete thread).
+  {
+    std::lock_guard<std::mutex> l(lazy_mu_);
+    lazy_stop_ = true;
+    lazy_cv_.notify_all();
+  }
+  if (lazy_thread_.joinable()) lazy_thread_.join();
   if (pipeline_) pipeline_->Stop();
   // Failed batches not yet taken back (an unlinked file still open at unmount) hold their
   // inode, which holds them.
@@ -111,6 +124,7 @@ Status FsCore::Impl::Init() {
     return true;
   }));
   delete_thread_ = std::thread([this] { DeleteLoop(); });
+  lazy_thread_ = std::thread([this] { LazyLoop(); });
   int workers = options_.flush_threads;
   if (workers <= 0) workers = std::max(2, int(std::thread::hardware_concurrency()));
   pipeline_ = std::make_unique<FlushPipeline>(
@@ -139,9 +153,18 @@ Result<std::shared_ptr<Inode>> FsCore::Impl::GetInode(Ino ino) {
   return it->second;
 }
 
+std::shared_ptr<Inode> FsCore::Impl::FindInode(Ino ino) {
+  std::lock_guard<std::mutex> l(table_mu_);
+  auto it = table_.find(ino);
+  return it == table_.end() ? nullptr : it->second;
+}
+
 std::shared_ptr<Inode> FsCore::Impl::AddNewInode(const InodeAttr& attr) {
   auto inode = std::make_shared<Inode>(attr);
   inode->nlookup = 1;
+  inode->no_caps = true;  // a new inode has nothing in the store but its record
+  inode->may_have_xattrs = false;
+  inode->may_have_extents = false;
   std::lock_guard<std::mutex> l(table_mu_);
   table_[attr.ino] = inode;
   return inode;
@@ -162,9 +185,10 @@ void FsCore::Impl::MaybeEvict(Ino ino) {
     if (it->second->nlookup > 0 || it->second->open_count > 0) return;
     inode = it->second;
   }
-  bool remove_data;
+  bool remove_data, in_store = true;
   {
     std::unique_lock<std::shared_mutex> il(inode->mu);
+    in_store = inode->may_have_extents || inode->may_have_xattrs;
     if (inode->attr.nlink > 0 && HoldsDataLocked(inode.get())) return;  // keep unwritten data
     remove_data = inode->attr.nlink == 0 && !inode->deleted;
     if (remove_data) {
@@ -185,12 +209,12 @@ void FsCore::Impl::MaybeEvict(Ino ino) {
     }
     table_.erase(it);
   }
-  if (remove_data) QueueDelete(ino);
+  if (remove_data) QueueDelete(ino, in_store);
 }
 
-void FsCore::Impl::QueueDelete(Ino ino) {
+void FsCore::Impl::QueueDelete(Ino ino, bool in_store) {
   std::lock_guard<std::mutex> l(delete_mu_);
-  delete_queue_.push_back(ino);
+  delete_queue_.push_back({ino, in_store});
   delete_cv_.notify_all();
 }
 
@@ -216,11 +240,11 @@ void FsCore::Impl::DeleteLoop() {
       continue;
     }
     if (delete_queue_.empty()) break;  // stop_ and nothing left
-    Ino ino = delete_queue_.front();
+    auto [ino, in_store] = delete_queue_.front();
     delete_queue_.pop_front();
     deleting_ = true;
     l.unlock();
-    Status st = DeleteInodeData(ino);
+    Status st = DeleteInodeData(ino, in_store);
     if (!st.ok()) {
       Log(LogLevel::kError, "fs", "releasing inode " + std::to_string(ino) + ": " + st.ToString());
     }
@@ -232,7 +256,13 @@ void FsCore::Impl::DeleteLoop() {
 
 // Removes an unlinked inode's extents (in batches, dropping chunk references after each batch
 // is written), then its xattrs, attributes and orphan entry.
-Status FsCore::Impl::DeleteInodeData(Ino ino) {
+Status FsCore::Impl::DeleteInodeData(Ino ino, bool in_store) {
+  if (!in_store) {  // a file that never reached the store: its record and orphan entry only
+    MetaStore::Batch b;
+    b.DeleteInode(ino);
+    b.DeleteOrphan(ino);
+    return meta_->Write(b, /*sync=*/false);
+  }
   for (;;) {
     MetaStore::Batch b;
     std::vector<ChunkHash> refs;

@@ -41,6 +41,11 @@ struct FsOptions {
   uint64_t inode_flush_bytes = 16ull << 20;
   uint64_t batch_bytes = 4ull << 20;  // a stream's cut chunks are submitted in batches this big
   int flush_threads = 0;              // pipeline workers; 0: one per CPU (at least 2)
+  // A file closed with at most lazy_close_bytes buffered keeps them this long before they are
+  // stored (0: store at close), so that a temporary file deleted meanwhile costs the store
+  // nothing; like ext4's 5 s commit interval, a crash may lose them (fsync does not).
+  int64_t lazy_close_ms = 5000;
+  uint64_t lazy_close_bytes = 64 << 10;
   uint64_t chunk_cache_bytes = 128ull << 20;   // decompressed-chunk cache
   bool xattrs = true;                          // false: xattr calls answer ENOSYS (the kernel then stops asking)
   // Free space on the store's filesystem that calls adding data or names may not use: below it

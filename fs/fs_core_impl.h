@@ -23,7 +23,8 @@
 
 namespace rankfs {
 
-int64_t NowNs();
+int64_t NowNs();     // CLOCK_REALTIME: file times
+int64_t SteadyNs();  // CLOCK_MONOTONIC: deadlines
 
 // One inode known to the daemon: the kernel holds a lookup on it, a file handle is open, or it
 // holds data not yet committed to the store.
@@ -53,6 +54,16 @@ struct Inode : std::enable_shared_from_this<Inode> {
   // Known to have no security.capability xattr (DropPrivsLocked looked once; SetXattr of that
   // name clears it), so writes need not ask RocksDB again. Guarded by mu.
   bool no_caps = false;
+  // Whether the store may hold xattrs / extents of this inode: false for an inode created by
+  // this daemon until it gets one. Spares RocksDB the kernel's per-file getxattr of
+  // security.capability and the deletion of a temporary file that never reached the store.
+  // Guarded by mu.
+  bool may_have_xattrs = true;
+  bool may_have_extents = true;
+  // Closed lazily (CloseLocked): the stream's buffered bytes are to be stored by this steady
+  // clock time unless the file goes first. 0: not lazy. Guarded by mu.
+  int64_t lazy_until_ns = 0;
+  uint64_t lazy_bytes = 0;  // what it added to Impl::lazy_bytes_; guarded by mu
 
   // Submitted batches not yet committed, oldest first, and failed ones whose bytes the owner
   // has not buffered again yet. Lock order: mu -> batch_mu. The pipeline's committer takes
@@ -132,6 +143,8 @@ class FsCore::Impl {
   Status FlushRange(Inode* inode, uint64_t start, bool sync);
   // Whether the inode holds data not yet committed (dirty, stream, cut or batches).
   bool HoldsDataLocked(Inode* inode);
+  // Takes the inode out of the lazy-close state (a write, a finish, a deletion).
+  void EndLazyLocked(Inode* inode);
   // Keeps the buffered bytes of all files under write_buffer_bytes, called before a write.
   Status MakeRoomLocked(Inode* inode);
   // The pipeline's callbacks (no inode lock held).
@@ -168,11 +181,25 @@ class FsCore::Impl {
   int64_t space_probed_ns_ = 0;
   SpaceInfo space_;
 
+  // --- lazy close of small files (CloseLocked) ---
+  // Finishes the streams of lazily closed files whose time is up.
+  void LazyLoop();
+  std::mutex lazy_mu_;  // guards lazy_ and lazy_stop_
+  std::condition_variable lazy_cv_;
+  std::deque<std::pair<int64_t, std::weak_ptr<Inode>>> lazy_;  // (deadline, inode), by deadline
+  bool lazy_stop_ = false;
+  std::atomic<uint64_t> lazy_bytes_{0};  // buffered bytes of lazily closed files
+  std::thread lazy_thread_;
+
   // --- background deletion of unlinked inodes ---
-  void QueueDelete(Ino ino);
+  // `in_store`: the store may hold extents or xattrs of the inode (else only its record and
+  // orphan entry go).
+  void QueueDelete(Ino ino, bool in_store = true);
   // Asks the background thread to MaybeEvict(ino) (the committer may not take inode locks).
   void QueueEvictCheck(Ino ino);
-  Status DeleteInodeData(Ino ino);
+  Status DeleteInodeData(Ino ino, bool in_store);
+  // The inode if it is in the table; never reads the store.
+  std::shared_ptr<Inode> FindInode(Ino ino);
   void DeleteLoop();
 
   Store* const store_;
@@ -200,7 +227,7 @@ class FsCore::Impl {
 
   std::mutex delete_mu_;  // guards delete_queue_, evict_checks_, deleting_, stop_
   std::condition_variable delete_cv_;
-  std::deque<Ino> delete_queue_;
+  std::deque<std::pair<Ino, bool>> delete_queue_;  // (ino, in_store)
   std::deque<Ino> evict_checks_;
   bool deleting_ = false;
   bool stop_ = false;

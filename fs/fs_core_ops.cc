@@ -181,7 +181,8 @@ Result<InodeAttr> FsCore::SetAttr(Ino ino, const SetAttrRequest& r) {
   if (r.set_mtime) a.mtime_ns = r.mtime_ns;
   if (r.set_mtime_now) a.mtime_ns = now;
   a.ctime_ns = r.set_ctime ? r.ctime_ns : now;
-  RANKFS_RETURN_IF_ERROR(impl_->PersistAttr(a, false));
+  // An unlinked inode's attributes die with it (the kernel pushes times at the last close).
+  if (a.nlink > 0) RANKFS_RETURN_IF_ERROR(impl_->PersistAttr(a, false));
   inode->attr = a;
   return a;
 }
@@ -221,6 +222,7 @@ Status FsCore::SetXattr(Ino ino, std::string_view name, std::string_view value, 
   b.PutInode(a);
   RANKFS_RETURN_IF_ERROR(impl_->meta_->Write(b, false));
   inode->attr = a;
+  inode->may_have_xattrs = true;
   if (name == "security.capability") inode->no_caps = false;
   return Status::Ok();
 }
@@ -229,6 +231,12 @@ Result<std::string> FsCore::GetXattr(Ino ino, std::string_view name) {
   impl_->getxattr_requests_.fetch_add(1, std::memory_order_relaxed);
   if (!impl_->options_.xattrs) return Status(ENOSYS, "xattrs are off for this mount");
   if (ino == kStatsIno) return Status(ENODATA, "no xattrs on the stats file");
+  // The kernel asks every new file for security.capability: answer from memory when the file
+  // never had an xattr.
+  if (std::shared_ptr<Inode> inode = impl_->FindInode(ino)) {
+    std::shared_lock<std::shared_mutex> l(inode->mu);
+    if (!inode->may_have_xattrs) return Status(ENODATA, "no such xattr");
+  }
   RANKFS_ASSIGN_OR_RETURN(std::optional<std::string> v, impl_->meta_->GetXattr(ino, name));
   if (!v) return Status(ENODATA, "no such xattr");
   return std::move(*v);
@@ -238,6 +246,10 @@ Result<std::string> FsCore::ListXattr(Ino ino) {
   if (!impl_->options_.xattrs) return Status(ENOSYS, "xattrs are off for this mount");
   std::string out;
   if (ino == kStatsIno) return out;
+  if (std::shared_ptr<Inode> inode = impl_->FindInode(ino)) {
+    std::shared_lock<std::shared_mutex> l(inode->mu);
+    if (!inode->may_have_xattrs) return out;
+  }
   RANKFS_RETURN_IF_ERROR(impl_->meta_->ListXattrs(ino, [&](std::string_view n) {
     out.append(n);
     out.push_back('\0');
@@ -340,13 +352,29 @@ std::string FsCore::StatsText() {
 }
 
 Status FsCore::DrainBackground() {
+  // Lazily closed files are stored now rather than when their time is up.
+  std::deque<std::pair<int64_t, std::weak_ptr<Inode>>> lazy;
+  {
+    std::lock_guard<std::mutex> l(impl_->lazy_mu_);
+    lazy.swap(impl_->lazy_);
+  }
+  Status first;
+  for (auto& [until, weak] : lazy) {
+    std::shared_ptr<Inode> inode = weak.lock();
+    if (!inode) continue;
+    std::unique_lock<std::shared_mutex> il(inode->mu);
+    if (inode->lazy_until_ns == 0 || inode->deleted) continue;
+    Status s = impl_->FinishStreamLocked(inode.get());
+    if (!s.ok() && first.ok()) first = s;
+  }
   impl_->pipeline_->Drain();  // batches of deleted files finish before their deletion
   std::unique_lock<std::mutex> l(impl_->delete_mu_);
   impl_->delete_cv_.wait(l, [&] {
     return impl_->delete_queue_.empty() && impl_->evict_checks_.empty() && !impl_->deleting_;
   });
   l.unlock();
-  return impl_->chunks_->Reclaim();
+  Status r = impl_->chunks_->Reclaim();
+  return first.ok() ? r : first;
 }
 
 Status FsCore::Shutdown() {

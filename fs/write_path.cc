@@ -113,6 +113,7 @@ std::optional<uint32_t> FsCore::Impl::ScopeOf(const Inode& inode) const {
 }
 
 Status FsCore::Impl::WriteLocked(Inode* inode, uint64_t offset, std::string_view data) {
+  EndLazyLocked(inode);  // written again: its next close decides anew
   RANKFS_RETURN_IF_ERROR(MakeRoomLocked(inode));
   const uint64_t end = offset + data.size();
   // A new stream starts where the file ends. An idle one moves to the end of the file when the
@@ -190,6 +191,7 @@ Status FsCore::Impl::AbsorbDirtyLocked(Inode* inode) {
 }
 
 Status FsCore::Impl::FinishStreamLocked(Inode* inode) {
+  EndLazyLocked(inode);
   if (inode->stream && inode->stream->buffered() > 0) {
     StreamChunker& s = *inode->stream;
     const size_t first = inode->cut.size();
@@ -212,6 +214,7 @@ Status FsCore::Impl::SubmitCutLocked(Inode* inode) {
   b->chunks = std::move(inode->cut);
   inode->cut.clear();
   inode->cut_bytes = 0;
+  inode->may_have_extents = true;
   {
     std::lock_guard<std::mutex> bl(inode->batch_mu);
     inode->batches.push_back(b);
@@ -248,7 +251,38 @@ Status FsCore::Impl::WaitBatchesLocked(Inode* inode) {
   return first;
 }
 
+void FsCore::Impl::EndLazyLocked(Inode* inode) {
+  if (inode->lazy_until_ns == 0) return;
+  lazy_bytes_ -= inode->lazy_bytes;
+  inode->lazy_bytes = 0;
+  inode->lazy_until_ns = 0;  // the lazy thread skips its entry
+}
+
 Status FsCore::Impl::CloseLocked(Inode* inode) {
+  // A small file whose bytes are all still in the stream's buffer: keep them there for a while.
+  // A temporary file deleted meanwhile then costs no chunk, batch, extent or deletion work.
+  const uint64_t buffered = inode->stream ? inode->stream->buffered() : 0;
+  if (options_.lazy_close_ms > 0 && buffered > 0 && buffered <= options_.lazy_close_bytes &&
+      inode->cut.empty() && inode->dirty.empty() &&
+      lazy_bytes_.load() + buffered <= options_.write_buffer_bytes / 8) {
+    bool batches;
+    {
+      std::lock_guard<std::mutex> bl(inode->batch_mu);
+      batches = !inode->batches.empty();
+    }
+    if (!batches) {
+      if (inode->lazy_until_ns == 0) {
+        const int64_t until = SteadyNs() + options_.lazy_close_ms * 1'000'000;
+        inode->lazy_until_ns = until;
+        inode->lazy_bytes = buffered;
+        lazy_bytes_ += buffered;
+        std::lock_guard<std::mutex> l(lazy_mu_);
+        lazy_.emplace_back(until, inode->weak_from_this());
+        lazy_cv_.notify_one();
+      }
+      return Status::Ok();
+    }
+  }
   RANKFS_RETURN_IF_ERROR(FinishStreamLocked(inode));
   bool failed;
   {
@@ -286,7 +320,37 @@ bool FsCore::Impl::DropHeldDataLocked(Inode* inode) {
   return true;
 }
 
+void FsCore::Impl::LazyLoop() {
+  std::unique_lock<std::mutex> l(lazy_mu_);
+  while (!lazy_stop_) {
+    if (lazy_.empty()) {
+      lazy_cv_.wait(l);
+      continue;
+    }
+    const int64_t now = SteadyNs();
+    if (lazy_.front().first > now) {
+      lazy_cv_.wait_for(l, std::chrono::nanoseconds(lazy_.front().first - now));
+      continue;
+    }
+    std::shared_ptr<Inode> inode = lazy_.front().second.lock();
+    lazy_.pop_front();
+    l.unlock();
+    if (inode) {
+      std::unique_lock<std::shared_mutex> il(inode->mu);
+      // Still lazy, not written or finished since: store it now.
+      if (inode->lazy_until_ns != 0 && inode->lazy_until_ns <= now && !inode->deleted) {
+        Status st = FinishStreamLocked(inode.get());
+        if (!st.ok()) {
+          Log(LogLevel::kError, "fs", "storing a closed file's data: " + st.ToString());
+        }
+      }
+    }
+    l.lock();
+  }
+}
+
 void FsCore::Impl::DropStreamLocked(Inode* inode, uint64_t restart_at) {
+  EndLazyLocked(inode);
   if (inode->stream) dirty_total_ -= inode->stream->buffered();
   inode->stream.reset();
   inode->stream_end = restart_at;
@@ -446,6 +510,7 @@ Status FsCore::Impl::FlushRange(Inode* inode, uint64_t start, bool sync) {
   }
   // Chunks must be durable and indexed before the extents naming them are written.
   if (st.ok()) st = chunks_->Flush();
+  inode->may_have_extents = true;
   MetaStore::Batch attr;
   attr.PutInode(inode->attr);
   if (st.ok()) st = ReplaceRange(ino, start, start + pos, added, &attr, sync);

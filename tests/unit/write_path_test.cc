@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 
+#include <chrono>
 #include <random>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -83,6 +85,8 @@ TEST_F(WritePathTest, CopiesAreGuessedStoredOnceAndReadBack) {
     files.push_back(CreateFile(kRootIno, "copy" + std::to_string(i)));
     WriteAll(files.back(), data, i == 1 ? 8192 : 1 << 20);
     ASSERT_TRUE(fs_->Release(files.back()).ok());
+    // The next copy can confirm only chunks whose hashes are in: wait for the workers.
+    ASSERT_TRUE(fs_->DrainBackground().ok());
   }
   FsStats s = SettledStats();
   // The first copy is hashed; the other two are confirmed against it chunk by chunk.
@@ -189,6 +193,85 @@ TEST_P(WritePathRandomTest, MixedOperationsMatchAModel) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, WritePathRandomTest, ::testing::Values(11, 12, 13, 14));
+
+}  // namespace
+}  // namespace rankfs
+
+namespace rankfs {
+namespace {
+
+// Small files closed lazily (FsOptions::lazy_close_ms): a temporary file deleted within the
+// window never reaches the store; the others are stored when their time is up, by fsync, by
+// DrainBackground and at shutdown.
+class LazyCloseTest : public WritePathTest {};
+
+TEST_F(LazyCloseTest, ASmallFileDeletedSoonAfterCloseCostsTheStoreNothing) {
+  Ino ino = CreateFile(kRootIno, "tmp");
+  ASSERT_TRUE(fs_->Write(ino, 0, MakeRealData(3000, 1)).ok());
+  ASSERT_TRUE(fs_->Release(ino).ok());
+  EXPECT_EQ(ReadAll(ino).size(), 3000u);  // still readable from the buffer
+  ASSERT_TRUE(fs_->Unlink(kRootIno, "tmp").ok());
+  fs_->Forget(ino, 1);
+  FsStats s = SettledStats();
+  EXPECT_EQ(s.chunks.put_calls, 0u);
+  EXPECT_EQ(s.batches, 0u);
+  EXPECT_EQ(s.dirty_bytes, 0u);
+  EXPECT_EQ(fs_->GetAttr(ino).status().code(), ENOENT);
+}
+
+TEST_F(LazyCloseTest, ASmallClosedFileIsStoredWhenItsTimeIsUp) {
+  FsOptions fo;
+  fo.lazy_close_ms = 50;
+  Reopen(fo);
+  const std::string data = MakeRealData(20000, 2);
+  Ino ino = CreateFile(kRootIno, "keep");
+  ASSERT_TRUE(fs_->Write(ino, 0, data).ok());
+  ASSERT_TRUE(fs_->Release(ino).ok());
+  EXPECT_EQ(fs_->Stats().chunks.put_calls, 0u);
+  // No drain: the lazy thread stores it on its own.
+  for (int i = 0; i < 200 && fs_->Stats().chunks.put_calls == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(fs_->Stats().chunks.put_calls, 1u);
+  Reopen(fo);
+  auto a = fs_->Lookup(kRootIno, "keep");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(ReadAll(a->ino), data);
+}
+
+TEST_F(LazyCloseTest, FsyncShutdownAndLargerFilesDoNotWait) {
+  const std::string small = MakeRealData(10000, 3), large = MakeRealData(200000, 4);
+  Ino a = CreateFile(kRootIno, "a"), b = CreateFile(kRootIno, "b"), c = CreateFile(kRootIno, "c");
+  ASSERT_TRUE(fs_->Write(a, 0, small).ok());
+  ASSERT_TRUE(fs_->Write(b, 0, small).ok());
+  ASSERT_TRUE(fs_->Write(c, 0, large).ok());
+  for (Ino ino : {a, b, c}) ASSERT_TRUE(fs_->Release(ino).ok());
+  ASSERT_TRUE(fs_->Fsync(a, false).ok());  // stored and committed now
+  ASSERT_TRUE(fs_->Write(b, small.size(), "more").ok());  // written again after its close
+  FsStats s = fs_->Stats();
+  EXPECT_GE(s.batches, 1u);  // a's
+  Reopen();                  // shutdown stores b; c was never lazy
+  for (auto [name, want] : {std::pair{"a", small}, std::pair{"b", small + "more"},
+                            std::pair{"c", large}}) {
+    auto attr = fs_->Lookup(kRootIno, name);
+    ASSERT_TRUE(attr.ok()) << name;
+    EXPECT_EQ(ReadAll(attr->ino), want) << name;
+  }
+}
+
+TEST_F(LazyCloseTest, NewFilesAnswerXattrQueriesFromMemory) {
+  Ino ino = CreateFile(kRootIno, "x");
+  EXPECT_EQ(fs_->GetXattr(ino, "security.capability").status().code(), ENODATA);
+  EXPECT_EQ(*fs_->ListXattr(ino), "");
+  ASSERT_TRUE(fs_->SetXattr(ino, "user.k", "v", 0).ok());
+  EXPECT_EQ(*fs_->GetXattr(ino, "user.k"), "v");
+  EXPECT_EQ(*fs_->ListXattr(ino), std::string("user.k") + '\0');
+  Reopen();
+  auto a = fs_->Lookup(kRootIno, "x");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(*fs_->GetXattr(a->ino, "user.k"), "v");
+  EXPECT_EQ(fs_->GetXattr(a->ino, "user.other").status().code(), ENODATA);
+}
 
 }  // namespace
 }  // namespace rankfs
