@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -256,9 +258,20 @@ void RaiseReadahead(const std::string& mountpoint) {
   }
 }
 
+// glibc gives each thread that allocates its own heap arena (up to 8 per CPU). Chunk buffers
+// are allocated by the FUSE threads and freed by the pipeline's and cache's threads, so 16+
+// arenas each kept their high-water mark: 410 MB of heap for 173 MB in use after a 4 x 1200 MiB
+// N-ranks job, and peak RSS grew with the dataset. Fewer arenas (plus the pipeline's periodic
+// malloc_trim) keep the peak flat: ~300 MB at both 600 and 1200 MiB per rank.
+void LimitHeapArenas() {
+  const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  mallopt(M_ARENA_MAX, int(std::max<long>(4, 2 * cpus)));
+}
+
 // Everything after the (optional) fork. Returns the exit status.
 int Serve(const std::string& store_dir, const std::string& mountpoint, const MountConfig& cfg,
           Daemonizer* daemonizer) {
+  LimitHeapArenas();  // before any thread starts
   Result<std::unique_ptr<Store>> store = Store::Open(store_dir, cfg.store);
   if (!store.ok()) {
     Fail(DescribeStoreError(store_dir, store.status()));

@@ -1,5 +1,7 @@
 #include "fs/flush_pipeline.h"
 
+#include <malloc.h>
+
 #include <unordered_set>
 
 #include "store/logging.h"
@@ -156,6 +158,13 @@ void FlushPipeline::CommitterLoop() {
         ++failed;
       }
       finish_(b, st);
+    }
+    // Freed chunk buffers go back to the OS at most once a second while batches flow: without
+    // it the heap keeps the high-water mark of every arena (fs/daemon.cc, LimitHeapArenas).
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_trim_ >= std::chrono::seconds(1)) {
+      last_trim_ = now;
+      malloc_trim(0);
     }
     l.lock();
     committing_ = false;

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -122,6 +123,7 @@ class FlushPipeline {
   bool stopping_ = false;
   bool committing_ = false;  // the committer is finishing batches taken off order_
   FlushPipelineStats stats_;
+  std::chrono::steady_clock::time_point last_trim_;  // the committer's own
   std::vector<std::thread> workers_;
   std::thread committer_;
 };
