@@ -31,7 +31,7 @@ namespace rankfs {
 namespace {
 
 constexpr unsigned kMaxWorkerThreads = 16;
-constexpr unsigned kReadaheadKb = 1024;  // one maximal FUSE request (max_pages 256)
+constexpr unsigned kReadaheadKb = kMaxReadaheadBytes >> 10;  // see fuse_ops.h
 
 // strerror is not thread-safe; the GNU strerror_r returns the message in buf or static storage.
 std::string ErrnoText(int err) {

@@ -36,7 +36,7 @@ void ReplyCountedEntry(fuse_req_t req, const Result<InodeAttr>& r, const char* o
 void OpInit(void* userdata, fuse_conn_info* conn) {
   auto* ctx = static_cast<FuseContext*>(userdata);
   conn->max_write = kOneMiB;      // the kernel's limit (max_pages 256)
-  conn->max_readahead = kOneMiB;  // the kernel keeps the smaller of this and its own
+  conn->max_readahead = kMaxReadaheadBytes;  // the kernel keeps the smaller of this and the bdi's
   // libfuse sends max_background 0, which leaves the kernel's 12 and throttles readahead.
   conn->max_background = 64;
   conn->congestion_threshold = 48;
