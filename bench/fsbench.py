@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """The filesystem benchmark: ext4, libfuse's passthrough_ll and rankfs side by side, one run.
 
-Runs every workload on the three targets in turn (targets interleaved within each repetition so
-that a noisy minute hurts all three alike), repeats each >= 3 times, and prints medians plus the
-ratios rankfs/ext4 and rankfs/passthrough_ll with the targets of docs/benchmarks.md. Writes
-results.json (every raw run, medians, ratios, machine facts) and chart.png (gnuplot) into
---out. The workload itself runs in bench/fsbench.cc (plain syscalls); this script only mounts,
-drops caches, starts processes and does arithmetic.
+Runs every workload on the targets in turn (targets interleaved within each repetition so that
+a noisy minute hurts all alike), repeats each >= 3 times, and prints medians plus the ratios
+rankfs/ext4 and rankfs/passthrough_ll with the targets of docs/benchmarks.md. A fourth target,
+fuse_null (bench/fuse_null.cc: FUSE that throws data away), shows the floor that FUSE itself
+puts under every FUSE filesystem on this machine; it runs the write and metadata workloads
+(it stores nothing, so it has no reads) and gets the ratio rankfs/fuse_null, with no target.
+Writes results.json (every raw run, medians, ratios, machine facts) and chart.png (gnuplot)
+into --out. The workload itself runs in bench/fsbench.cc (plain syscalls); this script only
+mounts, drops caches, starts processes and does arithmetic.
 
 Needs root (mounts, drop_caches), /dev/fuse, a build with bench/fsbench and rankfs
 (scripts/bench.sh builds them) and the C compiler (passthrough_ll is compiled here from the
@@ -89,6 +92,7 @@ class Ext4:
     """A plain directory on the disk the work directory lives on."""
 
     name = "ext4"
+    stores_data = True
 
     def __init__(self, work):
         self.dir = os.path.join(work, "ext4")
@@ -114,6 +118,8 @@ class Ext4:
 
 class FuseDaemon:
     """A FUSE daemon run in the foreground as a child; stop() always leaves no mount behind."""
+
+    stores_data = True
 
     def __init__(self, work, name, backing):
         self.name = name
@@ -195,6 +201,20 @@ class Rankfs(FuseDaemon):
         return argv + (["-o", self.options] if self.options else [])
 
 
+class FuseNull(FuseDaemon):
+    """bench/fuse_null: FUSE with rankfs's kernel options that acknowledges writes and keeps
+    nothing (reads give zeros): what the kernel and /dev/fuse cost on their own."""
+
+    stores_data = False
+
+    def __init__(self, work, binary):
+        super().__init__(work, "fuse_null", "fuse-null-unused")
+        self.binary = binary
+
+    def argv(self):
+        return [self.binary, self.mnt]
+
+
 def build_passthrough(work):
     out = os.path.join(work, "passthrough_ll")
     if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(PASSTHROUGH_SRC):
@@ -237,6 +257,8 @@ def single_stream(args, target, root, unique):
     dropped) and warm; then 4 KiB random reads through mmap (page cache dropped first)."""
     path = os.path.join(root, "single.bin")
     w = fsbench_json([args.fsbench, "write", unique, path, str(MIB), "--fsync"])
+    if not target.stores_data:  # fuse_null: nothing to read back
+        return {"write_MBps": w["bytes"] / w["seconds"] / 1e6}
     target.stop()
     root = target.start(fresh=False)
     path = os.path.join(root, "single.bin")
@@ -305,12 +327,16 @@ def medians(results):
     return out
 
 
+BASELINES = ("ext4", "passthrough_ll", "fuse_null")
+COLUMNS = ("ext4", "passthrough_ll", "fuse_null", "rankfs")
+
+
 def ratios(med):
     rows = []
     for metric, vals in med.items():
         if "rankfs" not in vals or metric.endswith("peak_rss_bytes"):
             continue
-        for base in ("ext4", "passthrough_ll"):
+        for base in BASELINES:
             if base not in vals or vals[base] == 0:
                 continue
             r = vals["rankfs"] / vals[base]
@@ -336,7 +362,7 @@ def write_chart(out_dir, med):
                 continue
             lower_better = metric.endswith("wall_s") or metric.endswith("disk_bytes")
             rel = []
-            for t in ("ext4", "passthrough_ll", "rankfs"):
+            for t in COLUMNS:
                 v = vals.get(t)
                 if v is None or v == 0:
                     rel.append("NaN")
@@ -347,7 +373,7 @@ def write_chart(out_dir, med):
     script = f"""
 set terminal pngcairo size 1400,700 font ",11"
 set output '{png}'
-set title "rankfs vs ext4 vs passthrough_ll (medians; relative to ext4 = 1; higher is better)" noenhanced
+set title "rankfs vs ext4, passthrough_ll and the FUSE floor (medians; relative to ext4 = 1; higher is better)" noenhanced
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
@@ -359,7 +385,7 @@ set key top left
 set grid ytics
 set key noenhanced
 plot '{data}' using 2:xtic(1) title 'ext4', '' using 3 title 'passthrough_ll', \\
-     '' using 4 title 'rankfs'
+     '' using 4 title 'fuse_null (FUSE floor)', '' using 5 title 'rankfs'
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
     return png
@@ -397,13 +423,14 @@ def main():
 
     args.fsbench = os.path.abspath(os.path.join(args.build, "bench", "fsbench"))
     rankfs_bin = os.path.abspath(os.path.join(args.build, "mount-helper", "rankfs"))
-    for b in (args.fsbench, rankfs_bin):
+    null_bin = os.path.abspath(os.path.join(args.build, "bench", "fuse_null"))
+    for b in (args.fsbench, rankfs_bin, null_bin):
         if not os.access(b, os.X_OK):
             sys.exit(f"fsbench: {b} missing: build it first (scripts/bench.sh does)")
     os.makedirs(args.work, exist_ok=True)
     os.makedirs(args.out, exist_ok=True)
     work = os.path.abspath(args.work)
-    targets = [Ext4(work), Passthrough(work, build_passthrough(work)),
+    targets = [Ext4(work), Passthrough(work, build_passthrough(work)), FuseNull(work, null_bin),
                Rankfs(work, rankfs_bin, args.rankfs_options)]
     wanted = set(args.workloads.split(","))
     dataset = make_dataset(args.fsbench, os.path.join(work, "dataset.bin"),
@@ -458,11 +485,10 @@ def main():
     png = write_chart(args.out, med)
 
     print(f"\nmedians of {args.reps} runs ({report['elapsed_s']:.0f} s in all):")
-    print(f"{'metric':34} {'ext4':>12} {'passthrough_ll':>15} {'rankfs':>12}")
+    print(f"{'metric':34} {'ext4':>12} {'passthrough_ll':>15} {'fuse_null':>12} {'rankfs':>12}")
     for metric, vals in med.items():
-        cells = [f"{vals[t]:.4g}" if t in vals else "-" for t in ("ext4", "passthrough_ll",
-                                                                   "rankfs")]
-        print(f"{metric:34} {cells[0]:>12} {cells[1]:>15} {cells[2]:>12}")
+        cells = [f"{vals[t]:.4g}" if t in vals else "-" for t in COLUMNS]
+        print(f"{metric:34} {cells[0]:>12} {cells[1]:>15} {cells[2]:>12} {cells[3]:>12}")
     print("\nratios rankfs/baseline (wall_s, disk_bytes: lower is better; others: higher):")
     for r in rows:
         print(f"{r['metric']:34} / {r['baseline']:15} {r['ratio']:8.3f}  {r['verdict']}")

@@ -13,5 +13,5 @@ if ! command -v gnuplot >/dev/null; then
 fi
 cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DRANKFS_BUILD_TESTS=ON \
   -DRANKFS_BUILD_BENCH=ON >/dev/null
-cmake --build build-bench -j "$(nproc)" --target rankfs fsbench
+cmake --build build-bench -j "$(nproc)" --target rankfs fsbench fuse_null
 exec python3 bench/fsbench.py --build build-bench "$@"
