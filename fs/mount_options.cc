@@ -88,7 +88,7 @@ Status ApplyOption(std::string_view item, MountConfig* cfg, bool* chunker_change
       for (std::string_view needs_value :
            {"compress", "chunk_min", "chunk_avg", "chunk_max", "cache_size", "write_buffer",
             "entry_timeout", "attr_timeout", "xattr", "writeback_cache", "uid", "gid", "umask",
-            "fsname", "dedup", "reserve"}) {
+            "fsname", "dedup", "reserve", "lazy_close"}) {
         if (name == needs_value) {
           return Malformed(item, "needs a value (" + std::string(name) + "=...)");
         }
@@ -125,6 +125,11 @@ Status ApplyOption(std::string_view item, MountConfig* cfg, bool* chunker_change
     auto v = ParseSeconds(value);
     if (!v.ok()) return Malformed(item, v.status().message());
     (name == "entry_timeout" ? cfg->fs.entry_timeout_s : cfg->fs.attr_timeout_s) = *v;
+  } else if (name == "lazy_close") {
+    auto v = ParseSeconds(value);
+    if (!v.ok()) return Malformed(item, v.status().message());
+    if (*v > 3600) return Malformed(item, "at most 3600 seconds");
+    cfg->fs.lazy_close_ms = int64_t(*v * 1000);
   } else if (name == "xattr" || name == "writeback_cache") {
     auto v = ParseOnOff(value);
     if (!v.ok()) return Malformed(item, v.status().message());

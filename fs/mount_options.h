@@ -10,6 +10,9 @@
 //   reserve=SIZE        free space of the store's filesystem kept for metadata: writes
 //                       and creations below it fail with ENOSPC, deletes still work; df
 //                       shows it as used (0: off)     [1% of the fs, >= 64M, <= 1/4 of it]
+//   lazy_close=SECS     a file of at most 64 KiB keeps its closed bytes buffered this
+//                       long (a temporary file deleted meanwhile never reaches the store;
+//                       a crash may lose them; fsync does not), 0: store at close  [5]
 //   entry_timeout=SECS  kernel dentry cache timeout                                [1]
 //   attr_timeout=SECS   kernel attribute cache timeout                             [1]
 //   xattr=on|off        off: getxattr & co answer ENOSYS, which spares every write()

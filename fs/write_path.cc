@@ -116,13 +116,17 @@ Status FsCore::Impl::WriteLocked(Inode* inode, uint64_t offset, std::string_view
   EndLazyLocked(inode);  // written again: its next close decides anew
   RANKFS_RETURN_IF_ERROR(MakeRoomLocked(inode));
   const uint64_t end = offset + data.size();
+  // The size first: a batch cut from these bytes persists it ahead of them (SubmitCutLocked).
+  const uint64_t old_size = inode->attr.size;
+  inode->attr.size = std::max<uint64_t>(old_size, end);
+  inode->attr.mtime_ns = inode->attr.ctime_ns = NowNs();
   // A new stream starts where the file ends. An idle one moves to the end of the file when the
   // writer appends there but not at the stream's end (after rewrites that were flushed as
   // dirty ranges, or a truncate that extended the file). Not while dirty ranges exist: those
   // may be writeback that arrived ahead of the stream, and their end is the file's end too.
   const bool idle = inode->stream && inode->stream->buffered() == 0 && inode->cut.empty() &&
                     inode->dirty.empty();
-  if (!inode->stream || (idle && offset != inode->stream->end() && offset == inode->attr.size)) {
+  if (!inode->stream || (idle && offset != inode->stream->end() && offset == old_size)) {
     StreamChunker::Context ctx{&cdc_, &successors_, &cache_};
     const uint64_t at = inode->stream ? offset : inode->stream_end;
     inode->stream = std::make_unique<StreamChunker>(ctx, at, next_stream_owner_++);
@@ -149,9 +153,6 @@ Status FsCore::Impl::WriteLocked(Inode* inode, uint64_t offset, std::string_view
     const uint64_t limit = (ahead ? 8 : 2) * options_.inode_flush_bytes;
     if (inode->dirty_bytes >= limit) RANKFS_RETURN_IF_ERROR(FlushDirtyLocked(inode, /*sync=*/false));
   }
-  int64_t now = NowNs();
-  inode->attr.size = std::max<uint64_t>(inode->attr.size, end);
-  inode->attr.mtime_ns = inode->attr.ctime_ns = now;
   return Status::Ok();
 }
 

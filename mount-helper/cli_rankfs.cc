@@ -38,7 +38,7 @@ void PrintMountHelp(std::ostream& os) {
         "  -d           debug: foreground, log every FUSE request\n"
         "  -o OPTIONS   comma-separated mount options:\n"
         "     compress=N (0..19), chunk_min=, chunk_avg=, chunk_max= (new store only)\n"
-        "     cache_size=SIZE, write_buffer=SIZE, entry_timeout=S, attr_timeout=S\n"
+        "     cache_size=SIZE, write_buffer=SIZE, lazy_close=S, entry_timeout=S, attr_timeout=S\n"
         "     xattr=on|off, writeback_cache=on|off, uid=N, gid=N, umask=OOO, fsname=NAME\n"
         "     allow_other, default_permissions, debug, ro, rw, nosuid, nodev, noexec,\n"
         "     suid, dev, exec, noatime, atime, relatime, auto_unmount\n"

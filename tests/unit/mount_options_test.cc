@@ -48,8 +48,11 @@ TEST(MountOptionsTest, StoreSettings) {
 TEST(MountOptionsTest, RuntimeSettings) {
   MountConfig cfg = Parse(
       "cache_size=1G,write_buffer=64M,xattr=off,writeback_cache=off,"
-      "entry_timeout=2.5,attr_timeout=0");
+      "entry_timeout=2.5,attr_timeout=0,lazy_close=0.25");
   EXPECT_EQ(cfg.fs.chunk_cache_bytes, 1ull << 30);
+  EXPECT_EQ(cfg.fs.lazy_close_ms, 250);
+  EXPECT_EQ(Parse("lazy_close=0").fs.lazy_close_ms, 0);
+  EXPECT_EQ(Parse("").fs.lazy_close_ms, 5000);
   EXPECT_EQ(cfg.fs.write_buffer_bytes, 64ull << 20);
   EXPECT_FALSE(cfg.fs.xattrs);
   EXPECT_FALSE(cfg.writeback_cache);
@@ -122,6 +125,9 @@ TEST(MountOptionsTest, MalformedValuesAreRejectedByName) {
   ExpectRejected("entry_timeout=-1", "entry_timeout");
   ExpectRejected("attr_timeout=soon", "attr_timeout");
   ExpectRejected("fsname=", "fsname");
+  ExpectRejected("lazy_close=-1", "lazy_close");
+  ExpectRejected("lazy_close=1e9", "lazy_close");
+  ExpectRejected("lazy_close", "lazy_close");
 }
 
 TEST(MountOptionsTest, ChunkSizesAreValidated) {

@@ -59,7 +59,13 @@ TEST_F(WritePathTest, AWriteStraddlingTheStreamsEndThenAppends) {
   const uint64_t at = (1 << 20) - 100;
   ASSERT_TRUE(fs_->Write(ino, at, patch).ok());
   model.replace(at, patch.size(), patch);
-  WriteAll(ino, model.substr(at + patch.size()), 100000, at + patch.size());
+  WriteAll(ino, model.substr(at + patch.size(), 1 << 20), 100000, at + patch.size());
+  // Once the dirty ranges are flushed, appends at the end of the file are a stream again.
+  ASSERT_TRUE(fs_->Fsync(ino, false).ok());
+  const uint64_t cut_before = fs_->Stats().hashed_bytes;
+  const uint64_t from = at + patch.size() + (1 << 20);
+  WriteAll(ino, model.substr(from), 100000, from);
+  EXPECT_GE(fs_->Stats().hashed_bytes - cut_before, (model.size() - from) / 2);
   ExpectEverywhere(ino, model, "f");
 }
 
