@@ -47,6 +47,10 @@ constexpr KeyInfo kKeys[] = {
     {"cache_hits", "Chunk cache hits.", true},
     {"cache_misses", "Chunk cache misses.", true},
     {"getxattr_requests", "GETXATTR requests answered (the kernel asks once per write without KILLPRIV_V2).", true},
+    {"stream_hashed_bytes", "Bytes of file streams cut by FastCDC and hashed.", true},
+    {"stream_predicted_bytes", "Bytes of file streams taken as guessed chunks, confirmed by comparing bytes, without hashing.", true},
+    {"flush_batches", "Batches of chunks the flush pipeline stored and committed.", true},
+    {"commit_rounds", "Group commits of the flush pipeline (one pack sync each).", true},
 };
 
 const KeyInfo* FindKey(std::string_view key) {
