@@ -149,6 +149,8 @@ void FlushPipeline::CommitterLoop() {
     l.unlock();
     // One sync of the packs and one index write for all of them (the group commit).
     Status flushed = chunks_->Flush();
+    std::vector<Status> results;
+    results.reserve(ready.size());
     uint64_t failed = 0;
     for (const auto& b : ready) {
       Status st = b->put_failed ? b->put_error : flushed;
@@ -157,8 +159,15 @@ void FlushPipeline::CommitterLoop() {
         Undo(*b);
         ++failed;
       }
-      finish_(b, st);
+      results.push_back(std::move(st));
     }
+    {
+      // Counted before the owners hear of it: whoever waited for a batch sees it in the stats.
+      std::lock_guard<std::mutex> sl(mu_);
+      stats_.batches += ready.size();
+      stats_.failed_batches += failed;
+    }
+    for (size_t i = 0; i < ready.size(); ++i) finish_(ready[i], results[i]);
     // Freed chunk buffers go back to the OS at most once a second while batches flow: without
     // it the heap keeps the high-water mark of every arena (fs/daemon.cc, LimitHeapArenas).
     const auto now = std::chrono::steady_clock::now();
@@ -168,8 +177,6 @@ void FlushPipeline::CommitterLoop() {
     }
     l.lock();
     committing_ = false;
-    stats_.batches += ready.size();
-    stats_.failed_batches += failed;
     if (order_.empty()) drained_cv_.notify_all();
   }
 }
