@@ -90,7 +90,8 @@ Status FsCore::Impl::TruncateLocked(Inode* inode, uint64_t size) {
   // while the extents past the end are removed.
   DropDirty(inode, size, UINT64_MAX);
   if (inode->stream) {
-    const uint64_t held_from = inode->cut.empty() ? inode->stream->start() : inode->cut.front()->offset;
+    const uint64_t held_from =
+        inode->cut.empty() ? inode->stream->start() : inode->cut.front()->offset;
     if (size <= held_from) DropStreamLocked(inode, size);
   }
   RANKFS_RETURN_IF_ERROR(SettleLocked(inode, /*sync=*/false));
@@ -249,7 +250,8 @@ Result<uint64_t> FsCore::Lseek(Ino ino, uint64_t offset, int whence) {
     for (const auto& b : inode->batches) regions.emplace_back(b->start, b->end);
   }
   if (!inode->cut.empty()) {
-    regions.emplace_back(inode->cut.front()->offset, inode->cut.back()->offset + inode->cut.back()->bytes->size());
+    const StreamChunk& last = *inode->cut.back();
+    regions.emplace_back(inode->cut.front()->offset, last.offset + last.bytes->size());
   }
   if (inode->stream && inode->stream->buffered() > 0) {
     regions.emplace_back(inode->stream->start(), inode->stream->end());

@@ -119,7 +119,8 @@ void FlushPipeline::Undo(FlushBatch& b) {
   for (size_t i = 0; i < b.chunks.size(); ++i) {
     if (!b.referenced[i]) continue;
     Status s = chunks_->Unref(b.chunks[i]->hash, 1);
-    if (!s.ok()) Log(LogLevel::kError, "fs", "dropping a failed batch's reference: " + s.ToString());
+    if (!s.ok())
+      Log(LogLevel::kError, "fs", "dropping a failed batch's reference: " + s.ToString());
     b.referenced[i] = false;
   }
 }

@@ -61,13 +61,13 @@ struct FlushBatch {
   std::atomic<bool> put_failed{false};
   std::unique_ptr<std::atomic<bool>[]> referenced;  // chunk i's Put took a reference
   std::mutex error_mu;
-  Status put_error;  // the first failed Put; guarded by error_mu
+  Status put_error;     // the first failed Put; guarded by error_mu
   bool stored = false;  // every chunk was put (or failed); guarded by the pipeline's mu_
 };
 
 struct FlushPipelineStats {
-  uint64_t batches = 0;         // finished batches
-  uint64_t commit_rounds = 0;   // chunk-store Flush() calls made by the committer
+  uint64_t batches = 0;        // finished batches
+  uint64_t commit_rounds = 0;  // chunk-store Flush() calls made by the committer
   uint64_t failed_batches = 0;
 };
 
@@ -113,10 +113,10 @@ class FlushPipeline {
   const FinishFn finish_;
   const PrecheckFn precheck_;
 
-  std::mutex mu_;  // guards everything below and FlushBatch::stored
-  std::condition_variable work_cv_;    // hash_ or work_ got something, or stopping
-  std::condition_variable commit_cv_;  // a batch was stored, or stopping
-  std::condition_variable drained_cv_;  // order_ became empty
+  std::mutex mu_;                                  // guards everything below and FlushBatch::stored
+  std::condition_variable work_cv_;                // hash_ or work_ got something, or stopping
+  std::condition_variable commit_cv_;              // a batch was stored, or stopping
+  std::condition_variable drained_cv_;             // order_ became empty
   std::deque<ChunkRef> hash_;                      // cut chunks to hash, before any put
   std::deque<std::shared_ptr<FlushBatch>> work_;   // batches with chunks left to claim
   std::deque<std::shared_ptr<FlushBatch>> order_;  // unfinished batches, in submission order

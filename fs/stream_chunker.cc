@@ -78,8 +78,7 @@ void StreamChunker::CopyBuffered(uint64_t off, size_t n, char* dst) const {
   std::memcpy(dst + (s - off), buf_.data() + head_ + (s - pos_), t - s);
 }
 
-void StreamChunker::Emit(ChunkRef c, size_t len, bool content_defined,
-                         std::vector<ChunkRef>* out) {
+void StreamChunker::Emit(ChunkRef c, size_t len, bool content_defined, std::vector<ChunkRef>* out) {
   c->offset = pos_;
   pos_ += len;
   prev_key_ = content_defined ? std::optional<uint64_t>(c->key) : std::nullopt;

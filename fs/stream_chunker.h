@@ -43,10 +43,10 @@ namespace rankfs {
 
 // One chunk cut from a stream, shared by the stream's batch and the pipeline's hash queue.
 struct StreamChunk {
-  uint64_t offset = 0;  // of its first byte in the file
+  uint64_t offset = 0;                       // of its first byte in the file
   std::shared_ptr<const std::string> bytes;  // its raw bytes (shared with the chunk cache)
-  std::optional<uint32_t> scope;  // the uid addresses are scoped by (per-uid stores)
-  uint64_t key = 0;               // its successor-table key (MakeKey)
+  std::optional<uint32_t> scope;             // the uid addresses are scoped by (per-uid stores)
+  uint64_t key = 0;                          // its successor-table key (MakeKey)
   // The key of the chunk before it in the stream, when both ends are content-defined: once
   // this chunk is hashed it is recorded as that chunk's successor.
   std::optional<uint64_t> prev_key;
@@ -70,7 +70,7 @@ void EnsureHashed(StreamChunk& c, SuccessorTable* successors, ChunkCache* cache)
 class StreamChunker {
  public:
   struct Context {
-    const FastCdc* cdc = nullptr;         // required
+    const FastCdc* cdc = nullptr;          // required
     SuccessorTable* successors = nullptr;  // null: no guessing
     ChunkCache* cache = nullptr;           // null: no guessing
   };
@@ -81,7 +81,7 @@ class StreamChunker {
   // claims (any value unique among live streams, not 0).
   StreamChunker(const Context& ctx, uint64_t start, uint64_t owner);
 
-  uint64_t start() const { return pos_; }  // first byte not yet in an emitted chunk
+  uint64_t start() const { return pos_; }             // first byte not yet in an emitted chunk
   uint64_t end() const { return pos_ + buffered(); }  // where the next Append goes
   size_t buffered() const { return buf_.size() - head_; }
 

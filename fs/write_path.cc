@@ -124,8 +124,8 @@ Status FsCore::Impl::WriteLocked(Inode* inode, uint64_t offset, std::string_view
   // writer appends there but not at the stream's end (after rewrites that were flushed as
   // dirty ranges, or a truncate that extended the file). Not while dirty ranges exist: those
   // may be writeback that arrived ahead of the stream, and their end is the file's end too.
-  const bool idle = inode->stream && inode->stream->buffered() == 0 && inode->cut.empty() &&
-                    inode->dirty.empty();
+  const bool idle =
+      inode->stream && inode->stream->buffered() == 0 && inode->cut.empty() && inode->dirty.empty();
   if (!inode->stream || (idle && offset != inode->stream->end() && offset == old_size)) {
     StreamChunker::Context ctx{&cdc_, &successors_, &cache_};
     const uint64_t at = inode->stream ? offset : inode->stream_end;
@@ -151,7 +151,8 @@ Status FsCore::Impl::WriteLocked(Inode* inode, uint64_t offset, std::string_view
     // now would cut the stream where the gap is. They wait up to a larger bound.
     const bool ahead = inode->dirty.begin()->first >= inode->stream->end();
     const uint64_t limit = (ahead ? 8 : 2) * options_.inode_flush_bytes;
-    if (inode->dirty_bytes >= limit) RANKFS_RETURN_IF_ERROR(FlushDirtyLocked(inode, /*sync=*/false));
+    if (inode->dirty_bytes >= limit)
+      RANKFS_RETURN_IF_ERROR(FlushDirtyLocked(inode, /*sync=*/false));
   }
   return Status::Ok();
 }
@@ -435,7 +436,7 @@ Status FsCore::Impl::ReplaceRange(Ino ino, uint64_t start, uint64_t end,
   if (end > start) {
     st = meta_->ListExtents(ino, start, end, [&](uint64_t off, const Extent& e) {
       uint64_t e_end = off + e.length;
-      bool has_head = off < start, has_tail = e_end > end;
+      bool has_head = off<start, has_tail = e_end> end;
       if (has_tail) {
         Extent tail = e;
         tail.length = e_end - end;
@@ -449,7 +450,8 @@ Status FsCore::Impl::ReplaceRange(Ino ino, uint64_t start, uint64_t end,
         b.PutExtent(ino, off, head);  // same key, shorter: keeps its reference
       } else {
         b.DeleteExtent(ino, off);
-        if (!has_tail) dropped.push_back(e.chunk);
+        if (!has_tail)
+          dropped.push_back(e.chunk);
         else {  // the tail took over this extent's reference
           taken.pop_back();
         }
@@ -543,8 +545,9 @@ Status FsCore::Impl::FlushDirtyLocked(Inode* inode, bool sync) {
   if (!wrote_attr) RANKFS_RETURN_IF_ERROR(PersistAttr(inode->attr, sync));
   // A failed batch whose bytes are now stored is no longer an error: nothing was lost.
   if (!waited.ok()) {
-    Log(LogLevel::kWarning, "fs", "inode " + std::to_string(inode->attr.ino) +
-                                      ": stored on retry after: " + waited.ToString());
+    Log(LogLevel::kWarning, "fs",
+        "inode " + std::to_string(inode->attr.ino) +
+            ": stored on retry after: " + waited.ToString());
   }
   return Status::Ok();
 }

@@ -4,12 +4,11 @@
 #pragma once
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <memory>
 #include <string>
-
-#include <gtest/gtest.h>
 
 #include "fs/fs_core.h"
 #include "tests/testutil/temp_dir.h"
@@ -53,7 +52,8 @@ class FsCoreFixture : public ::testing::Test {
     std::string out(a->size, '\0');
     size_t done = 0;
     while (done < out.size()) {
-      auto n = fs_->Read(ino, done, std::min<size_t>(1 << 20, out.size() - done), out.data() + done);
+      auto n =
+          fs_->Read(ino, done, std::min<size_t>(1 << 20, out.size() - done), out.data() + done);
       EXPECT_TRUE(n.ok()) << n.status().ToString();
       if (!n.ok() || *n == 0) break;
       done += *n;

@@ -41,9 +41,8 @@ void HashNew(Harness* h, const std::vector<ChunkRef>& out, size_t first) {
 
 // Appends `data` in pieces of random sizes in [1, max_piece] and finishes the stream, hashing
 // what it emits as it goes.
-std::vector<ChunkRef> Feed(Harness* h, StreamChunker* s, const std::string& data,
-                           size_t max_piece, uint64_t seed,
-                           std::optional<uint32_t> scope = std::nullopt) {
+std::vector<ChunkRef> Feed(Harness* h, StreamChunker* s, const std::string& data, size_t max_piece,
+                           uint64_t seed, std::optional<uint32_t> scope = std::nullopt) {
   std::mt19937_64 rng(seed);
   std::vector<ChunkRef> out;
   for (size_t off = 0; off < data.size();) {

@@ -2,13 +2,12 @@
 // over each other in the right order; copies guessed and stored once; memory held under the
 // write buffer cap; files deleted with batches in flight give everything back.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <linux/falloc.h>
 
 #include <chrono>
 #include <random>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "tests/testutil/fs_core_fixture.h"
 #include "tests/testutil/test_data.h"
@@ -172,7 +171,8 @@ TEST_P(WritePathRandomTest, MixedOperationsMatchAModel) {
     } else if (kind < 82 && !model.empty()) {  // punch
       uint64_t at = rng() % model.size(), len = 1 + rng() % (300 << 10);
       ASSERT_TRUE(fs_->Fallocate(ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, at, len).ok());
-      std::fill(model.begin() + at, model.begin() + std::min<uint64_t>(model.size(), at + len), '\0');
+      std::fill(model.begin() + at, model.begin() + std::min<uint64_t>(model.size(), at + len),
+                '\0');
     } else if (kind < 88) {
       ASSERT_TRUE(fs_->Fsync(ino, false).ok());
     } else if (kind < 92) {
@@ -252,13 +252,13 @@ TEST_F(LazyCloseTest, FsyncShutdownAndLargerFilesDoNotWait) {
   ASSERT_TRUE(fs_->Write(b, 0, small).ok());
   ASSERT_TRUE(fs_->Write(c, 0, large).ok());
   for (Ino ino : {a, b, c}) ASSERT_TRUE(fs_->Release(ino).ok());
-  ASSERT_TRUE(fs_->Fsync(a, false).ok());  // stored and committed now
+  ASSERT_TRUE(fs_->Fsync(a, false).ok());                 // stored and committed now
   ASSERT_TRUE(fs_->Write(b, small.size(), "more").ok());  // written again after its close
   FsStats s = fs_->Stats();
   EXPECT_GE(s.batches, 1u);  // a's
   Reopen();                  // shutdown stores b; c was never lazy
-  for (auto [name, want] : {std::pair{"a", small}, std::pair{"b", small + "more"},
-                            std::pair{"c", large}}) {
+  for (auto [name, want] :
+       {std::pair{"a", small}, std::pair{"b", small + "more"}, std::pair{"c", large}}) {
     auto attr = fs_->Lookup(kRootIno, name);
     ASSERT_TRUE(attr.ok()) << name;
     EXPECT_EQ(ReadAll(attr->ino), want) << name;
