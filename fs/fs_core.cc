@@ -209,7 +209,17 @@ void FsCore::Impl::MaybeEvict(Ino ino) {
     }
     table_.erase(it);
   }
-  if (remove_data) QueueDelete(ino, in_store);
+  if (!remove_data) return;
+  if (in_store) {
+    QueueDelete(ino, in_store);
+    return;
+  }
+  // Never stored (a short-lived temporary file): one small write, cheaper here than the
+  // delete thread's wake-up and its write racing this thread's in RocksDB's write queue.
+  Status st = DeleteInodeData(ino, /*in_store=*/false);
+  if (!st.ok()) {
+    Log(LogLevel::kError, "fs", "releasing inode " + std::to_string(ino) + ": " + st.ToString());
+  }
 }
 
 void FsCore::Impl::QueueDelete(Ino ino, bool in_store) {

@@ -143,6 +143,10 @@ class FsCore::Impl {
   Status FlushRange(Inode* inode, uint64_t start, bool sync);
   // Whether the inode holds data not yet committed (dirty, stream, cut or batches).
   bool HoldsDataLocked(Inode* inode);
+  // Whether the inode's record will be written anyway before its held bytes count: its
+  // stream has bytes that SubmitCutLocked, which writes the record, has still to hand on
+  // (the other ways to drop them, truncation and deletion, write or remove the record too).
+  static bool RecordFollowsLocked(const Inode& inode);
   // Takes the inode out of the lazy-close state (a write, a finish, a deletion).
   void EndLazyLocked(Inode* inode);
   // Keeps the buffered bytes of all files under write_buffer_bytes, called before a write.

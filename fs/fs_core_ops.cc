@@ -182,7 +182,13 @@ Result<InodeAttr> FsCore::SetAttr(Ino ino, const SetAttrRequest& r) {
   if (r.set_mtime_now) a.mtime_ns = now;
   a.ctime_ns = r.set_ctime ? r.ctime_ns : now;
   // An unlinked inode's attributes die with it (the kernel pushes times at the last close).
-  if (a.nlink > 0) RANKFS_RETURN_IF_ERROR(impl_->PersistAttr(a, false));
+  // Times the writeback cache pushes onto a file whose bytes are still in its stream reach the
+  // store with those bytes (or not at all, for a temporary file removed before that): the
+  // store's record never says more than its data does, and a create-write-close-unlink costs
+  // one RocksDB write fewer.
+  const bool times_only = !r.set_size && !r.set_mode && !r.set_uid && !r.set_gid;
+  const bool deferred = times_only && Impl::RecordFollowsLocked(*inode);
+  if (a.nlink > 0 && !deferred) RANKFS_RETURN_IF_ERROR(impl_->PersistAttr(a, false));
   inode->attr = a;
   return a;
 }

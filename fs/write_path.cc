@@ -15,6 +15,9 @@ namespace rankfs {
 
 namespace {
 
+// How late the lazy thread wakes after the first deadline, to store the next ones with it.
+constexpr int64_t kLazySlackNs = 20'000'000;
+
 // Removes [start, end) from the dirty ranges, keeping the parts of ranges outside it. Returns
 // the bytes removed.
 uint64_t CutOut(std::map<uint64_t, std::string>* dirty, uint64_t start, uint64_t end) {
@@ -279,8 +282,11 @@ Status FsCore::Impl::CloseLocked(Inode* inode) {
         inode->lazy_bytes = buffered;
         lazy_bytes_ += buffered;
         std::lock_guard<std::mutex> l(lazy_mu_);
+        // Deadlines only grow, so the lazy thread, asleep until the first one, needs waking
+        // only for the first entry: a wake-up per close costs two context switches.
+        const bool wake = lazy_.empty();
         lazy_.emplace_back(until, inode->weak_from_this());
-        lazy_cv_.notify_one();
+        if (wake) lazy_cv_.notify_one();
       }
       return Status::Ok();
     }
@@ -308,6 +314,10 @@ bool FsCore::Impl::HoldsDataLocked(Inode* inode) {
   return !inode->batches.empty();
 }
 
+bool FsCore::Impl::RecordFollowsLocked(const Inode& inode) {
+  return !inode.cut.empty() || (inode.stream && inode.stream->buffered() > 0);
+}
+
 bool FsCore::Impl::DropHeldDataLocked(Inode* inode) {
   {
     std::lock_guard<std::mutex> bl(inode->batch_mu);
@@ -331,7 +341,9 @@ void FsCore::Impl::LazyLoop() {
     }
     const int64_t now = SteadyNs();
     if (lazy_.front().first > now) {
-      lazy_cv_.wait_for(l, std::chrono::nanoseconds(lazy_.front().first - now));
+      // A little late on purpose: the files closed in the next few milliseconds are stored in
+      // the same wake-up.
+      lazy_cv_.wait_for(l, std::chrono::nanoseconds(lazy_.front().first - now + kLazySlackNs));
       continue;
     }
     std::shared_ptr<Inode> inode = lazy_.front().second.lock();

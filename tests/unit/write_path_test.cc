@@ -8,6 +8,7 @@
 #include <chrono>
 #include <random>
 #include <thread>
+#include <tuple>
 
 #include "tests/testutil/fs_core_fixture.h"
 #include "tests/testutil/test_data.h"
@@ -263,6 +264,63 @@ TEST_F(LazyCloseTest, FsyncShutdownAndLargerFilesDoNotWait) {
     ASSERT_TRUE(attr.ok()) << name;
     EXPECT_EQ(ReadAll(attr->ino), want) << name;
   }
+}
+
+// The writeback cache pushes a file's times (SETATTR) before its close; while its bytes are
+// still in the stream the record is not written then, but with the bytes. Whichever way the
+// bytes reach the store (the lazy thread, fsync, shutdown, a stream that goes on), the times
+// pushed last must be what the store keeps.
+TEST_F(LazyCloseTest, TimesPushedOntoBufferedBytesReachTheStoreWithThem) {
+  FsOptions fo;
+  fo.lazy_close_ms = 30;
+  Reopen(fo);
+  const std::string small = MakeRealData(5000, 5), large = MakeRealData(3 << 20, 6);
+  const int64_t t0 = 1'600'000'000'000'000'000, step = 1'000'000'000;
+  auto push_times = [&](Ino ino, int64_t t) {
+    SetAttrRequest r;
+    r.set_mtime = true;
+    r.mtime_ns = t;
+    r.set_atime = true;
+    r.atime_ns = t - step;
+    ASSERT_TRUE(fs_->SetAttr(ino, r).ok());
+  };
+  Ino lazy = CreateFile(kRootIno, "lazy"), synced = CreateFile(kRootIno, "synced");
+  Ino shut = CreateFile(kRootIno, "shut"), big = CreateFile(kRootIno, "big");
+  Ino chmodded = CreateFile(kRootIno, "chmodded"), settled = CreateFile(kRootIno, "settled");
+  for (Ino ino : {lazy, synced, shut, chmodded, settled}) WriteAll(ino, small);
+  WriteAll(big, large);
+  ASSERT_TRUE(fs_->Fsync(settled, false).ok());
+  push_times(settled, t0 + 4 * step);  // nothing held: written at once
+  push_times(lazy, t0);
+  push_times(synced, t0 + step);
+  push_times(shut, t0 + 2 * step);
+  push_times(big, t0 + 3 * step);  // part of it cut and in the pipeline already
+  SetAttrRequest mode;
+  mode.set_mode = true;
+  mode.mode = 0600;
+  ASSERT_TRUE(fs_->SetAttr(chmodded, mode).ok());  // not a time: written at once
+  for (Ino ino : {lazy, synced, shut, big, chmodded, settled}) {
+    ASSERT_TRUE(fs_->Release(ino).ok());
+  }
+  ASSERT_TRUE(fs_->Fsync(synced, false).ok());
+  for (int i = 0; i < 300 && fs_->Stats().batches < 3; ++i) {  // lazy's own, by its thread
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Reopen(fo);  // shutdown stores "shut"
+  for (auto [name, want_t, want] :
+       {std::tuple{"lazy", t0, small}, std::tuple{"synced", t0 + step, small},
+        std::tuple{"shut", t0 + 2 * step, small}, std::tuple{"big", t0 + 3 * step, large},
+        std::tuple{"settled", t0 + 4 * step, small}}) {
+    auto a = fs_->Lookup(kRootIno, name);
+    ASSERT_TRUE(a.ok()) << name;
+    EXPECT_EQ(a->mtime_ns, want_t) << name;
+    EXPECT_EQ(a->atime_ns, want_t - step) << name;
+    EXPECT_EQ(ReadAll(a->ino), want) << name;
+  }
+  auto c = fs_->Lookup(kRootIno, "chmodded");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->mode & 07777, 0600u);
+  EXPECT_EQ(ReadAll(c->ino), small);
 }
 
 TEST_F(LazyCloseTest, NewFilesAnswerXattrQueriesFromMemory) {
