@@ -19,7 +19,7 @@ void EnsureHashed(StreamChunk& c, SuccessorTable* successors, ChunkCache* cache)
     c.hash = ChunkHash::ForScope(c.scope, *c.bytes);
     if (cache != nullptr) cache->Insert(c.hash, c.bytes);
     if (successors != nullptr && c.prev_key) {
-      successors->Record(*c.prev_key, {c.hash, uint32_t(c.bytes->size()), c.key});
+      successors->Record(*c.prev_key, {c.hash, uint32_t(c.bytes->size()), c.key, c.scope});
     }
     c.hash_state.store(StreamChunk::kHashed, std::memory_order_release);
     c.hash_state.notify_all();
@@ -95,9 +95,11 @@ bool StreamChunker::TryGuess(const char* p, size_t avail, bool final,
   const size_t max = ctx_.cdc->params().max_size;
   if (!guess_) {
     SuccessorTable::Next next;
-    switch (ctx_.successors->Lookup(*prev_key_, owner_, &next)) {
+    ChunkRef claimed;
+    switch (ctx_.successors->Lookup(*prev_key_, owner_, &next, &claimed)) {
       case SuccessorTable::Probe::kClaimed:
-        // Another stream is hashing this very chunk: let it, and confirm its result when more
+        if (claimed != nullptr) return TakeClaimed(*claimed, p, avail, final, scope, out, wait);
+        // Another stream is cutting this very chunk: let it, and confirm its result when more
         // of our bytes are here. Past kMaxWaitBytes (or at the end) hash them ourselves.
         if (!final && avail < kMaxWaitBytes) {
           *wait = true;
@@ -114,6 +116,10 @@ bool StreamChunker::TryGuess(const char* p, size_t avail, bool final,
         no_guess_here_ = true;
         return false;
       case SuccessorTable::Probe::kKnown: {
+        if (next.scope != scope) {  // keys that collided across scopes: never guess across
+          no_guess_here_ = true;
+          return false;
+        }
         std::shared_ptr<const std::string> bytes = ctx_.cache->Peek(next.hash);
         if (bytes == nullptr || bytes->size() != next.length) {
           no_guess_here_ = true;  // its bytes are gone from the cache: cut and hash
@@ -155,6 +161,41 @@ bool StreamChunker::TryGuess(const char* p, size_t avail, bool final,
   return true;
 }
 
+bool StreamChunker::TakeClaimed(StreamChunk& claimed, const char* p, size_t avail, bool final,
+                                const std::optional<uint32_t>& scope, std::vector<ChunkRef>* out,
+                                bool* wait) {
+  const std::shared_ptr<const std::string>& bytes = claimed.bytes;
+  if (claimed.scope != scope) {
+    no_guess_here_ = true;
+    return false;
+  }
+  if (avail < bytes->size()) {
+    if (final) {
+      no_guess_here_ = true;  // the stream ends inside it: it cannot be that chunk
+    } else {
+      *wait = true;
+    }
+    return false;
+  }
+  if (std::memcmp(p, bytes->data(), bytes->size()) != 0) {
+    no_guess_here_ = true;
+    return false;
+  }
+  // The same bytes: its address is ours. Hashing it here (if no worker has yet) records it as
+  // the successor for every other stream too.
+  EnsureHashed(claimed, ctx_.successors, ctx_.cache);
+  predicted_bytes_ += bytes->size();
+  auto c = std::make_shared<StreamChunk>();
+  c->bytes = bytes;
+  c->scope = scope;
+  c->key = claimed.key;
+  c->predicted = true;
+  c->hash = claimed.hash;
+  c->hash_state.store(StreamChunk::kHashed, std::memory_order_relaxed);
+  Emit(std::move(c), bytes->size(), /*content_defined=*/true, out);
+  return true;
+}
+
 void StreamChunker::ProcessBuffer(bool final, const std::optional<uint32_t>& scope,
                                   std::vector<ChunkRef>* out) {
   head_ += Process(buf_.data() + head_, buffered(), final, scope, out);
@@ -185,7 +226,8 @@ size_t StreamChunker::Process(const char* p, size_t n, bool final,
     c->key = MakeKey(scope, *c->bytes);
     if (prev_key_ && ctx_.successors != nullptr) {
       if (content_defined) {
-        c->prev_key = prev_key_;  // recorded when the chunk is hashed
+        c->prev_key = prev_key_;                         // recorded when the chunk is hashed
+        ctx_.successors->Attach(*prev_key_, owner_, c);  // for streams that find our claim
       } else {
         ctx_.successors->Unclaim(*prev_key_, owner_);
       }

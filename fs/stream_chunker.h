@@ -15,7 +15,9 @@
 // The SHA-256 of a chunk it cuts is not computed here, on the writer's thread, but by
 // EnsureHashed on a pipeline worker (fs/flush_pipeline.h): the chunker computes only the cheap
 // key (CRC32C) that the successor table is indexed by. A chunk's successor entry is recorded
-// when it is hashed; until then the cutter's claim makes other streams wait for it.
+// when it is hashed; until then the cutter's claim makes other streams wait for it, or, once
+// the cutter has attached the chunk to its claim, confirm their bytes against it and hash it
+// themselves (EnsureHashed runs once per chunk, whichever thread gets there first).
 //
 // Memory and copies: a write is cut in place; only its uncut tail (under max_size bytes, more
 // while a guess or claim waits for bytes, up to kMaxWaitBytes: fs/successor_table.h) is copied
@@ -110,6 +112,10 @@ class StreamChunker {
   // chunk must be cut here; sets *wait when the caller should wait for more bytes instead.
   bool TryGuess(const char* p, size_t avail, bool final, const std::optional<uint32_t>& scope,
                 std::vector<ChunkRef>* out, bool* wait);
+  // The chunk at p[0] when another stream's claim on it carries the chunk it cut: taken (true)
+  // if the bytes are equal, cut here (false) if not; *wait until enough bytes are here.
+  bool TakeClaimed(StreamChunk& claimed, const char* p, size_t avail, bool final,
+                   const std::optional<uint32_t>& scope, std::vector<ChunkRef>* out, bool* wait);
   // Emits the chunk of `len` bytes at pos_; `content_defined` says whether its end is.
   void Emit(ChunkRef c, size_t len, bool content_defined, std::vector<ChunkRef>* out);
 

@@ -41,7 +41,8 @@ SuccessorTable::Slot* SuccessorTable::Victim(size_t set, uint64_t prev) {
   return oldest;
 }
 
-SuccessorTable::Probe SuccessorTable::Lookup(uint64_t prev, uint64_t owner, Next* next) const {
+SuccessorTable::Probe SuccessorTable::Lookup(uint64_t prev, uint64_t owner, Next* next,
+                                             std::shared_ptr<StreamChunk>* cut) const {
   const size_t set = SetOf(prev);
   std::lock_guard<std::mutex> l(MutexFor(set));
   const Slot* s = Find(set, prev);
@@ -51,6 +52,7 @@ SuccessorTable::Probe SuccessorTable::Lookup(uint64_t prev, uint64_t owner, Next
     return Probe::kKnown;
   }
   if (s->claim_owner != 0 && s->claim_owner != owner && s->claim_until_ns > SteadyNs()) {
+    if (cut != nullptr) *cut = s->cut.lock();
     return Probe::kClaimed;
   }
   return Probe::kUnknown;
@@ -65,6 +67,7 @@ void SuccessorTable::Record(uint64_t prev, const Next& next) {
   s->next = next;
   s->claim_owner = 0;
   s->claim_until_ns = 0;
+  s->cut.reset();
   s->written = ++clock_[(set / kWays) % kShards];
 }
 
@@ -82,6 +85,7 @@ void SuccessorTable::Claim(uint64_t prev, uint64_t owner) {
   s->next = Next{};
   s->claim_owner = owner;
   s->claim_until_ns = now + kClaimNs;
+  s->cut.reset();
   s->written = ++clock_[(set / kWays) % kShards];
 }
 
@@ -92,7 +96,16 @@ void SuccessorTable::Unclaim(uint64_t prev, uint64_t owner) {
   if (s != nullptr && s->next.length == 0 && s->claim_owner == owner) {
     s->claim_owner = 0;
     s->claim_until_ns = 0;
+    s->cut.reset();
   }
+}
+
+void SuccessorTable::Attach(uint64_t prev, uint64_t owner,
+                            const std::shared_ptr<StreamChunk>& cut) {
+  const size_t set = SetOf(prev);
+  std::lock_guard<std::mutex> l(MutexFor(set));
+  Slot* s = Find(set, prev);
+  if (s != nullptr && s->next.length == 0 && s->claim_owner == owner) s->cut = cut;
 }
 
 }  // namespace rankfs

@@ -17,8 +17,11 @@
 // Claims: when several ranks reach the same point at once, none of them has a guess yet, and
 // each would cut and hash the same next chunk. A stream that cuts the chunk after `prev`
 // claims that slot until its hash is recorded; the others see the claim and wait for more
-// data instead of duplicating the work (StreamChunker decides how long). A claim is a hint
-// too: it expires after kClaimNs.
+// data instead of duplicating the work (StreamChunker decides how long). Once the claimant has
+// cut its chunk it attaches it to the claim: a stream that then finds the claim compares its
+// bytes with that chunk's and, if they are equal, hashes that chunk itself (once, for every
+// stream) rather than waiting for a busy pipeline worker to get to it. A claim is a hint too:
+// it expires after kClaimNs.
 //
 // Thread-safety: all methods are safe to call concurrently (sharded mutexes).
 #pragma once
@@ -34,6 +37,8 @@
 
 namespace rankfs {
 
+struct StreamChunk;  // fs/stream_chunker.h
+
 class SuccessorTable {
  public:
   // A chunk as the table knows it: its address, length and key. Keys are cheap fingerprints
@@ -42,6 +47,9 @@ class SuccessorTable {
     ChunkHash hash;
     uint32_t length = 0;
     uint64_t key = 0;
+    // The dedup scope its address was computed in: a guess whose scope differs from the
+    // guessing stream's is refused even when the keys collide and the bytes are equal.
+    std::optional<uint32_t> scope;
   };
   enum class Probe { kUnknown, kKnown, kClaimed };
   // `slots` is rounded up to a power of two (at least 1024). Slots form 4-way sets: a key's
@@ -50,14 +58,18 @@ class SuccessorTable {
 
   // The chunk seen after the chunk with key `prev`, if any stream recorded one. kClaimed
   // (with *next untouched) when no successor is known but another claimant (`owner` differs)
-  // is hashing it now.
-  Probe Lookup(uint64_t prev, uint64_t owner, Next* next) const;
+  // is hashing it now; then *cut (if not null) is the chunk it attached, or null.
+  Probe Lookup(uint64_t prev, uint64_t owner, Next* next,
+               std::shared_ptr<StreamChunk>* cut = nullptr) const;
   // Records that `next` followed the chunk with key `prev`; clears a claim on `prev`.
   void Record(uint64_t prev, const Next& next);
   // Claims the successor of `prev` for `owner` unless a successor or a live claim exists.
   void Claim(uint64_t prev, uint64_t owner);
   // Gives up `owner`'s claim on `prev` (its stream ended there).
   void Unclaim(uint64_t prev, uint64_t owner);
+  // Attaches the chunk `owner` cut after `prev` to its live claim (nothing if the claim is
+  // someone else's, gone, or already resolved). The table holds it weakly.
+  void Attach(uint64_t prev, uint64_t owner, const std::shared_ptr<StreamChunk>& cut);
 
   size_t slots() const { return slots_.size(); }
 
@@ -70,7 +82,8 @@ class SuccessorTable {
     Next next;  // next.length == 0: no successor recorded
     uint64_t claim_owner = 0;
     int64_t claim_until_ns = 0;
-    uint64_t written = 0;  // when it was last written (the set's clock)
+    std::weak_ptr<StreamChunk> cut;  // the claimant's chunk, once cut
+    uint64_t written = 0;            // when it was last written (the set's clock)
   };
   static constexpr size_t kWays = 4;
   static constexpr size_t kShards = 64;

@@ -216,6 +216,82 @@ TEST(StreamChunkerTest, ConcurrentStreamsInLockstepMostlyHashOnce) {
       << "a cut " << a.cut_bytes() << ", b cut " << b.cut_bytes();
 }
 
+// The pipeline's workers are busy (compressing) and hash nothing: a stream that finds the
+// next chunk claimed compares its bytes with the chunk the claimant attached and hashes that
+// chunk itself, instead of waiting up to kMaxWaitBytes and then cutting and hashing its own.
+TEST(StreamChunkerTest, AClaimedChunkIsTakenFromItsCutterWithoutAWorker) {
+  Harness h;
+  const std::string& d = Data();
+  StreamChunker a(h.Ctx(), 0, 1), b(h.Ctx(), 0, 2);
+  std::vector<ChunkRef> out_a, out_b;
+  const size_t step = 256 << 10;
+  for (size_t off = 0; off < d.size(); off += step) {
+    std::string_view piece = std::string_view(d).substr(off, step);
+    a.Append(piece, std::nullopt, &out_a);  // nobody hashes a's chunks meanwhile
+    const size_t first = out_b.size();
+    b.Append(piece, std::nullopt, &out_b);
+    for (size_t i = first; i < out_b.size(); ++i) {
+      if (!out_b[i]->predicted) EnsureHashed(*out_b[i], &h.successors, &h.cache);
+    }
+  }
+  a.Finish(std::nullopt, &out_a);
+  b.Finish(std::nullopt, &out_b);
+  HashNew(&h, out_a, 0);
+  HashNew(&h, out_b, 0);
+  ExpectSameAsSplit(h.cdc, d, out_a);
+  ExpectSameAsSplit(h.cdc, d, out_b);
+  // b hashed only the first chunk (nothing before it to claim) and the last (not
+  // content-defined); every other chunk is a's, bytes and all, hashed once.
+  const uint64_t edges = out_a.front()->bytes->size() + out_a.back()->bytes->size();
+  EXPECT_EQ(b.cut_bytes(), edges);
+  EXPECT_EQ(b.predicted_bytes(), d.size() - edges);
+  ASSERT_EQ(out_a.size(), out_b.size());
+  for (size_t i = 1; i + 1 < out_b.size(); ++i) {
+    ASSERT_TRUE(out_b[i]->predicted) << i;
+    ASSERT_EQ(out_b[i]->bytes.get(), out_a[i]->bytes.get()) << i;
+  }
+}
+
+TEST(StreamChunkerTest, AClaimedChunkWithOtherBytesIsCutAnew) {
+  Harness h;
+  std::string changed = Data();
+  changed[3 << 20] ^= 0x5a;
+  StreamChunker a(h.Ctx(), 0, 1), b(h.Ctx(), 0, 2);
+  std::vector<ChunkRef> out_a, out_b;
+  const size_t step = 256 << 10;
+  for (size_t off = 0; off < changed.size(); off += step) {
+    a.Append(std::string_view(Data()).substr(off, step), std::nullopt, &out_a);
+    b.Append(std::string_view(changed).substr(off, step), std::nullopt, &out_b);
+  }
+  a.Finish(std::nullopt, &out_a);
+  b.Finish(std::nullopt, &out_b);
+  HashNew(&h, out_a, 0);
+  HashNew(&h, out_b, 0);
+  ExpectSameAsSplit(h.cdc, Data(), out_a);
+  ExpectSameAsSplit(h.cdc, changed, out_b);
+  EXPECT_GT(b.predicted_bytes(), changed.size() * 8 / 10);
+}
+
+// Successor keys are 64-bit fingerprints; were a key of one scope to collide with another's,
+// equal bytes would pass the memcmp. The recorded scope keeps the guess from crossing.
+TEST(StreamChunkerTest, ACollidingKeyFromAnotherScopeIsNotGuessed) {
+  Harness h;
+  const std::string& d = Data();
+  auto cuts = h.cdc.Split(reinterpret_cast<const uint8_t*>(d.data()), d.size());
+  ASSERT_GE(cuts.size(), 3u);
+  const std::string_view first(d.data(), cuts[0]), second(d.data() + cuts[0], cuts[1]);
+  // Poison: the successor of b's first chunk (scope 2000) is the second chunk as scope 1000
+  // stores it, bytes cached, as a key collision would leave it.
+  const ChunkHash foreign = ChunkHash::OfScoped(1000, second);
+  h.cache.Insert(foreign, std::make_shared<const std::string>(second));
+  h.successors.Record(MakeKey(2000u, first),
+                      {foreign, uint32_t(second.size()), MakeKey(2000u, second), 1000u});
+  StreamChunker b(h.Ctx(), 0, 2);
+  auto got = Feed(&h, &b, d, 1 << 20, 2, /*scope=*/2000u);
+  for (const auto& c : got) ASSERT_EQ(c->hash, ChunkHash::OfScoped(2000, *c->bytes));
+  EXPECT_FALSE(got[1]->predicted);
+}
+
 TEST(StreamChunkerTest, GuessesWhoseBytesLeftTheCacheAreCut) {
   Harness h(/*cache_bytes=*/0);  // nothing is ever cached
   StreamChunker a(h.Ctx(), 0, 1);
@@ -244,7 +320,7 @@ TEST(StreamChunkerTest, GuessesNeverCrossDedupScopes) {
 TEST(SuccessorTableTest, ClaimsHoldOffOthersUntilRecordedOrGivenUp) {
   SuccessorTable t(1024);
   const uint64_t a = MakeKey(std::nullopt, "a"), b = MakeKey(std::nullopt, "b");
-  const SuccessorTable::Next after_a{ChunkHash::Of("b"), 4096, b};
+  const SuccessorTable::Next after_a{ChunkHash::Of("b"), 4096, b, std::nullopt};
   SuccessorTable::Next next;
   EXPECT_EQ(t.Lookup(a, 1, &next), SuccessorTable::Probe::kUnknown);
   t.Claim(a, 1);
@@ -262,6 +338,33 @@ TEST(SuccessorTableTest, ClaimsHoldOffOthersUntilRecordedOrGivenUp) {
   EXPECT_EQ(t.Lookup(b, 2, &next), SuccessorTable::Probe::kClaimed);
   t.Unclaim(b, 1);
   EXPECT_EQ(t.Lookup(b, 2, &next), SuccessorTable::Probe::kUnknown);
+}
+
+TEST(SuccessorTableTest, AClaimCarriesItsCutChunkWeaklyUntilResolved) {
+  SuccessorTable t(1024);
+  const uint64_t a = MakeKey(std::nullopt, "a");
+  SuccessorTable::Next next;
+  std::shared_ptr<StreamChunk> seen;
+  auto chunk = std::make_shared<StreamChunk>();
+  t.Attach(a, 1, chunk);  // no claim yet: nothing attached
+  t.Claim(a, 1);
+  ASSERT_EQ(t.Lookup(a, 2, &next, &seen), SuccessorTable::Probe::kClaimed);
+  EXPECT_EQ(seen, nullptr);
+  t.Attach(a, 2, chunk);  // not the claimant's: ignored
+  ASSERT_EQ(t.Lookup(a, 2, &next, &seen), SuccessorTable::Probe::kClaimed);
+  EXPECT_EQ(seen, nullptr);
+  t.Attach(a, 1, chunk);
+  ASSERT_EQ(t.Lookup(a, 2, &next, &seen), SuccessorTable::Probe::kClaimed);
+  EXPECT_EQ(seen, chunk);
+  seen.reset();
+  chunk.reset();  // the table does not keep a chunk alive
+  ASSERT_EQ(t.Lookup(a, 2, &next, &seen), SuccessorTable::Probe::kClaimed);
+  EXPECT_EQ(seen, nullptr);
+  auto again = std::make_shared<StreamChunk>();
+  t.Attach(a, 1, again);
+  t.Record(a, {ChunkHash::Of("b"), 4096, MakeKey(std::nullopt, "b"), std::nullopt});
+  ASSERT_EQ(t.Lookup(a, 2, &next, &seen), SuccessorTable::Probe::kKnown);
+  EXPECT_EQ(again.use_count(), 1);
 }
 
 TEST(SuccessorTableTest, KeysTellScopesApart) {
