@@ -149,16 +149,23 @@ bool StreamChunker::TryGuess(const char* p, size_t avail, bool final,
   }
   Guess done = std::move(g);
   guess_.reset();
-  predicted_bytes_ += done.next.length;
-  auto c = std::make_shared<StreamChunk>();
-  c->bytes = std::move(done.bytes);
-  c->scope = scope;
-  c->key = done.next.key;
-  c->predicted = true;
-  c->hash = done.next.hash;
-  c->hash_state.store(StreamChunk::kHashed, std::memory_order_relaxed);
-  Emit(std::move(c), done.next.length, /*content_defined=*/true, out);
+  EmitPredicted(std::move(done.bytes), done.next.key, done.next.hash, scope, out);
   return true;
+}
+
+void StreamChunker::EmitPredicted(std::shared_ptr<const std::string> bytes, uint64_t key,
+                                  const ChunkHash& hash, const std::optional<uint32_t>& scope,
+                                  std::vector<ChunkRef>* out) {
+  const size_t len = bytes->size();
+  predicted_bytes_ += len;
+  auto c = std::make_shared<StreamChunk>();
+  c->bytes = std::move(bytes);
+  c->scope = scope;
+  c->key = key;
+  c->predicted = true;
+  c->hash = hash;
+  c->hash_state.store(StreamChunk::kHashed, std::memory_order_relaxed);
+  Emit(std::move(c), len, /*content_defined=*/true, out);
 }
 
 bool StreamChunker::TakeClaimed(StreamChunk& claimed, const char* p, size_t avail, bool final,
@@ -184,15 +191,7 @@ bool StreamChunker::TakeClaimed(StreamChunk& claimed, const char* p, size_t avai
   // The same bytes: its address is ours. Hashing it here (if no worker has yet) records it as
   // the successor for every other stream too.
   EnsureHashed(claimed, ctx_.successors, ctx_.cache);
-  predicted_bytes_ += bytes->size();
-  auto c = std::make_shared<StreamChunk>();
-  c->bytes = bytes;
-  c->scope = scope;
-  c->key = claimed.key;
-  c->predicted = true;
-  c->hash = claimed.hash;
-  c->hash_state.store(StreamChunk::kHashed, std::memory_order_relaxed);
-  Emit(std::move(c), bytes->size(), /*content_defined=*/true, out);
+  EmitPredicted(bytes, claimed.key, claimed.hash, scope, out);
   return true;
 }
 

@@ -116,6 +116,9 @@ class StreamChunker {
   // if the bytes are equal, cut here (false) if not; *wait until enough bytes are here.
   bool TakeClaimed(StreamChunk& claimed, const char* p, size_t avail, bool final,
                    const std::optional<uint32_t>& scope, std::vector<ChunkRef>* out, bool* wait);
+  // Emits a chunk known without hashing (a confirmed guess or claim): `bytes` at pos_.
+  void EmitPredicted(std::shared_ptr<const std::string> bytes, uint64_t key, const ChunkHash& hash,
+                     const std::optional<uint32_t>& scope, std::vector<ChunkRef>* out);
   // Emits the chunk of `len` bytes at pos_; `content_defined` says whether its end is.
   void Emit(ChunkRef c, size_t len, bool content_defined, std::vector<ChunkRef>* out);
 

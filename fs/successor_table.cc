@@ -41,6 +41,12 @@ SuccessorTable::Slot* SuccessorTable::Victim(size_t set, uint64_t prev) {
   return oldest;
 }
 
+bool SuccessorTable::ClaimLive(const Slot& s, int64_t now) {
+  // A claim whose chunk is attached and still held by its stream stays good past kClaimNs:
+  // others take that chunk instead of waiting, so there is nothing to time out.
+  return s.claim_owner != 0 && (s.claim_until_ns > now || !s.cut.expired());
+}
+
 SuccessorTable::Probe SuccessorTable::Lookup(uint64_t prev, uint64_t owner, Next* next,
                                              std::shared_ptr<StreamChunk>* cut) const {
   const size_t set = SetOf(prev);
@@ -51,7 +57,7 @@ SuccessorTable::Probe SuccessorTable::Lookup(uint64_t prev, uint64_t owner, Next
     *next = s->next;
     return Probe::kKnown;
   }
-  if (s->claim_owner != 0 && s->claim_owner != owner && s->claim_until_ns > SteadyNs()) {
+  if (s->claim_owner != owner && ClaimLive(*s, SteadyNs())) {
     if (cut != nullptr) *cut = s->cut.lock();
     return Probe::kClaimed;
   }
@@ -76,7 +82,7 @@ void SuccessorTable::Claim(uint64_t prev, uint64_t owner) {
   std::lock_guard<std::mutex> l(MutexFor(set));
   const int64_t now = SteadyNs();
   if (const Slot* s = Find(set, prev);
-      s != nullptr && (s->next.length != 0 || (s->claim_owner != 0 && s->claim_until_ns > now))) {
+      s != nullptr && (s->next.length != 0 || ClaimLive(*s, now))) {
     return;  // already known, or someone else is on it
   }
   Slot* s = Victim(set, prev);

@@ -21,7 +21,8 @@
 // cut its chunk it attaches it to the claim: a stream that then finds the claim compares its
 // bytes with that chunk's and, if they are equal, hashes that chunk itself (once, for every
 // stream) rather than waiting for a busy pipeline worker to get to it. A claim is a hint too:
-// it expires after kClaimNs.
+// it expires after kClaimNs, unless its attached chunk is still alive (held by the claimant's
+// batch until it commits): a loaded machine must not turn the claim back into duplicate work.
 //
 // Thread-safety: all methods are safe to call concurrently (sharded mutexes).
 #pragma once
@@ -91,6 +92,8 @@ class SuccessorTable {
   size_t SetOf(uint64_t key) const;
   // The slot holding `prev` in its set, or nullptr. REQUIRES: the set's mutex held.
   Slot* Find(size_t set, uint64_t prev) const;
+  // Whether the slot's claim still holds: not expired, or its attached chunk still alive.
+  static bool ClaimLive(const Slot& s, int64_t now);
   // The slot for a new entry of `prev`: its own, a free one, or the oldest.
   Slot* Victim(size_t set, uint64_t prev);
   std::mutex& MutexFor(size_t set) const { return mu_[(set / kWays) % kShards]; }

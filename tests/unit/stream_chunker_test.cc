@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <random>
 #include <string>
 #include <thread>
@@ -365,6 +366,29 @@ TEST(SuccessorTableTest, AClaimCarriesItsCutChunkWeaklyUntilResolved) {
   t.Record(a, {ChunkHash::Of("b"), 4096, MakeKey(std::nullopt, "b"), std::nullopt});
   ASSERT_EQ(t.Lookup(a, 2, &next, &seen), SuccessorTable::Probe::kKnown);
   EXPECT_EQ(again.use_count(), 1);
+}
+
+// On a loaded machine the claimant's chunk may wait in a worker's queue far longer than
+// kClaimNs; while its stream holds it, the claim must not lapse into duplicate hashing.
+TEST(SuccessorTableTest, AClaimWithALiveChunkOutlastsItsTimeout) {
+  SuccessorTable t(1024);
+  const uint64_t a = MakeKey(std::nullopt, "a"), b = MakeKey(std::nullopt, "b");
+  SuccessorTable::Next next;
+  std::shared_ptr<StreamChunk> seen;
+  auto chunk = std::make_shared<StreamChunk>();
+  t.Claim(a, 1);
+  t.Attach(a, 1, chunk);
+  t.Claim(b, 1);  // no chunk attached: times out
+  std::this_thread::sleep_for(std::chrono::nanoseconds(SuccessorTable::kClaimNs + 5'000'000));
+  ASSERT_EQ(t.Lookup(a, 2, &next, &seen), SuccessorTable::Probe::kClaimed);
+  EXPECT_EQ(seen, chunk);
+  t.Claim(a, 2);  // still live: not taken over
+  ASSERT_EQ(t.Lookup(a, 3, &next, &seen), SuccessorTable::Probe::kClaimed);
+  EXPECT_EQ(seen, chunk);
+  EXPECT_EQ(t.Lookup(b, 2, &next), SuccessorTable::Probe::kUnknown);
+  seen.reset();
+  chunk.reset();  // its batch committed and let go: the claim times out as usual
+  EXPECT_EQ(t.Lookup(a, 2, &next), SuccessorTable::Probe::kUnknown);
 }
 
 TEST(SuccessorTableTest, KeysTellScopesApart) {
