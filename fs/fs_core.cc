@@ -211,7 +211,7 @@ void FsCore::Impl::MaybeEvict(Ino ino) {
   }
   if (!remove_data) return;
   if (in_store) {
-    QueueDelete(ino, in_store);
+    QueueDelete(ino);
     return;
   }
   // Never stored (a short-lived temporary file): one small write, cheaper here than the
@@ -222,9 +222,9 @@ void FsCore::Impl::MaybeEvict(Ino ino) {
   }
 }
 
-void FsCore::Impl::QueueDelete(Ino ino, bool in_store) {
+void FsCore::Impl::QueueDelete(Ino ino) {
   std::lock_guard<std::mutex> l(delete_mu_);
-  delete_queue_.push_back({ino, in_store});
+  delete_queue_.push_back(ino);
   delete_cv_.notify_all();
 }
 
@@ -250,11 +250,11 @@ void FsCore::Impl::DeleteLoop() {
       continue;
     }
     if (delete_queue_.empty()) break;  // stop_ and nothing left
-    auto [ino, in_store] = delete_queue_.front();
+    const Ino ino = delete_queue_.front();
     delete_queue_.pop_front();
     deleting_ = true;
     l.unlock();
-    Status st = DeleteInodeData(ino, in_store);
+    Status st = DeleteInodeData(ino, /*in_store=*/true);
     if (!st.ok()) {
       Log(LogLevel::kError, "fs", "releasing inode " + std::to_string(ino) + ": " + st.ToString());
     }

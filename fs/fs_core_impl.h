@@ -196,11 +196,13 @@ class FsCore::Impl {
   std::thread lazy_thread_;
 
   // --- background deletion of unlinked inodes ---
-  // `in_store`: the store may hold extents or xattrs of the inode (else only its record and
-  // orphan entry go).
-  void QueueDelete(Ino ino, bool in_store = true);
+  // Queues an unlinked inode whose extents or xattrs may be in the store (MaybeEvict deletes
+  // one that never reached it on the spot).
+  void QueueDelete(Ino ino);
   // Asks the background thread to MaybeEvict(ino) (the committer may not take inode locks).
   void QueueEvictCheck(Ino ino);
+  // `in_store`: the store may hold extents or xattrs of the inode (else only its record and
+  // orphan entry go).
   Status DeleteInodeData(Ino ino, bool in_store);
   // The inode if it is in the table; never reads the store.
   std::shared_ptr<Inode> FindInode(Ino ino);
@@ -231,7 +233,7 @@ class FsCore::Impl {
 
   std::mutex delete_mu_;  // guards delete_queue_, evict_checks_, deleting_, stop_
   std::condition_variable delete_cv_;
-  std::deque<std::pair<Ino, bool>> delete_queue_;  // (ino, in_store)
+  std::deque<Ino> delete_queue_;
   std::deque<Ino> evict_checks_;
   bool deleting_ = false;
   bool stop_ = false;

@@ -98,7 +98,19 @@ bool StreamChunker::TryGuess(const char* p, size_t avail, bool final,
     ChunkRef claimed;
     switch (ctx_.successors->Lookup(*prev_key_, owner_, &next, &claimed)) {
       case SuccessorTable::Probe::kClaimed:
-        if (claimed != nullptr) return TakeClaimed(*claimed, p, avail, final, scope, out, wait);
+        if (claimed != nullptr) {
+          // The claimant has cut it: a guess like any other, confirmed against its bytes. Its
+          // address is computed here if no worker's got to it yet (once per chunk, whoever
+          // comes first; that records it as the successor for the other streams too).
+          if (claimed->scope != scope) {
+            no_guess_here_ = true;
+            return false;
+          }
+          EnsureHashed(*claimed, ctx_.successors, ctx_.cache);
+          next = {claimed->hash, uint32_t(claimed->bytes->size()), claimed->key, claimed->scope};
+          guess_ = Guess{next, claimed->bytes, 0};
+          break;
+        }
         // Another stream is cutting this very chunk: let it, and confirm its result when more
         // of our bytes are here. Past kMaxWaitBytes (or at the end) hash them ourselves.
         if (!final && avail < kMaxWaitBytes) {
@@ -166,33 +178,6 @@ void StreamChunker::EmitPredicted(std::shared_ptr<const std::string> bytes, uint
   c->hash = hash;
   c->hash_state.store(StreamChunk::kHashed, std::memory_order_relaxed);
   Emit(std::move(c), len, /*content_defined=*/true, out);
-}
-
-bool StreamChunker::TakeClaimed(StreamChunk& claimed, const char* p, size_t avail, bool final,
-                                const std::optional<uint32_t>& scope, std::vector<ChunkRef>* out,
-                                bool* wait) {
-  const std::shared_ptr<const std::string>& bytes = claimed.bytes;
-  if (claimed.scope != scope) {
-    no_guess_here_ = true;
-    return false;
-  }
-  if (avail < bytes->size()) {
-    if (final) {
-      no_guess_here_ = true;  // the stream ends inside it: it cannot be that chunk
-    } else {
-      *wait = true;
-    }
-    return false;
-  }
-  if (std::memcmp(p, bytes->data(), bytes->size()) != 0) {
-    no_guess_here_ = true;
-    return false;
-  }
-  // The same bytes: its address is ours. Hashing it here (if no worker has yet) records it as
-  // the successor for every other stream too.
-  EnsureHashed(claimed, ctx_.successors, ctx_.cache);
-  EmitPredicted(bytes, claimed.key, claimed.hash, scope, out);
-  return true;
 }
 
 void StreamChunker::ProcessBuffer(bool final, const std::optional<uint32_t>& scope,

@@ -112,10 +112,6 @@ class StreamChunker {
   // chunk must be cut here; sets *wait when the caller should wait for more bytes instead.
   bool TryGuess(const char* p, size_t avail, bool final, const std::optional<uint32_t>& scope,
                 std::vector<ChunkRef>* out, bool* wait);
-  // The chunk at p[0] when another stream's claim on it carries the chunk it cut: taken (true)
-  // if the bytes are equal, cut here (false) if not; *wait until enough bytes are here.
-  bool TakeClaimed(StreamChunk& claimed, const char* p, size_t avail, bool final,
-                   const std::optional<uint32_t>& scope, std::vector<ChunkRef>* out, bool* wait);
   // Emits a chunk known without hashing (a confirmed guess or claim): `bytes` at pos_.
   void EmitPredicted(std::shared_ptr<const std::string> bytes, uint64_t key, const ChunkHash& hash,
                      const std::optional<uint32_t>& scope, std::vector<ChunkRef>* out);

@@ -308,8 +308,7 @@ Status FsCore::Impl::SettleLocked(Inode* inode, bool sync) {
 }
 
 bool FsCore::Impl::HoldsDataLocked(Inode* inode) {
-  if (inode->dirty_bytes > 0 || !inode->cut.empty()) return true;
-  if (inode->stream && inode->stream->buffered() > 0) return true;
+  if (inode->dirty_bytes > 0 || RecordFollowsLocked(*inode)) return true;
   std::lock_guard<std::mutex> bl(inode->batch_mu);
   return !inode->batches.empty();
 }
