@@ -55,6 +55,15 @@ void ChunkCache::Insert(const ChunkHash& hash, Value value) {
   InsertLocked(s, hash, value);
 }
 
+uint64_t ChunkCache::bytes() {
+  uint64_t total = 0;
+  for (Shard& s : shards_) {
+    std::lock_guard<std::mutex> l(s.mu);
+    total += s.bytes;
+  }
+  return total;
+}
+
 void ChunkCache::Erase(const ChunkHash& hash) {
   Shard& s = ShardFor(hash);
   std::lock_guard<std::mutex> l(s.mu);

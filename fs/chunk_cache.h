@@ -34,6 +34,8 @@ class ChunkCache {
   // Drops a chunk (e.g. after it was found damaged).
   void Erase(const ChunkHash& hash);
 
+  // Bytes of chunk data the cache holds now (some may also be held by writers or readers).
+  uint64_t bytes();
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
 

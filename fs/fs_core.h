@@ -93,6 +93,11 @@ struct FsStats {
   // (fs/successor_table.h) without either.
   uint64_t hashed_bytes = 0, predicted_bytes = 0;
   uint64_t batches = 0, commit_rounds = 0;  // flush pipeline (fs/flush_pipeline.h)
+  // Where the daemon's memory is: decompressed-chunk cache, RocksDB (memtables, block cache,
+  // table readers), and the heap as malloc sees it (in use, and free but not yet returned).
+  uint64_t chunk_cache_bytes = 0;
+  uint64_t meta_memtable_bytes = 0, meta_block_cache_bytes = 0, meta_table_reader_bytes = 0;
+  uint64_t heap_used_bytes = 0, heap_free_bytes = 0;
 };
 
 // Name of the read-only statistics file at the root of every mount. It answers lookups but

@@ -1,6 +1,7 @@
 // FsCore: rename, attributes, directories, extended attributes and whole-filesystem calls.
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
@@ -307,6 +308,14 @@ FsStats FsCore::Stats() {
     s.batches = p.batches;
     s.commit_rounds = p.commit_rounds;
   }
+  s.chunk_cache_bytes = impl_->cache_.bytes();
+  const MetaStore::MemoryUse m = impl_->meta_->GetMemoryUse();
+  s.meta_memtable_bytes = m.memtables;
+  s.meta_block_cache_bytes = m.block_cache;
+  s.meta_table_reader_bytes = m.table_readers;
+  const struct mallinfo2 mi = mallinfo2();
+  s.heap_used_bytes = mi.uordblks + mi.hblkhd;
+  s.heap_free_bytes = mi.fordblks;
   // Logical bytes: every regular file's size (a scan; stats are read rarely).
   impl_->meta_->ForEachInode([&](const InodeAttr& a) {
     if (S_ISREG(a.mode) && a.nlink > 0) {
@@ -354,6 +363,12 @@ std::string FsCore::StatsText() {
   line("stream_predicted_bytes", std::to_string(s.predicted_bytes));
   line("flush_batches", std::to_string(s.batches));
   line("commit_rounds", std::to_string(s.commit_rounds));
+  line("chunk_cache_bytes", std::to_string(s.chunk_cache_bytes));
+  line("meta_memtable_bytes", std::to_string(s.meta_memtable_bytes));
+  line("meta_block_cache_bytes", std::to_string(s.meta_block_cache_bytes));
+  line("meta_table_reader_bytes", std::to_string(s.meta_table_reader_bytes));
+  line("heap_used_bytes", std::to_string(s.heap_used_bytes));
+  line("heap_free_bytes", std::to_string(s.heap_free_bytes));
   return out;
 }
 

@@ -51,6 +51,12 @@ constexpr KeyInfo kKeys[] = {
     {"stream_predicted_bytes", "Bytes of file streams taken as guessed chunks, confirmed by comparing bytes, without hashing.", true},
     {"flush_batches", "Batches of chunks the flush pipeline stored and committed.", true},
     {"commit_rounds", "Group commits of the flush pipeline (one pack sync each).", true},
+    {"chunk_cache_bytes", "Decompressed chunk data held by the chunk cache.", false},
+    {"meta_memtable_bytes", "RocksDB memtables, active and awaiting flush.", false},
+    {"meta_block_cache_bytes", "RocksDB block cache in use (data, index and filter blocks).", false},
+    {"meta_table_reader_bytes", "RocksDB table readers held outside the block cache.", false},
+    {"heap_used_bytes", "Daemon heap in use, as malloc counts it.", false},
+    {"heap_free_bytes", "Daemon heap free but kept by malloc (fragmentation, not yet trimmed).", false},
 };
 
 const KeyInfo* FindKey(std::string_view key) {

@@ -336,6 +336,17 @@ Result<std::unique_ptr<MetaStore>> MetaStore::Open(const std::string& dir,
 
 MetaStore::~MetaStore() { Close().IgnoreError(); }
 
+MetaStore::MemoryUse MetaStore::GetMemoryUse() {
+  MemoryUse m;
+  if (!db_) return m;
+  db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCurSizeAllMemTables, &m.memtables);
+  db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kEstimateTableReadersMem,
+                                &m.table_readers);
+  // One cache serves every family: ask one of them, summing would count it once per family.
+  db_->GetIntProperty(cfs_[0], rocksdb::DB::Properties::kBlockCacheUsage, &m.block_cache);
+  return m;
+}
+
 Status MetaStore::Close() {
   if (!db_) return Status::Ok();
   Status result;

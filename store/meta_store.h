@@ -138,6 +138,13 @@ class MetaStore {
   Status ForEachOrphan(const std::function<bool(Ino)>& fn);
   Status ForEachPack(const std::function<bool(uint32_t pack_id, const PackStats&)>& fn);
 
+  // Memory RocksDB holds now: memtables (active and awaiting flush), the block cache
+  // (data, index and filter blocks) and table readers outside the cache.
+  struct MemoryUse {
+    uint64_t memtables = 0, block_cache = 0, table_readers = 0;
+  };
+  MemoryUse GetMemoryUse();
+
   // Flushes memtables and closes the database. Also done by the destructor (which drops the
   // Status). Every other method must have returned before; none may be called after.
   Status Close();

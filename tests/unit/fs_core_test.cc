@@ -54,6 +54,32 @@ TEST_F(FsCoreTest, IdenticalFilesShareChunksEvenWhenShifted) {
   EXPECT_NE(text.find("dedup_ratio="), std::string::npos);
 }
 
+// The stats say where the daemon's memory is: the writers' chunks fill the chunk cache (up to
+// its cap), their extents sit in RocksDB's memtables, and the heap holds at least the cache.
+TEST_F(FsCoreTest, StatsAccountForTheDaemonsMemory) {
+  FsStats empty = fs_->Stats();
+  EXPECT_EQ(empty.chunk_cache_bytes, 0u);
+  std::string payload = MakeRealData(8 << 20, 3);
+  for (int i = 0; i < 2; ++i) {
+    Ino ino = CreateFile(kRootIno, "m" + std::to_string(i));
+    WriteAll(ino, payload, 1 << 20);
+    ASSERT_TRUE(fs_->Release(ino).ok());
+  }
+  FsStats s = SettledStats();
+  EXPECT_GT(s.chunk_cache_bytes, payload.size() / 2);
+  EXPECT_LE(s.chunk_cache_bytes, FsOptions().chunk_cache_bytes);
+  EXPECT_GT(s.meta_memtable_bytes, empty.meta_memtable_bytes);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  // (Sanitizers replace malloc; glibc's counters then see none of it.)
+  EXPECT_GE(s.heap_used_bytes, s.chunk_cache_bytes);
+#endif
+  const std::string text = fs_->StatsText();
+  for (const char* key : {"chunk_cache_bytes=", "meta_memtable_bytes=", "meta_block_cache_bytes=",
+                          "meta_table_reader_bytes=", "heap_used_bytes=", "heap_free_bytes="}) {
+    EXPECT_NE(text.find(key), std::string::npos) << key;
+  }
+}
+
 // Kernel writeback sends a file's pages out of order. Flushing while a gap is still open must
 // not move chunk cuts, or copies written with different orders stop sharing chunks.
 TEST_F(FsCoreTest, OutOfOrderWritebackStillCutsCopiesAlike) {
