@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -160,9 +161,11 @@ std::string PromName(std::string_view key) {
 
 void PrintText(std::ostream& os, const std::string& mnt, const Stats& stats) {
   os << "rankfs statistics of " << mnt << "\n";
+  size_t column = 23;  // values line up after the longest key and at least one space
+  for (const auto& kv : stats) column = std::max(column, kv.first.size() + 1);
   for (const auto& [k, v] : stats) {
     std::string shown = k.ends_with("_bytes") && IsNumber(v) ? HumanBytes(v) : v;
-    os << "  " << k << ":" << std::string(k.size() < 23 ? 23 - k.size() : 1, ' ') << shown << "\n";
+    os << "  " << k << ":" << std::string(column - k.size(), ' ') << shown << "\n";
   }
 }
 

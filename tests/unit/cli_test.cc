@@ -135,6 +135,16 @@ TEST_F(StatsCliTest, HumanReadable) {
   EXPECT_TRUE(Has(r.out, "weird:                  abc")) << r.out;
 }
 
+// A key longer than the usual column moves the column for every line, so values still line up
+// and none runs into its key.
+TEST_F(StatsCliTest, HumanReadableAlignsAfterALongKey) {
+  std::ofstream(mnt_ + "/.rankfs-stats") << "files=2\nmeta_table_reader_bytes=0\n";
+  Ran r = Rankfs({"stats", mnt_});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(Has(r.out, "  files:                   2\n")) << r.out;
+  EXPECT_TRUE(Has(r.out, "  meta_table_reader_bytes: 0 B\n")) << r.out;
+}
+
 TEST_F(StatsCliTest, Json) {
   Ran r = Rankfs({"stats", mnt_, "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
