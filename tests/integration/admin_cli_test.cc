@@ -102,8 +102,10 @@ TEST_F(AdminCliTest, StatsOfALiveMountInEveryFormat) {
   auto text = RunCommand({RANKFS_CLI_BINARY, "stats", mnt_});
   ASSERT_TRUE(text.ok());
   EXPECT_EQ(text->exit_code, 0) << text->output;
-  EXPECT_TRUE(Has(text->output, "logical_bytes:          2.00 MiB (2097152 bytes)"))
+  // Values line up after the longest key, meta_table_reader_bytes (cli_stats.cc).
+  EXPECT_TRUE(Has(text->output, "  logical_bytes:           2.00 MiB (2097152 bytes)\n"))
       << text->output;
+  EXPECT_TRUE(Has(text->output, "  meta_table_reader_bytes: ")) << text->output;
 }
 
 TEST_F(AdminCliTest, FsckRefusesAMountedStoreAndFindsItCleanAfterUnmount) {
