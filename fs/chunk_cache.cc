@@ -1,6 +1,21 @@
 #include "fs/chunk_cache.h"
 
 namespace rankfs {
+namespace {
+std::atomic<uint64_t> live_chunk_bytes{0};
+}  // namespace
+
+std::shared_ptr<const std::string> NewChunkBytes(std::string bytes) {
+  const uint64_t n = bytes.capacity();
+  live_chunk_bytes.fetch_add(n, std::memory_order_relaxed);
+  return std::shared_ptr<const std::string>(new std::string(std::move(bytes)),
+                                            [n](const std::string* s) {
+                                              live_chunk_bytes.fetch_sub(n, std::memory_order_relaxed);
+                                              delete s;
+                                            });
+}
+
+uint64_t LiveChunkBytes() { return live_chunk_bytes.load(std::memory_order_relaxed); }
 
 ChunkCache::ChunkCache(ChunkStore* store, uint64_t capacity_bytes)
     : store_(store), shard_capacity_(capacity_bytes / kShards), shards_(kShards) {}
@@ -17,9 +32,9 @@ Result<ChunkCache::Value> ChunkCache::Get(const ChunkHash& hash) {
     }
   }
   ++misses_;
-  auto data = std::make_shared<std::string>();
-  RANKFS_RETURN_IF_ERROR(store_->Get(hash, data.get()));
-  Value v = std::move(data);
+  std::string data;
+  RANKFS_RETURN_IF_ERROR(store_->Get(hash, &data));
+  Value v = NewChunkBytes(std::move(data));
   if (shard_capacity_ == 0) return v;
   std::lock_guard<std::mutex> l(s.mu);
   InsertLocked(s, hash, v);

@@ -17,6 +17,12 @@
 
 namespace rankfs {
 
+// A chunk's bytes as the cache, the streams and the pipeline share them. Every buffer made
+// here is counted in LiveChunkBytes() until its last holder lets it go: what the daemon's
+// chunk data really occupies, whichever of them holds it.
+std::shared_ptr<const std::string> NewChunkBytes(std::string bytes);
+uint64_t LiveChunkBytes();
+
 class ChunkCache {
  public:
   using Value = std::shared_ptr<const std::string>;

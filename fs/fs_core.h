@@ -96,6 +96,9 @@ struct FsStats {
   // Where the daemon's memory is: decompressed-chunk cache, RocksDB (memtables, block cache,
   // table readers), and the heap as malloc sees it (in use, and free but not yet returned).
   uint64_t chunk_cache_bytes = 0;
+  // All chunk data in memory: the cache's and that of buffered and in-flight writes, each
+  // buffer once however many hold it (fs/chunk_cache.h NewChunkBytes; process-wide).
+  uint64_t chunk_buffer_bytes = 0;
   uint64_t meta_memtable_bytes = 0, meta_block_cache_bytes = 0, meta_table_reader_bytes = 0;
   uint64_t heap_used_bytes = 0, heap_free_bytes = 0;
 };

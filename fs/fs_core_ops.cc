@@ -309,6 +309,7 @@ FsStats FsCore::Stats() {
     s.commit_rounds = p.commit_rounds;
   }
   s.chunk_cache_bytes = impl_->cache_.bytes();
+  s.chunk_buffer_bytes = LiveChunkBytes();
   const MetaStore::MemoryUse m = impl_->meta_->GetMemoryUse();
   s.meta_memtable_bytes = m.memtables;
   s.meta_block_cache_bytes = m.block_cache;
@@ -364,6 +365,7 @@ std::string FsCore::StatsText() {
   line("flush_batches", std::to_string(s.batches));
   line("commit_rounds", std::to_string(s.commit_rounds));
   line("chunk_cache_bytes", std::to_string(s.chunk_cache_bytes));
+  line("chunk_buffer_bytes", std::to_string(s.chunk_buffer_bytes));
   line("meta_memtable_bytes", std::to_string(s.meta_memtable_bytes));
   line("meta_block_cache_bytes", std::to_string(s.meta_block_cache_bytes));
   line("meta_table_reader_bytes", std::to_string(s.meta_table_reader_bytes));

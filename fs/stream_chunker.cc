@@ -205,7 +205,7 @@ size_t StreamChunker::Process(const char* p, size_t n, bool final,
     // bytes ran out (the last chunk).
     const bool content_defined = len < avail || avail >= max;
     auto c = std::make_shared<StreamChunk>();
-    c->bytes = std::make_shared<const std::string>(p + used, len);
+    c->bytes = NewChunkBytes(std::string(p + used, len));
     c->scope = scope;
     c->key = MakeKey(scope, *c->bytes);
     if (prev_key_ && ctx_.successors != nullptr) {

@@ -53,6 +53,7 @@ constexpr KeyInfo kKeys[] = {
     {"flush_batches", "Batches of chunks the flush pipeline stored and committed.", true},
     {"commit_rounds", "Group commits of the flush pipeline (one pack sync each).", true},
     {"chunk_cache_bytes", "Decompressed chunk data held by the chunk cache.", false},
+    {"chunk_buffer_bytes", "All chunk data in memory (cache, buffered and in-flight writes), each buffer once.", false},
     {"meta_memtable_bytes", "RocksDB memtables, active and awaiting flush.", false},
     {"meta_block_cache_bytes", "RocksDB block cache in use (data, index and filter blocks).", false},
     {"meta_table_reader_bytes", "RocksDB table readers held outside the block cache.", false},

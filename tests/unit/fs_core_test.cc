@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "fs/chunk_cache.h"
 #include "tests/testutil/fs_core_fixture.h"
 #include "tests/testutil/test_data.h"
 
@@ -59,6 +60,8 @@ TEST_F(FsCoreTest, IdenticalFilesShareChunksEvenWhenShifted) {
 TEST_F(FsCoreTest, StatsAccountForTheDaemonsMemory) {
   FsStats empty = fs_->Stats();
   EXPECT_EQ(empty.chunk_cache_bytes, 0u);
+  // Process-wide: the tests before this one must have given back every chunk buffer.
+  EXPECT_EQ(empty.chunk_buffer_bytes, 0u);
   std::string payload = MakeRealData(8 << 20, 3);
   for (int i = 0; i < 2; ++i) {
     Ino ino = CreateFile(kRootIno, "m" + std::to_string(i));
@@ -68,16 +71,25 @@ TEST_F(FsCoreTest, StatsAccountForTheDaemonsMemory) {
   FsStats s = SettledStats();
   EXPECT_GT(s.chunk_cache_bytes, payload.size() / 2);
   EXPECT_LE(s.chunk_cache_bytes, FsOptions().chunk_cache_bytes);
+  // The cache's buffers are among all the chunk buffers, and nothing else holds many more:
+  // the files are closed and stored.
+  EXPECT_GE(s.chunk_buffer_bytes, s.chunk_cache_bytes);
+  EXPECT_LE(s.chunk_buffer_bytes, s.chunk_cache_bytes + (1u << 20));
   EXPECT_GT(s.meta_memtable_bytes, empty.meta_memtable_bytes);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   // (Sanitizers replace malloc; glibc's counters then see none of it.)
-  EXPECT_GE(s.heap_used_bytes, s.chunk_cache_bytes);
+  EXPECT_GE(s.heap_used_bytes, s.chunk_buffer_bytes);
 #endif
   const std::string text = fs_->StatsText();
-  for (const char* key : {"chunk_cache_bytes=", "meta_memtable_bytes=", "meta_block_cache_bytes=",
+  for (const char* key : {"chunk_cache_bytes=", "chunk_buffer_bytes=", "meta_memtable_bytes=", "meta_block_cache_bytes=",
                           "meta_table_reader_bytes=", "heap_used_bytes=", "heap_free_bytes="}) {
     EXPECT_NE(text.find(key), std::string::npos) << key;
   }
+  ASSERT_TRUE(fs_->Shutdown().ok());
+  fs_.reset();
+  ASSERT_TRUE(store_->Close().ok());
+  store_.reset();
+  EXPECT_EQ(LiveChunkBytes(), 0u) << "chunk buffers outlived their filesystem";
 }
 
 // Kernel writeback sends a file's pages out of order. Flushing while a gap is still open must

@@ -135,6 +135,33 @@ TEST(StreamChunkerTest, SecondCopyIsTakenFromGuessesWithoutHashing) {
   }
 }
 
+// The memory count in the stats file (chunk_buffer_bytes) counts a shared buffer once, for as
+// long as anything holds it, and nothing after.
+TEST(StreamChunkerTest, ChunkBuffersAreCountedOnceWhileAnythingHoldsThem) {
+  const uint64_t base = LiveChunkBytes();
+  uint64_t edges = 0;
+  {
+    Harness h;
+    StreamChunker a(h.Ctx(), 0, 1);
+    auto first = Feed(&h, &a, Data(), 1 << 20, 1);
+    const uint64_t one_copy = LiveChunkBytes() - base;
+    EXPECT_GE(one_copy, Data().size());
+    EXPECT_LE(one_copy, Data().size() + Data().size() / 100);
+    StreamChunker b(h.Ctx(), 0, 2);
+    auto second = Feed(&h, &b, Data(), 8192, 2);
+    // The second copy adds only the two chunks it had to cut.
+    edges = b.cut_bytes();
+    ASSERT_GT(edges, 0u);
+    EXPECT_GE(LiveChunkBytes() - base, one_copy + edges);
+    EXPECT_LE(LiveChunkBytes() - base, one_copy + edges + (64u << 10));
+    first.clear();
+    second.clear();
+    // The cache (64 MiB) still holds all of them.
+    EXPECT_GE(LiveChunkBytes() - base, one_copy);
+  }
+  EXPECT_EQ(LiveChunkBytes(), base);
+}
+
 TEST(StreamChunkerTest, AChangedByteFallsBackToCuttingAndResynchronises) {
   Harness h;
   StreamChunker a(h.Ctx(), 0, 1);
