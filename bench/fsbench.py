@@ -349,6 +349,32 @@ def ratios(med):
     return rows
 
 
+RSS_CAP = 1 << 30
+
+
+def rss_rows(results):
+    """The two memory targets: rankfs's peak RSS in every run stays <= 1 GiB, and the 4-writer
+    job at twice the dataset does not peak higher than the base size does. A single peak is a
+    noisy maximum, so 'does not grow' is read as: the 2x median lies within the range of the 1x
+    runs' peaks."""
+    peaks = [(wl, r["peak_rss_bytes"]) for wl, per_target in results.items()
+             for r in per_target.get("rankfs", []) if "peak_rss_bytes" in r]
+    rows = []
+    if peaks:
+        wl, top = max(peaks, key=lambda p: p[1])
+        rows.append({"metric": "peak_rss_bytes (all runs)", "value": top, "worst": wl,
+                     "verdict": f"{'met' if top <= RSS_CAP else 'MISSED'} (target <= 1 GiB)"})
+    one = [r["peak_rss_bytes"] for r in results.get("rss_1x", {}).get("rankfs", [])]
+    two = [r["peak_rss_bytes"] for r in results.get("rss_2x", {}).get("rankfs", [])]
+    if one and two:
+        m1, m2 = statistics.median(one), statistics.median(two)
+        ok = m2 <= max(one)
+        rows.append({"metric": "rss_2x / rss_1x", "value": m2 / m1,
+                     "range_1x": [min(one), max(one)], "range_2x": [min(two), max(two)],
+                     "verdict": f"{'met' if ok else 'MISSED'} (2x median within the 1x peaks)"})
+    return rows
+
+
 def write_chart(out_dir, med):
     """chart.png: each metric as rankfs's and passthrough_ll's speed relative to ext4 (ext4 = 1,
     higher is better; times and bytes inverted so that higher is always better)."""
@@ -471,6 +497,7 @@ def main():
             sys.exit(f"fsbench: {wl} ran on {sorted(per_target)} only")
     med = medians(results)
     rows = ratios(med)
+    mem = rss_rows(results)
     report = {
         "machine": {"host": platform.node(), "kernel": platform.release(),
                     "cpus": os.cpu_count(), "work": work},
@@ -479,6 +506,7 @@ def main():
         "runs": results,
         "medians": med,
         "ratios": rows,
+        "memory": mem,
     }
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(report, f, indent=1)
@@ -492,6 +520,16 @@ def main():
     print("\nratios rankfs/baseline (wall_s, disk_bytes: lower is better; others: higher):")
     for r in rows:
         print(f"{r['metric']:34} / {r['baseline']:15} {r['ratio']:8.3f}  {r['verdict']}")
+    if mem:
+        print("\nmemory (rankfs daemon):")
+    mib = 1 << 20
+    for r in mem:
+        if "range_1x" in r:
+            (a, b), (c, d) = r["range_1x"], r["range_2x"]
+            print(f"{r['metric']:34} {r['value']:8.3f}  1x {a / mib:.0f}-{b / mib:.0f} MiB, "
+                  f"2x {c / mib:.0f}-{d / mib:.0f} MiB  {r['verdict']}")
+        else:
+            print(f"{r['metric']:34} {r['value'] / mib:8.0f} MiB ({r['worst']})  {r['verdict']}")
     print(f"\nresults: {os.path.join(args.out, 'results.json')}" +
           (f", chart: {png}" if png else ""))
 
