@@ -92,6 +92,38 @@ TEST_F(FsCoreTest, StatsAccountForTheDaemonsMemory) {
   EXPECT_EQ(LiveChunkBytes(), 0u) << "chunk buffers outlived their filesystem";
 }
 
+// A read zeroes only what no extent covers: holes between extents, before the first and past
+// the last must come back as zeros even when the caller's buffer held something else (the
+// FUSE glue reuses one buffer per thread).
+TEST_F(FsCoreTest, HolesReadAsZerosWhateverTheBufferHeld) {
+  const std::string data = MakeRealData(3 << 20, 31);
+  Ino ino = CreateFile(kRootIno, "sparse");
+  // Data at [1 MiB, 1.5 MiB) and [2.25 MiB, 3 MiB), a hole between, a hole before, and the
+  // size set to 4 MiB: a hole after the last extent too.
+  const uint64_t a = 1 << 20, a_end = a + (512 << 10), b = (2 << 20) + (256 << 10), b_end = 3 << 20;
+  WriteAll(ino, data.substr(a, a_end - a), 1 << 20, a);
+  WriteAll(ino, data.substr(b, b_end - b), 1 << 20, b);
+  ASSERT_TRUE(fs_->Fsync(ino, false).ok());  // into extents, not buffers
+  SetAttrRequest grow;
+  grow.set_size = true;
+  grow.size = 4 << 20;
+  ASSERT_TRUE(fs_->SetAttr(ino, grow).ok());
+  std::string want(4 << 20, '\0');
+  want.replace(a, a_end - a, data, a, a_end - a);
+  want.replace(b, b_end - b, data, b, b_end - b);
+  // Whole file, and windows that start and end inside holes and inside extents.
+  for (auto [off, len] : {std::pair<uint64_t, size_t>{0, 4 << 20}, {a - 4096, 8192},
+                          {a + 100, b - a}, {a_end - 10, 20}, {b_end - 4096, 1 << 20},
+                          {b + 1, (1 << 20) + 7}}) {
+    std::string buf(len, '\xA5');
+    auto n = fs_->Read(ino, off, len, buf.data());
+    ASSERT_TRUE(n.ok()) << n.status().ToString();
+    ASSERT_EQ(*n, std::min<uint64_t>(len, want.size() - off));
+    ASSERT_TRUE(buf.compare(0, *n, want, off, *n) == 0) << "read at " << off << " + " << len;
+  }
+  ASSERT_TRUE(fs_->Release(ino).ok());
+}
+
 // Kernel writeback sends a file's pages out of order. Flushing while a gap is still open must
 // not move chunk cuts, or copies written with different orders stop sharing chunks.
 TEST_F(FsCoreTest, OutOfOrderWritebackStillCutsCopiesAlike) {
