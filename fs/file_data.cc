@@ -172,6 +172,72 @@ Status FsCore::Fsync(Ino ino, bool datasync) {
   return impl_->SettleLocked(inode.get(), /*sync=*/true);
 }
 
+Result<std::optional<size_t>> FsCore::ReadPieces(Ino ino, uint64_t offset, size_t size,
+                                                 std::vector<ReadPiece>* out) {
+  out->clear();
+  if (ino == kStatsIno) return std::optional<size_t>();
+  RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
+  std::shared_lock<std::shared_mutex> l(inode->mu);
+  RANKFS_RETURN_IF_ERROR(CheckRegular(*inode));
+  const uint64_t file_size = inode->attr.size;
+  if (offset >= file_size) return std::optional<size_t>(0);
+  const size_t n = size_t(std::min<uint64_t>(size, file_size - offset));
+  const uint64_t end = offset + n;
+  // Any uncommitted byte of the range: Read lays those over the extents.
+  {
+    std::lock_guard<std::mutex> bl(inode->batch_mu);
+    for (const auto& b : inode->batches) {
+      if (b->start < end && b->end > offset) return std::optional<size_t>();
+    }
+  }
+  for (const ChunkRef& c : inode->cut) {
+    if (c->offset < end && c->offset + c->bytes->size() > offset) return std::optional<size_t>();
+  }
+  if (inode->stream && inode->stream->buffered() > 0 && inode->stream->start() < end &&
+      inode->stream->end() > offset) {
+    return std::optional<size_t>();
+  }
+  auto it = inode->dirty.upper_bound(offset);
+  if (it != inode->dirty.begin()) --it;
+  for (; it != inode->dirty.end() && it->first < end; ++it) {
+    if (it->first + it->second.size() > offset) return std::optional<size_t>();
+  }
+  uint64_t at = offset;  // pieces cover [offset, at)
+  Status st;
+  Status scan = impl_->meta_->ListExtents(ino, offset, end, [&](uint64_t off, const Extent& e) {
+    const uint64_t s = std::max(off, offset), t = std::min(off + e.length, end);
+    if (s >= t) return true;
+    if (s < at) {  // extents never overlap; if they did, Read's copies would decide
+      st = Status(EAGAIN, "overlapping extents");
+      return false;
+    }
+    auto chunk = impl_->cache_.Get(e.chunk);
+    if (!chunk.ok()) {
+      st = chunk.status().Annotate("reading inode " + std::to_string(ino) + " at offset " +
+                                   std::to_string(s));
+      return false;
+    }
+    const uint64_t in_chunk = e.chunk_offset + (s - off);
+    if (in_chunk + (t - s) > (*chunk)->size()) {
+      st = Status(EIO, "extent of inode " + std::to_string(ino) + " reaches past its chunk");
+      return false;
+    }
+    if (s > at) out->push_back({nullptr, nullptr, size_t(s - at)});
+    const char* data = (*chunk)->data() + in_chunk;
+    out->push_back({std::move(chunk).value(), data, size_t(t - s)});
+    at = t;
+    return true;
+  });
+  RANKFS_RETURN_IF_ERROR(scan);
+  if (st.code() == EAGAIN) {
+    out->clear();
+    return std::optional<size_t>();
+  }
+  RANKFS_RETURN_IF_ERROR(st);
+  if (end > at) out->push_back({nullptr, nullptr, size_t(end - at)});
+  return std::optional<size_t>(n);
+}
+
 Result<size_t> FsCore::Read(Ino ino, uint64_t offset, size_t size, char* buf) {
   if (ino == kStatsIno) {
     std::string text = StatsText();

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -149,6 +150,18 @@ class FsCore {
   Status Fsync(Ino ino, bool datasync);
   // Reads up to `size` bytes at `offset` into buf; returns the count (short only at EOF).
   Result<size_t> Read(Ino ino, uint64_t offset, size_t size, char* buf);
+  // The same bytes as Read, as pieces of cached chunks instead of a copy, when all of them are
+  // in the store (nothing of the range is buffered or in flight): sets *out (a piece with
+  // data == nullptr stands for len zeros) and returns the count. Returns nullopt, and reads
+  // nothing, when the range has uncommitted bytes or is not a stored file's: call Read then.
+  // A piece's bytes stay valid while it holds its chunk.
+  struct ReadPiece {
+    std::shared_ptr<const std::string> chunk;
+    const char* data = nullptr;
+    size_t len = 0;
+  };
+  Result<std::optional<size_t>> ReadPieces(Ino ino, uint64_t offset, size_t size,
+                                           std::vector<ReadPiece>* out);
   Status Write(Ino ino, uint64_t offset, std::string_view data);
   // mode: 0, FALLOC_FL_KEEP_SIZE, or FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE.
   Status Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length);

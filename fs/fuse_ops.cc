@@ -2,8 +2,11 @@
 
 #include <fcntl.h>
 
+#include <sys/uio.h>
+
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "fs/fuse_ops_internal.h"
 
@@ -237,6 +240,28 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {
   Guarded(req, "read", [&] {
     if (off < 0) return ReplyError(req, Status(EINVAL, "negative offset"), "read");
+    // Stored bytes go out straight from the cached chunks (one copy fewer: memmove was ~5 % of
+    // a cold read's samples), holes from a page of zeros.
+    static const char kZeros[64 << 10] = {};
+    thread_local std::vector<FsCore::ReadPiece> pieces;
+    thread_local std::vector<iovec> iov;
+    Result<std::optional<size_t>> direct = Core(req)->ReadPieces(ino, uint64_t(off), size, &pieces);
+    if (!direct.ok()) return ReplyError(req, direct.status(), "read");
+    if (*direct) {
+      iov.clear();
+      for (const FsCore::ReadPiece& p : pieces) {
+        if (p.data != nullptr) {
+          iov.push_back({const_cast<char*>(p.data), p.len});
+          continue;
+        }
+        for (size_t done = 0; done < p.len; done += sizeof(kZeros)) {
+          iov.push_back({const_cast<char*>(kZeros), std::min(sizeof(kZeros), p.len - done)});
+        }
+      }
+      fuse_reply_iov(req, iov.data(), int(iov.size()));
+      pieces.clear();  // the chunks may leave the cache now
+      return;
+    }
     // One buffer per worker thread, grown to the largest request (<= max_read) and reused.
     thread_local std::string buf;
     if (buf.size() < size) buf.resize(size);

@@ -124,6 +124,65 @@ TEST_F(FsCoreTest, HolesReadAsZerosWhateverTheBufferHeld) {
   ASSERT_TRUE(fs_->Release(ino).ok());
 }
 
+// ReadPieces (the FUSE read reply without a copy) gives exactly Read's bytes for stored
+// ranges, and declines, reading nothing, where uncommitted bytes would have to be laid over.
+TEST_F(FsCoreTest, ReadPiecesGiveReadsBytesOrDecline) {
+  const std::string data = MakeRealData(2 << 20, 32);
+  Ino ino = CreateFile(kRootIno, "pieces");
+  const uint64_t hole = 512 << 10, hole_end = 768 << 10;  // never written
+  WriteAll(ino, data.substr(0, hole), 1 << 20, 0);
+  WriteAll(ino, data.substr(hole_end), 1 << 20, hole_end);
+  ASSERT_TRUE(fs_->Fsync(ino, false).ok());
+  auto joined = [&](uint64_t off, size_t len) -> std::optional<std::string> {
+    std::vector<FsCore::ReadPiece> pieces;
+    auto r = fs_->ReadPieces(ino, off, len, &pieces);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok() || !*r) {
+      EXPECT_TRUE(pieces.empty());
+      return std::nullopt;
+    }
+    std::string got;
+    for (const auto& p : pieces) {
+      if (p.data == nullptr) {
+        EXPECT_EQ(p.chunk, nullptr);
+        got.append(p.len, '\0');
+      } else {
+        EXPECT_NE(p.chunk, nullptr);  // the piece holds its chunk
+        got.append(p.data, p.len);
+      }
+    }
+    EXPECT_EQ(got.size(), **r);
+    return got;
+  };
+  auto read = [&](uint64_t off, size_t len) {
+    std::string buf(len, '\0');
+    auto n = fs_->Read(ino, off, len, buf.data());
+    EXPECT_TRUE(n.ok());
+    buf.resize(n.ok() ? *n : 0);
+    return buf;
+  };
+  for (auto [off, len] : {std::pair<uint64_t, size_t>{0, 2 << 20}, {hole - 100, 4096},
+                          {hole + 5, 1000}, {(1 << 20) + 3, 1 << 20}, {(2 << 20) - 10, 4096}}) {
+    auto got = joined(off, len);
+    ASSERT_TRUE(got.has_value()) << off;
+    EXPECT_TRUE(*got == read(off, len)) << "at " << off << " + " << len;
+  }
+  auto eof = joined(2 << 20, 4096);
+  ASSERT_TRUE(eof.has_value());
+  EXPECT_TRUE(eof->empty());
+  // Bytes written but not yet stored decline the ranges they touch, and only those.
+  ASSERT_TRUE(fs_->Write(ino, hole + 10, "fresh").ok());
+  EXPECT_FALSE(joined(hole, 4096).has_value());
+  EXPECT_FALSE(joined(0, 2 << 20).has_value());
+  EXPECT_TRUE(joined(0, 4096).has_value());
+  EXPECT_EQ(read(hole + 10, 5), "fresh");
+  std::vector<FsCore::ReadPiece> pieces;
+  auto stats = fs_->ReadPieces(kStatsIno, 0, 4096, &pieces);
+  ASSERT_TRUE(stats.ok());
+  EXPECT_FALSE(stats->has_value());
+  ASSERT_TRUE(fs_->Release(ino).ok());
+}
+
 // Kernel writeback sends a file's pages out of order. Flushing while a gap is still open must
 // not move chunk cuts, or copies written with different orders stop sharing chunks.
 TEST_F(FsCoreTest, OutOfOrderWritebackStillCutsCopiesAlike) {
