@@ -18,6 +18,33 @@ namespace rankfs {
 // ---------------------------------------------------------------------------------------------
 // Reading
 
+Status FsCore::Impl::ForEachStoredRangeLocked(Ino ino, uint64_t offset, uint64_t end,
+                                              const StoredRangeFn& fn) {
+  // The callback's error goes to its own variable: ListExtents returns OK when a callback
+  // stops the scan, so assigning its result to the same variable would lose a chunk's EIO and
+  // serve the zeroed buffer instead (found by tests/integration/damage_test.cc).
+  Status st;
+  Status scan = meta_->ListExtents(ino, offset, end, [&](uint64_t off, const Extent& e) {
+    const uint64_t s = std::max(off, offset), t = std::min(off + e.length, end);
+    if (s >= t) return true;
+    auto chunk = cache_.Get(e.chunk);
+    if (!chunk.ok()) {
+      st = chunk.status().Annotate("reading inode " + std::to_string(ino) + " at offset " +
+                                   std::to_string(s));
+      return false;
+    }
+    const uint64_t in_chunk = e.chunk_offset + (s - off);
+    if (in_chunk + (t - s) > (*chunk)->size()) {
+      st = Status(EIO, "extent of inode " + std::to_string(ino) + " reaches past its chunk");
+      return false;
+    }
+    const char* bytes = (*chunk)->data() + in_chunk;
+    return fn(s, t, *chunk, bytes);
+  });
+  RANKFS_RETURN_IF_ERROR(scan);
+  return st;
+}
+
 Result<size_t> FsCore::Impl::ReadLocked(Inode* inode, uint64_t offset, size_t size, char* buf) {
   const Ino ino = inode->attr.ino;
   uint64_t file_size = inode->attr.size;
@@ -41,32 +68,13 @@ Result<size_t> FsCore::Impl::ReadLocked(Inode* inode, uint64_t offset, size_t si
     if (to > zeroed_to) std::memset(buf + (zeroed_to - offset), 0, to - zeroed_to);
     zeroed_to = std::max(zeroed_to, to);
   };
-  // The callback's error goes to its own variable: ListExtents returns OK when a callback
-  // stops the scan, so assigning its result to the same variable would lose a chunk's EIO and
-  // serve the zeroed buffer instead (found by tests/integration/damage_test.cc).
-  Status st;
-  Status scan = meta_->ListExtents(ino, offset, end, [&](uint64_t off, const Extent& e) {
-    uint64_t s = std::max(off, offset), t = std::min(off + e.length, end);
-    if (s >= t) return true;
-    zero_to(s);
-    auto chunk = cache_.Get(e.chunk);
-    if (!chunk.ok()) {
-      st = chunk.status().Annotate("reading inode " + std::to_string(ino) + " at offset " +
-                                   std::to_string(s));
-      return false;
-    }
-    const std::string& c = **chunk;
-    uint64_t in_chunk = e.chunk_offset + (s - off);
-    if (in_chunk + (t - s) > c.size()) {
-      st = Status(EIO, "extent of inode " + std::to_string(ino) + " reaches past its chunk");
-      return false;
-    }
-    std::memcpy(buf + (s - offset), c.data() + in_chunk, t - s);
-    zeroed_to = std::max(zeroed_to, t);
-    return true;
-  });
-  RANKFS_RETURN_IF_ERROR(scan);
-  RANKFS_RETURN_IF_ERROR(st);
+  RANKFS_RETURN_IF_ERROR(ForEachStoredRangeLocked(
+      ino, offset, end, [&](uint64_t s, uint64_t t, ChunkCache::Value&, const char* bytes) {
+        zero_to(s);
+        std::memcpy(buf + (s - offset), bytes, t - s);
+        zeroed_to = std::max(zeroed_to, t);
+        return true;
+      }));
   zero_to(end);
   // Uncommitted bytes are newer than the store's, oldest first: batches, the stream's cut
   // chunks and buffer, dirty ranges.
@@ -203,37 +211,23 @@ Result<std::optional<size_t>> FsCore::ReadPieces(Ino ino, uint64_t offset, size_
     if (it->first + it->second.size() > offset) return std::optional<size_t>();
   }
   uint64_t at = offset;  // pieces cover [offset, at)
-  Status st;
-  Status scan = impl_->meta_->ListExtents(ino, offset, end, [&](uint64_t off, const Extent& e) {
-    const uint64_t s = std::max(off, offset), t = std::min(off + e.length, end);
-    if (s >= t) return true;
-    if (s < at) {  // extents never overlap; if they did, Read's copies would decide
-      st = Status(EAGAIN, "overlapping extents");
-      return false;
-    }
-    auto chunk = impl_->cache_.Get(e.chunk);
-    if (!chunk.ok()) {
-      st = chunk.status().Annotate("reading inode " + std::to_string(ino) + " at offset " +
-                                   std::to_string(s));
-      return false;
-    }
-    const uint64_t in_chunk = e.chunk_offset + (s - off);
-    if (in_chunk + (t - s) > (*chunk)->size()) {
-      st = Status(EIO, "extent of inode " + std::to_string(ino) + " reaches past its chunk");
-      return false;
-    }
-    if (s > at) out->push_back({nullptr, nullptr, size_t(s - at)});
-    const char* data = (*chunk)->data() + in_chunk;
-    out->push_back({std::move(chunk).value(), data, size_t(t - s)});
-    at = t;
-    return true;
-  });
-  RANKFS_RETURN_IF_ERROR(scan);
-  if (st.code() == EAGAIN) {
-    out->clear();
+  bool overlap = false;
+  Status st = impl_->ForEachStoredRangeLocked(
+      ino, offset, end, [&](uint64_t s, uint64_t t, ChunkCache::Value& chunk, const char* bytes) {
+        if (s < at) {  // extents never overlap; if they did, Read's copies would decide
+          overlap = true;
+          return false;
+        }
+        if (s > at) out->push_back({nullptr, nullptr, size_t(s - at)});
+        out->push_back({std::move(chunk), bytes, size_t(t - s)});
+        at = t;
+        return true;
+      });
+  if (!st.ok() || overlap) {
+    out->clear();  // holds no chunk longer than needed
+    if (!st.ok()) return st;
     return std::optional<size_t>();
   }
-  RANKFS_RETURN_IF_ERROR(st);
   if (end > at) out->push_back({nullptr, nullptr, size_t(end - at)});
   return std::optional<size_t>(n);
 }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -156,6 +157,14 @@ class FsCore::Impl {
   void BatchFinished(const std::shared_ptr<FlushBatch>& b, const Status& st);
   // REQUIRES: mu held (shared is enough).
   Result<size_t> ReadLocked(Inode* inode, uint64_t offset, size_t size, char* buf);
+  // Calls fn(s, t, chunk, bytes) for each stored range [s, t) within [offset, end), in file
+  // order (holes are skipped), `bytes` pointing at byte s inside `chunk`; fn returns false to
+  // stop. Returns a chunk's read error, or EIO for an extent reaching past its chunk.
+  // REQUIRES: mu held (shared is enough).
+  using StoredRangeFn = std::function<bool(uint64_t s, uint64_t t, ChunkCache::Value& chunk,
+                                           const char* bytes)>;
+  Status ForEachStoredRangeLocked(Ino ino, uint64_t offset, uint64_t end,
+                                  const StoredRangeFn& fn);
   Status TruncateLocked(Inode* inode, uint64_t size);
   Status PunchLocked(Inode* inode, uint64_t offset, uint64_t length);
   // Removes [start, end) of the inode's stored extents and inserts `added` (whose chunk
