@@ -259,13 +259,16 @@ void RaiseReadahead(const std::string& mountpoint) {
 }
 
 // glibc gives each thread that allocates its own heap arena (up to 8 per CPU). Chunk buffers
-// are allocated by the FUSE threads and freed by the pipeline's and cache's threads, so 16+
-// arenas each kept their high-water mark: 410 MB of heap for 173 MB in use after a 4 x 1200 MiB
-// N-ranks job, and peak RSS grew with the dataset. Fewer arenas (plus the pipeline's periodic
-// malloc_trim) keep the peak flat: ~300 MB at both 600 and 1200 MiB per rank.
+// are allocated by the FUSE threads and freed by the pipeline's and cache's threads, and every
+// arena keeps its own high-water mark: with 16+ arenas the heap held 410 MB for 173 MB in use
+// after a 4 x 1200 MiB N-ranks job. Two arenas per CPU (and the pipeline's periodic
+// malloc_trim) brought the peak to ~300 MB; one arena for every 8 CPUs brought it to ~230 MB
+// at 600 MiB per rank and ~260 MB at 1200 MiB on 2 CPUs, with no change to throughput there
+// (docs/design.md, "Memory"). Chunk buffers are 16-256 KiB, one malloc per chunk, so the
+// arena lock is taken rarely enough to share between several CPUs' threads.
 void LimitHeapArenas() {
   const long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  mallopt(M_ARENA_MAX, int(std::max<long>(4, 2 * cpus)));
+  mallopt(M_ARENA_MAX, int(std::max<long>(1, cpus / 8)));
 }
 
 // Everything after the (optional) fork. Returns the exit status.
