@@ -262,8 +262,8 @@ void RaiseReadahead(const std::string& mountpoint) {
 // are allocated by the FUSE threads and freed by the pipeline's and cache's threads, and every
 // arena keeps its own high-water mark: with 16+ arenas the heap held 410 MB for 173 MB in use
 // after a 4 x 1200 MiB N-ranks job. Two arenas per CPU (and the pipeline's periodic
-// malloc_trim) brought the peak to ~300 MB; one arena for every 8 CPUs brought it to ~230 MB
-// at 600 MiB per rank and ~260 MB at 1200 MiB on 2 CPUs, with no change to throughput there
+// malloc_trim) brought the peak to ~300 MB; one arena for every 8 CPUs brought it to ~230 MiB
+// at 600 MiB per rank and ~260 MiB at 1200 MiB on 2 CPUs, with no change to throughput there
 // (docs/design.md, "Memory"). Chunk buffers are 16-256 KiB, one malloc per chunk, so the
 // arena lock is taken rarely enough to share between several CPUs' threads.
 void LimitHeapArenas() {
