@@ -52,7 +52,7 @@ Status NotFound(Ino parent, std::string_view name) {
 }
 
 // Successor slots (fs/successor_table.h): ~90 bytes each; 64 Ki slots remember the order of
-// the last ~4 GiB of distinct chunks, far more than the chunk cache holds bytes for.
+// the last ~2 GiB of distinct chunks (32 KiB mean), far more than the chunk cache holds.
 constexpr size_t kSuccessorSlots = 1 << 16;
 
 bool IsStatsName(Ino parent, std::string_view name) {

@@ -2,9 +2,9 @@
 // into a MountConfig, and the argument vector handed to libfuse's fuse_session_new().
 //
 //   compress=N          zstd level of a NEW store, 0..19 (0 stores chunks raw)     [1]
-//   chunk_min=SIZE      FastCDC minimum chunk size of a new store                  [16K]
-//   chunk_avg=SIZE      FastCDC average chunk size of a new store (power of two)   [64K]
-//   chunk_max=SIZE      FastCDC maximum chunk size of a new store                  [256K]
+//   chunk_min=SIZE      FastCDC minimum chunk size of a new store                  [8K]
+//   chunk_avg=SIZE      FastCDC average chunk size of a new store (power of two)   [32K]
+//   chunk_max=SIZE      FastCDC maximum chunk size of a new store                  [128K]
 //   cache_size=SIZE     decompressed-chunk cache                                   [128M]
 //   write_buffer=SIZE   cap on buffered dirty file data                            [256M]
 //   reserve=SIZE        free space of the store's filesystem kept for metadata: writes

@@ -75,17 +75,18 @@ TEST(FastCdcTest, ValidateParams) {
 }
 
 TEST(FastCdcTest, NextCutEdges) {
-  const FastCdc cdc(ChunkerParams{});
+  const ChunkerParams p;
+  const FastCdc cdc(p);
   const std::string data = MakeRandomData(1 << 20, 5);
   EXPECT_EQ(cdc.NextCut(Bytes(data), 0), 0u);
   EXPECT_EQ(cdc.NextCut(Bytes(data), 1), 1u);
-  EXPECT_EQ(cdc.NextCut(Bytes(data), 16 * 1024), 16u * 1024);
-  EXPECT_LE(cdc.NextCut(Bytes(data), data.size()), 256u * 1024);
+  EXPECT_EQ(cdc.NextCut(Bytes(data), p.min_size), p.min_size);
+  EXPECT_LE(cdc.NextCut(Bytes(data), data.size()), p.max_size);
   // A constant run has a constant fingerprint: it cuts just after min_size, just after
   // avg_size, or at max_size, but always within the bounds.
   const std::string zeros(1 << 20, '\0');
   const size_t z = cdc.NextCut(Bytes(zeros), zeros.size());
-  EXPECT_TRUE(z == 16u * 1024 + 1 || z == 64u * 1024 + 1 || z == 256u * 1024) << z;
+  EXPECT_TRUE(z == p.min_size + 1 || z == p.avg_size + 1 || z == p.max_size) << z;
   EXPECT_TRUE(cdc.Split(nullptr, 0).empty());
 }
 
@@ -169,8 +170,8 @@ TEST(FastCdcTest, AverageChunkSizeNearTarget) {
   const auto lengths = FastCdc(ChunkerParams{}).Split(Bytes(random), random.size());
   const double mean = static_cast<double>(random.size()) / lengths.size();
   std::printf("random data: mean chunk %.0f bytes\n", mean);
-  EXPECT_GE(mean, 0.5 * 65536);
-  EXPECT_LE(mean, 2.0 * 65536);
+  EXPECT_GE(mean, 0.5 * ChunkerParams{}.avg_size);
+  EXPECT_LE(mean, 2.0 * ChunkerParams{}.avg_size);
 }
 
 // Invariant 2 of the design: copies whose headers differ by a few bytes share >= 95% of their

@@ -36,10 +36,10 @@ TEST(MountOptionsTest, DefaultsWhenEmpty) {
 }
 
 TEST(MountOptionsTest, StoreSettings) {
-  MountConfig cfg = Parse("compress=7,chunk_min=8K,chunk_avg=32K,chunk_max=1M");
+  MountConfig cfg = Parse("compress=7,chunk_min=4K,chunk_avg=16K,chunk_max=1M");
   EXPECT_EQ(cfg.store.compression_level, 7);
-  EXPECT_EQ(cfg.store.chunker.min_size, 8u * 1024);
-  EXPECT_EQ(cfg.store.chunker.avg_size, 32u * 1024);
+  EXPECT_EQ(cfg.store.chunker.min_size, 4u * 1024);
+  EXPECT_EQ(cfg.store.chunker.avg_size, 16u * 1024);
   EXPECT_EQ(cfg.store.chunker.max_size, 1u << 20);
   EXPECT_EQ(Parse("compress=0").store.compression_level, 0);
   EXPECT_EQ(Parse("compress=19").store.compression_level, 19);
@@ -133,8 +133,8 @@ TEST(MountOptionsTest, MalformedValuesAreRejectedByName) {
 TEST(MountOptionsTest, ChunkSizesAreValidated) {
   ExpectRejected("chunk_avg=48K", "chunk_avg");  // not a power of two
   ExpectRejected("chunk_avg=abc", "chunk_avg");
-  ExpectRejected("chunk_min=128K", "chunk");    // min > avg (64K default)
-  ExpectRejected("chunk_max=32K", "chunk");     // max < avg
+  ExpectRejected("chunk_min=64K", "chunk");     // min > avg (32K default)
+  ExpectRejected("chunk_max=16K", "chunk");     // max < avg
   ExpectRejected("chunk_min=16", "chunk");      // below the minimum of 64
   ExpectRejected("chunk_max=8G", "chunk_max");  // does not fit 32 bits
 }
