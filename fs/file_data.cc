@@ -23,15 +23,24 @@ Status FsCore::Impl::ForEachStoredRangeLocked(Ino ino, uint64_t offset, uint64_t
   // The callback's error goes to its own variable: ListExtents returns OK when a callback
   // stops the scan, so assigning its result to the same variable would lose a chunk's EIO and
   // serve the zeroed buffer instead (found by tests/integration/damage_test.cc).
+  // After a damaged chunk the scan goes on over the rest of the range, only loading chunks:
+  // each damaged one is then known to the store, so writing the same content again heals all
+  // of them, not just the first (a block can straddle two chunks of a truncated pack; found by
+  // damage_test.cc once chunks shrank to 32 KiB). Only the error path pays for it, and for at
+  // most kProbes chunks (a copy_file_range can span a whole file).
+  constexpr int kProbes = 64;
+  int probes_left = kProbes;
   Status st;
   Status scan = meta_->ListExtents(ino, offset, end, [&](uint64_t off, const Extent& e) {
     const uint64_t s = std::max(off, offset), t = std::min(off + e.length, end);
     if (s >= t) return true;
+    if (!st.ok() && --probes_left < 0) return false;
     auto chunk = cache_.Get(e.chunk);
+    if (!st.ok()) return true;  // probing only: the first error is what the caller gets
     if (!chunk.ok()) {
       st = chunk.status().Annotate("reading inode " + std::to_string(ino) + " at offset " +
                                    std::to_string(s));
-      return false;
+      return true;
     }
     const uint64_t in_chunk = e.chunk_offset + (s - off);
     if (in_chunk + (t - s) > (*chunk)->size()) {
