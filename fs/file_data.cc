@@ -34,9 +34,11 @@ Status FsCore::Impl::ForEachStoredRangeLocked(Ino ino, uint64_t offset, uint64_t
   Status scan = meta_->ListExtents(ino, offset, end, [&](uint64_t off, const Extent& e) {
     const uint64_t s = std::max(off, offset), t = std::min(off + e.length, end);
     if (s >= t) return true;
-    if (!st.ok() && --probes_left < 0) return false;
+    if (!st.ok()) {  // probing only: the first error is what the caller gets
+      (void)cache_.Get(e.chunk);
+      return --probes_left > 0;
+    }
     auto chunk = cache_.Get(e.chunk);
-    if (!st.ok()) return true;  // probing only: the first error is what the caller gets
     if (!chunk.ok()) {
       st = chunk.status().Annotate("reading inode " + std::to_string(ino) + " at offset " +
                                    std::to_string(s));
