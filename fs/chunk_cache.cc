@@ -22,22 +22,41 @@ ChunkCache::ChunkCache(ChunkStore* store, uint64_t capacity_bytes)
 
 Result<ChunkCache::Value> ChunkCache::Get(const ChunkHash& hash) {
   Shard& s = ShardFor(hash);
+  std::shared_ptr<Load> load;
   {
-    std::lock_guard<std::mutex> l(s.mu);
+    std::unique_lock<std::mutex> l(s.mu);
     auto it = s.map.find(hash);
     if (it != s.map.end()) {
       s.lru.splice(s.lru.begin(), s.lru, it->second);
       ++hits_;
       return it->second->second;
     }
+    if (auto in = s.loading.find(hash); in != s.loading.end()) {
+      // Another caller is reading this chunk: its result is ours too. Its error as well: a
+      // damaged chunk is damaged for everyone, and reading it twice would only log it twice.
+      std::shared_ptr<Load> other = in->second;
+      ++shared_loads_;
+      s.loaded.wait(l, [&] { return other->done; });
+      if (!other->status.ok()) return other->status;
+      return other->value;
+    }
+    load = std::make_shared<Load>();
+    s.loading.emplace(hash, load);
   }
   ++misses_;
   std::string data;
-  RANKFS_RETURN_IF_ERROR(store_->Get(hash, &data));
-  Value v = NewChunkBytes(std::move(data));
-  if (shard_capacity_ == 0) return v;
-  std::lock_guard<std::mutex> l(s.mu);
-  InsertLocked(s, hash, v);
+  Status st = store_->Get(hash, &data);
+  Value v = st.ok() ? NewChunkBytes(std::move(data)) : nullptr;
+  {
+    std::lock_guard<std::mutex> l(s.mu);
+    s.loading.erase(hash);
+    if (v != nullptr && shard_capacity_ > 0) InsertLocked(s, hash, v);
+    load->done = true;
+    load->status = st;
+    load->value = v;
+  }
+  s.loaded.notify_all();
+  if (!st.ok()) return st;
   return v;
 }
 

@@ -1,10 +1,14 @@
 // ChunkCache: decompressed chunks kept in memory, keyed by content hash, so that N ranks
 // reading the same data (and 4 KiB page faults inside one chunk) decompress it once.
-// Sharded LRU with a byte cap (the cap is split evenly between shards).
+// Sharded LRU with a byte cap (the cap is split evenly between shards). A chunk is read from
+// the store by one caller at a time: others that miss on it meanwhile wait for that read and
+// share its result (its bytes, or its error), so concurrent readers of the same content
+// decompress it once.
 // Thread-safe.
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -29,7 +33,8 @@ class ChunkCache {
 
   ChunkCache(ChunkStore* store, uint64_t capacity_bytes);
 
-  // The chunk's bytes, from the cache or read (and verified) from the store.
+  // The chunk's bytes, from the cache or read (and verified) from the store; a read another
+  // caller already has in flight for the same hash is waited for, not repeated.
   Result<Value> Get(const ChunkHash& hash);
   // The chunk's bytes if they are cached; never reads the store.
   Value Peek(const ChunkHash& hash);
@@ -44,15 +49,25 @@ class ChunkCache {
   uint64_t bytes();
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
+  // Misses that waited for another caller's read of the same chunk instead of reading it.
+  uint64_t shared_loads() const { return shared_loads_; }
 
  private:
   static constexpr size_t kShards = 16;
+  // One store read in flight. Its fields are guarded by the shard's mutex.
+  struct Load {
+    bool done = false;
+    Status status;
+    Value value;
+  };
   struct Shard {
-    std::mutex mu;  // guards lru, map, bytes
+    std::mutex mu;  // guards lru, map, bytes, loading and every Load in it
+    std::condition_variable loaded;  // a Load of this shard is done
     std::list<std::pair<ChunkHash, Value>> lru;  // front = most recent
     std::unordered_map<ChunkHash, std::list<std::pair<ChunkHash, Value>>::iterator,
                        ChunkHashHasher>
         map;
+    std::unordered_map<ChunkHash, std::shared_ptr<Load>, ChunkHashHasher> loading;
     uint64_t bytes = 0;
   };
   Shard& ShardFor(const ChunkHash& h) { return shards_[h.bytes[1] % kShards]; }
@@ -62,7 +77,7 @@ class ChunkCache {
   ChunkStore* const store_;
   const uint64_t shard_capacity_;
   std::vector<Shard> shards_;
-  std::atomic<uint64_t> hits_{0}, misses_{0};
+  std::atomic<uint64_t> hits_{0}, misses_{0}, shared_loads_{0};
 };
 
 }  // namespace rankfs

@@ -88,6 +88,7 @@ struct FsStats {
   uint64_t dirty_bytes = 0;      // buffered, not yet in the store
   ChunkStoreStats chunks;
   uint64_t cache_hits = 0, cache_misses = 0;
+  uint64_t cache_shared_loads = 0;  // misses that waited for another reader's load of the chunk
   uint64_t getxattr_requests = 0;  // answered by GetXattr; the kernel's per-write capability
                                    // check shows here (fs/killpriv_io.h)
   // Streams' bytes cut by FastCDC and hashed, and bytes taken from confirmed guesses

@@ -300,6 +300,7 @@ FsStats FsCore::Stats() {
   s.dirty_bytes = impl_->dirty_total_;
   s.cache_hits = impl_->cache_.hits();
   s.cache_misses = impl_->cache_.misses();
+  s.cache_shared_loads = impl_->cache_.shared_loads();
   s.getxattr_requests = impl_->getxattr_requests_.load(std::memory_order_relaxed);
   s.hashed_bytes = impl_->hashed_bytes_.load();
   s.predicted_bytes = impl_->predicted_bytes_.load();
@@ -359,6 +360,7 @@ std::string FsCore::StatsText() {
   line("read_errors", std::to_string(s.chunks.read_errors));
   line("cache_hits", std::to_string(s.cache_hits));
   line("cache_misses", std::to_string(s.cache_misses));
+  line("cache_shared_loads", std::to_string(s.cache_shared_loads));
   line("getxattr_requests", std::to_string(s.getxattr_requests));
   line("stream_hashed_bytes", std::to_string(s.hashed_bytes));
   line("stream_predicted_bytes", std::to_string(s.predicted_bytes));
