@@ -34,7 +34,7 @@ if [ -n "${SAMPLES:-}" ]; then
   while :; do
     t=$(echo "$(date +%s.%N) - $start" | bc)
     rss=$(awk '/^VmRSS|^RssAnon/{sub(":", "", $1); printf "%s=%d ", $1, $2 / 1024}' "/proc/$daemon/status")
-    mem=$(awk -F= '/^(dirty|chunk_cache|chunk_buffer|meta_memtable|heap_used|heap_free)_bytes/ {
+    mem=$(awk -F= '/^(dirty|chunk_cache|chunk_buffer|meta_memtable|meta_block_cache|meta_table_reader|heap_used|heap_free)_bytes/ {
                      printf "%s=%d ", $1, $2 / 1048576 }' "$work/mnt/.rankfs-stats")
     echo "t=$t $rss$mem"
     sleep 0.25
