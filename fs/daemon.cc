@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -24,6 +25,7 @@
 #include "fs/fs_core.h"
 #include "fs/fuse_ops.h"
 #include "fs/killpriv_io.h"
+#include "fs/page_fill.h"
 #include "store/logging.h"
 #include "store/store.h"
 
@@ -217,6 +219,7 @@ class Session {
   }
   // Before Loop(): see fs/killpriv_io.h.
   bool UseKillprivTransport() { return InstallKillprivTransport(se_, fuse_session_fd(se_)); }
+  fuse_session* get() { return se_; }
   // Serves requests until the filesystem is unmounted or a signal arrives.
   int Loop() {
     fuse_loop_config* cfg = fuse_loop_cfg_create();
@@ -256,6 +259,25 @@ void RaiseReadahead(const std::string& mountpoint) {
         "could not raise readahead of " + mountpoint +
             " (needs root); reads stay at 128 KiB requests");
   }
+}
+
+// Fails every pending request of the mount's FUSE connection (/sys/fs/fuse/connections/N/abort,
+// N the minor of the mount's device), for a shutdown that finds a request stuck. Reads
+// /proc/self/mountinfo, as RaiseReadahead does.
+void AbortConnection(const std::string& mountpoint) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, dev;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, device, root, point;
+    if (fields >> id >> parent >> device >> root >> point && point == mountpoint) dev = device;
+  }
+  const size_t colon = dev.find(':');
+  if (colon == std::string::npos) return;
+  std::ofstream abort_file("/sys/fs/fuse/connections/" + dev.substr(colon + 1) + "/abort");
+  abort_file << "1\n";
+  abort_file.flush();
+  if (!abort_file) Log(LogLevel::kWarning, "daemon", "could not abort the FUSE connection");
 }
 
 // glibc gives each thread that allocates its own heap arena (up to 8 per CPU). Chunk buffers
@@ -310,9 +332,24 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
           "lookup");
     }
     RaiseReadahead(mountpoint);
+    // Lives while the session loop runs; gone before the session is unmounted and destroyed.
+    std::unique_ptr<PageFiller> filler;
+    if (cfg.page_fill) {
+      // RANKFS_TEST_FILL_DELAY_US: a test knob (tests/integration/page_fill_test.cc).
+      const char* delay = std::getenv("RANKFS_TEST_FILL_DELAY_US");
+      filler = std::make_unique<PageFiller>(
+          core->get(), session.get(),
+          std::chrono::microseconds(delay != nullptr ? std::strtoul(delay, nullptr, 10) : 0));
+      ctx.filler = filler.get();
+    }
     Log(LogLevel::kInfo, "daemon", "mounted " + store_dir + " on " + mountpoint);
     if (daemonizer != nullptr) daemonizer->Detach();
     int rc = session.Loop();
+    if (filler != nullptr) {
+      filler->Shutdown(std::chrono::seconds(2), [&] { AbortConnection(mountpoint); });
+      ctx.filler = nullptr;
+      filler.reset();
+    }
     if (rc < 0) {
       Log(LogLevel::kError, "daemon", std::string("session loop: ") + ErrnoText(-rc));
       Fail(std::string("FUSE session failed: ") + ErrnoText(-rc));

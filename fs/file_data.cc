@@ -19,7 +19,8 @@ namespace rankfs {
 // Reading
 
 Status FsCore::Impl::ForEachStoredRangeLocked(Ino ino, uint64_t offset, uint64_t end,
-                                              const StoredRangeFn& fn) {
+                                              const StoredRangeFn& fn,
+                                              std::pair<uint64_t, uint64_t>* span) {
   // The callback's error goes to its own variable: ListExtents returns OK when a callback
   // stops the scan, so assigning its result to the same variable would lose a chunk's EIO and
   // serve the zeroed buffer instead (found by tests/integration/damage_test.cc).
@@ -30,6 +31,8 @@ Status FsCore::Impl::ForEachStoredRangeLocked(Ino ino, uint64_t offset, uint64_t
   // most kProbes chunks (a copy_file_range can span a whole file).
   constexpr int kProbes = 64;
   int probes_left = kProbes;
+  bool spanned = false;
+  if (span != nullptr) *span = {0, 0};
   Status st;
   Status scan = meta_->ListExtents(ino, offset, end, [&](uint64_t off, const Extent& e) {
     const uint64_t s = std::max(off, offset), t = std::min(off + e.length, end);
@@ -43,6 +46,12 @@ Status FsCore::Impl::ForEachStoredRangeLocked(Ino ino, uint64_t offset, uint64_t
       st = chunk.status().Annotate("reading inode " + std::to_string(ino) + " at offset " +
                                    std::to_string(s));
       return true;
+    }
+    if (span != nullptr) {
+      const uint64_t e_end = off + e.length;
+      *span = spanned ? std::pair(std::min(span->first, off), std::max(span->second, e_end))
+                      : std::pair(off, e_end);
+      spanned = true;
     }
     const uint64_t in_chunk = e.chunk_offset + (s - off);
     if (in_chunk + (t - s) > (*chunk)->size()) {
@@ -192,8 +201,10 @@ Status FsCore::Fsync(Ino ino, bool datasync) {
 }
 
 Result<std::optional<size_t>> FsCore::ReadPieces(Ino ino, uint64_t offset, size_t size,
-                                                 std::vector<ReadPiece>* out) {
+                                                 std::vector<ReadPiece>* out,
+                                                 std::pair<uint64_t, uint64_t>* span) {
   out->clear();
+  if (span != nullptr) *span = {0, 0};
   if (ino == kStatsIno) return std::optional<size_t>();
   RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
   std::shared_lock<std::shared_mutex> l(inode->mu);
@@ -233,9 +244,11 @@ Result<std::optional<size_t>> FsCore::ReadPieces(Ino ino, uint64_t offset, size_
         out->push_back({std::move(chunk), bytes, size_t(t - s)});
         at = t;
         return true;
-      });
+      },
+      span);
   if (!st.ok() || overlap) {
     out->clear();  // holds no chunk longer than needed
+    if (span != nullptr) *span = {0, 0};
     if (!st.ok()) return st;
     return std::optional<size_t>();
   }

@@ -163,8 +163,10 @@ class FsCore::Impl {
   // REQUIRES: mu held (shared is enough).
   using StoredRangeFn = std::function<bool(uint64_t s, uint64_t t, ChunkCache::Value& chunk,
                                            const char* bytes)>;
+  // With `span`: [first, second) becomes the union of the whole extents visited.
   Status ForEachStoredRangeLocked(Ino ino, uint64_t offset, uint64_t end,
-                                  const StoredRangeFn& fn);
+                                  const StoredRangeFn& fn,
+                                  std::pair<uint64_t, uint64_t>* span = nullptr);
   Status TruncateLocked(Inode* inode, uint64_t size);
   Status PunchLocked(Inode* inode, uint64_t offset, uint64_t length);
   // Removes [start, end) of the inode's stored extents and inserts `added` (whose chunk
@@ -238,6 +240,7 @@ class FsCore::Impl {
   std::atomic<Ino> next_ino_{kFirstAllocatedIno};
   std::atomic<uint64_t> dirty_total_{0};
   std::atomic<uint64_t> getxattr_requests_{0};
+  std::atomic<uint64_t> page_fill_bytes_{0};
   uint64_t generation_ = 1;
 
   std::mutex delete_mu_;  // guards delete_queue_, evict_checks_, deleting_, stop_

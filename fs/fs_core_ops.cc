@@ -292,6 +292,10 @@ Result<SpaceInfo> FsCore::StatFs() {
   return info;
 }
 
+void FsCore::CountPageFill(uint64_t bytes) {
+  impl_->page_fill_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+}
+
 FsStats FsCore::Stats() {
   FsStats s;
   s.chunks = impl_->chunks_->GetStats();
@@ -301,6 +305,7 @@ FsStats FsCore::Stats() {
   s.cache_hits = impl_->cache_.hits();
   s.cache_misses = impl_->cache_.misses();
   s.cache_shared_loads = impl_->cache_.shared_loads();
+  s.page_fill_bytes = impl_->page_fill_bytes_.load(std::memory_order_relaxed);
   s.getxattr_requests = impl_->getxattr_requests_.load(std::memory_order_relaxed);
   s.hashed_bytes = impl_->hashed_bytes_.load();
   s.predicted_bytes = impl_->predicted_bytes_.load();
@@ -361,6 +366,7 @@ std::string FsCore::StatsText() {
   line("cache_hits", std::to_string(s.cache_hits));
   line("cache_misses", std::to_string(s.cache_misses));
   line("cache_shared_loads", std::to_string(s.cache_shared_loads));
+  line("page_fill_bytes", std::to_string(s.page_fill_bytes));
   line("getxattr_requests", std::to_string(s.getxattr_requests));
   line("stream_hashed_bytes", std::to_string(s.hashed_bytes));
   line("stream_predicted_bytes", std::to_string(s.predicted_bytes));

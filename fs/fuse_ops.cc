@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fs/fuse_ops_internal.h"
+#include "fs/page_fill.h"
 
 namespace rankfs {
 namespace {
@@ -177,8 +178,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
 }
 
 // `fi` may be null (with the writeback cache the kernel pushes size and times without a handle).
-void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
-               fuse_file_info* /*fi*/) {
+void SetattrBody(fuse_req_t req, fuse_ino_t ino, const struct stat* attr, int to_set) {
   Guarded(req, "setattr", [&] {
     SetAttrRequest r;
     if (to_set & FUSE_SET_ATTR_MODE) r.set_mode = true, r.mode = attr->st_mode;
@@ -200,8 +200,28 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
   });
 }
 
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+               fuse_file_info* /*fi*/) {
+  PageFiller* filler = Ctx(req)->filler;
+  if (filler == nullptr || !(to_set & FUSE_SET_ATTR_SIZE)) {
+    return SetattrBody(req, ino, attr, to_set);
+  }
+  // A size change needs no writable handle (truncate(2) by path): kept apart from fills.
+  filler->Exclusive(ino, /*writer=*/false,
+                    [req, ino, st = *attr, to_set] { SetattrBody(req, ino, &st, to_set); });
+}
+
 // ---------------------------------------------------------------------------------------------
 // Files
+
+// fi->fh of a file handle that counts as a writer in the page filler (fs/page_fill.h).
+constexpr uint64_t kWriterHandle = 1;
+// Reads up to this size offer the rest of their chunks to the page filler. Page faults under
+// MADV_RANDOM ask for 4 KiB; sequential readers get readahead's larger requests instead.
+constexpr size_t kFillReadMax = 16 << 10;
+
+// Whether an open can change the file's bytes: a write mode, or O_TRUNC.
+bool OpensForChange(int flags) { return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC); }
 
 void SetOpenFlags(Ino ino, fuse_file_info* fi) {
   if (ino == kStatsIno) {
@@ -221,19 +241,56 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     fuse_entry_param e;
     FillEntry(core->options(), *r, &e);
     SetOpenFlags(e.ino, fi);
-    if (fuse_reply_create(req, &e, fi) != 0) {  // the kernel never saw the open file
-      core->Release(e.ino).IgnoreError();
-      core->Forget(e.ino, 1);
+    PageFiller* filler = Ctx(req)->filler;
+    if (filler == nullptr || !OpensForChange(fi->flags)) {
+      fi->fh = 0;
+      if (fuse_reply_create(req, &e, fi) != 0) {  // the kernel never saw the open file
+        core->Release(e.ino).IgnoreError();
+        core->Forget(e.ino, 1);
+      }
+      return;
+    }
+    // A new inode has no pages and so no fill in flight: the reply goes out at once.
+    filler->Exclusive(e.ino, /*writer=*/true, [req, core, filler, e, copy = *fi]() mutable {
+      copy.fh = kWriterHandle;
+      if (fuse_reply_create(req, &e, &copy) != 0) {
+        core->Release(e.ino).IgnoreError();
+        core->Forget(e.ino, 1);
+        filler->DropWriter(e.ino);
+      }
+    });
+  });
+}
+
+void OpenBody(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, PageFiller* writer_of) {
+  Guarded(req, "open", [&] {
+    auto undo_writer = [&] {
+      if (writer_of != nullptr) writer_of->DropWriter(ino);
+    };
+    FsCore* core = Core(req);  // req is freed by its reply, even a failed one
+    Status s = core->Open(ino, fi->flags);
+    if (!s.ok()) {
+      undo_writer();
+      return ReplyError(req, s, "open");
+    }
+    SetOpenFlags(ino, fi);
+    fi->fh = writer_of != nullptr ? kWriterHandle : 0;
+    if (fuse_reply_open(req, fi) != 0) {
+      core->Release(ino).IgnoreError();
+      undo_writer();
     }
   });
 }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Guarded(req, "open", [&] {
-    Status s = Core(req)->Open(ino, fi->flags);
-    if (!s.ok()) return ReplyError(req, s, "open");
-    SetOpenFlags(ino, fi);
-    if (fuse_reply_open(req, fi) != 0) Core(req)->Release(ino).IgnoreError();
+  PageFiller* filler = Ctx(req)->filler;
+  if (filler == nullptr || ino == kStatsIno || !OpensForChange(fi->flags)) {
+    return OpenBody(req, ino, fi, nullptr);
+  }
+  // An open that can write waits for a fill of the inode in flight: the fill must not put
+  // old bytes over the pages it is about to dirty (fs/page_fill.h).
+  filler->Exclusive(ino, /*writer=*/true, [req, ino, copy = *fi, filler]() mutable {
+    OpenBody(req, ino, &copy, filler);
   });
 }
 
@@ -245,7 +302,9 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
     static const char kZeros[64 << 10] = {};
     thread_local std::vector<FsCore::ReadPiece> pieces;
     thread_local std::vector<iovec> iov;
-    Result<std::optional<size_t>> direct = Core(req)->ReadPieces(ino, uint64_t(off), size, &pieces);
+    std::pair<uint64_t, uint64_t> span;
+    Result<std::optional<size_t>> direct =
+        Core(req)->ReadPieces(ino, uint64_t(off), size, &pieces, &span);
     if (!direct.ok()) return ReplyError(req, direct.status(), "read");
     if (*direct) {
       iov.clear();
@@ -258,8 +317,14 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
           iov.push_back({const_cast<char*>(kZeros), std::min(sizeof(kZeros), p.len - done)});
         }
       }
+      PageFiller* filler = Ctx(req)->filler;  // req is gone once answered
       fuse_reply_iov(req, iov.data(), int(iov.size()));
       pieces.clear();  // the chunks may leave the cache now
+      // A small read (a page fault, a random pread) decompressed whole chunks for a page or
+      // two: the rest of them goes into the page cache too (fs/page_fill.h).
+      if (filler != nullptr && size <= kFillReadMax && span.second - span.first > size) {
+        filler->Offer(ino, span.first, span.second);
+      }
       return;
     }
     // One buffer per worker thread, grown to the largest request (<= max_read) and reused.
@@ -286,9 +351,11 @@ void OpFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
   });
 }
 
-void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
+void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Guarded(req, "release", [&] {
+    // With the write-back cache the kernel wrote this handle's dirty pages back before RELEASE.
     Status s = Core(req)->Release(ino);
+    if (fi->fh == kWriterHandle && Ctx(req)->filler != nullptr) Ctx(req)->filler->DropWriter(ino);
     ReplyStatus(req, s, "release");
   });
 }

@@ -34,8 +34,11 @@ inline constexpr unsigned kMaxReadaheadBytes = 16u << 20;
 
 // The session's userdata (fuse_session_new's last argument). Owned by the daemon; must outlive
 // the session.
+class PageFiller;
+
 struct FuseContext {
   FsCore* core = nullptr;       // not owned
+  PageFiller* filler = nullptr;  // not owned; null: no page-cache fills (fs/page_fill.h)
   bool writeback_cache = true;  // ask the kernel for FUSE_CAP_WRITEBACK_CACHE
   // Result of FsCore::Shutdown() in the destroy callback, for the daemon to report.
   Status shutdown_status;

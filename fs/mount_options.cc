@@ -87,8 +87,8 @@ Status ApplyOption(std::string_view item, MountConfig* cfg, bool* chunker_change
     } else if (!IsAcceptedNoOp(name)) {
       for (std::string_view needs_value :
            {"compress", "chunk_min", "chunk_avg", "chunk_max", "cache_size", "write_buffer",
-            "entry_timeout", "attr_timeout", "xattr", "writeback_cache", "uid", "gid", "umask",
-            "fsname", "dedup", "reserve", "lazy_close"}) {
+            "entry_timeout", "attr_timeout", "xattr", "writeback_cache", "page_fill", "uid",
+            "gid", "umask", "fsname", "dedup", "reserve", "lazy_close"}) {
         if (name == needs_value) {
           return Malformed(item, "needs a value (" + std::string(name) + "=...)");
         }
@@ -130,10 +130,11 @@ Status ApplyOption(std::string_view item, MountConfig* cfg, bool* chunker_change
     if (!v.ok()) return Malformed(item, v.status().message());
     if (*v > 3600) return Malformed(item, "at most 3600 seconds");
     cfg->fs.lazy_close_ms = int64_t(*v * 1000);
-  } else if (name == "xattr" || name == "writeback_cache") {
+  } else if (name == "xattr" || name == "writeback_cache" || name == "page_fill") {
     auto v = ParseOnOff(value);
     if (!v.ok()) return Malformed(item, v.status().message());
-    (name == "xattr" ? cfg->fs.xattrs : cfg->writeback_cache) = *v;
+    (name == "xattr" ? cfg->fs.xattrs : name == "writeback_cache" ? cfg->writeback_cache
+                                                                  : cfg->page_fill) = *v;
   } else if (name == "uid" || name == "gid") {
     auto v = ParseUnsigned(value, 10);
     if (!v.ok() || *v >= std::numeric_limits<uint32_t>::max()) {

@@ -18,6 +18,9 @@
 //   xattr=on|off        off: getxattr & co answer ENOSYS, which spares every write()
 //                       a GETXATTR security.capability round trip                  [on]
 //   writeback_cache=on|off  kernel write-back cache (merges small writes)          [on]
+//   page_fill=on|off    after a small read (a page fault), put the rest of the chunks it
+//                       decompressed into the page cache, while no handle can write the
+//                       file (fs/page_fill.h)                                      [on]
 //   uid=N, gid=N        owner of the root directory of a new store                 [0]
 //   umask=OOO           root directory mode of a new store is 0777 & ~umask        [022]
 //   fsname=NAME         the "device" shown in /proc/mounts                         [store dir]
@@ -51,6 +54,7 @@ struct MountConfig {
   // daemon supplies the rest.
   StoreOptions store;
   bool writeback_cache = true;
+  bool page_fill = true;
   bool allow_other = false;
   bool debug = false;
   bool read_only = false;
