@@ -237,11 +237,10 @@ class Session {
   bool mounted_ = false;
 };
 
-// The kernel caps a FUSE mount's readahead at its 128 KiB default whatever INIT asks for;
-// sequential reads and mmap faults then arrive as 256 KiB requests instead of 1 MiB ones.
-// Root may raise it through the mount's backing_dev_info in sysfs. Best effort. Reads
-// /proc/self/mountinfo (not stat, which would wait for the not yet running session loop).
-void RaiseReadahead(const std::string& mountpoint) {
+// The mount's device ("0:38") from /proc/self/mountinfo, or "" when it is not listed (the last
+// match is ours: mounts stack). Not stat(2), which would wait for a session loop that is not
+// running yet, or not any more.
+std::string MountDevice(const std::string& mountpoint) {
   std::ifstream in("/proc/self/mountinfo");
   std::string line, dev;
   while (std::getline(in, line)) {
@@ -250,7 +249,15 @@ void RaiseReadahead(const std::string& mountpoint) {
     std::string id, parent, device, root, point;
     if (fields >> id >> parent >> device >> root >> point && point == mountpoint) dev = device;
   }
-  if (dev.empty()) return;  // the last match is ours (mounts stack)
+  return dev;
+}
+
+// The kernel caps a FUSE mount's readahead at its 128 KiB default whatever INIT asks for;
+// sequential reads and mmap faults then arrive as 256 KiB requests instead of 1 MiB ones.
+// Root may raise it through the mount's backing_dev_info in sysfs. Best effort.
+void RaiseReadahead(const std::string& mountpoint) {
+  const std::string dev = MountDevice(mountpoint);
+  if (dev.empty()) return;
   std::ofstream ra("/sys/class/bdi/" + dev + "/read_ahead_kb");
   ra << kReadaheadKb << "\n";
   ra.flush();
@@ -262,16 +269,9 @@ void RaiseReadahead(const std::string& mountpoint) {
 }
 
 // Fails every pending request of the mount's FUSE connection (/sys/fs/fuse/connections/N/abort,
-// N the minor of the mount's device), for a shutdown that finds a request stuck. Reads
-// /proc/self/mountinfo, as RaiseReadahead does.
+// N the minor of the mount's device), for a shutdown that finds a request stuck.
 void AbortConnection(const std::string& mountpoint) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line, dev;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, device, root, point;
-    if (fields >> id >> parent >> device >> root >> point && point == mountpoint) dev = device;
-  }
+  const std::string dev = MountDevice(mountpoint);
   const size_t colon = dev.find(':');
   if (colon == std::string::npos) return;
   std::ofstream abort_file("/sys/fs/fuse/connections/" + dev.substr(colon + 1) + "/abort");

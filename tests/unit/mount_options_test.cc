@@ -26,6 +26,7 @@ TEST(MountOptionsTest, DefaultsWhenEmpty) {
   MountConfig cfg = Parse("");
   MountConfig def;
   EXPECT_TRUE(cfg.writeback_cache);
+  EXPECT_TRUE(cfg.page_fill);
   EXPECT_FALSE(cfg.allow_other);
   EXPECT_FALSE(cfg.read_only);
   EXPECT_TRUE(cfg.fs.xattrs);
@@ -61,6 +62,12 @@ TEST(MountOptionsTest, RuntimeSettings) {
   cfg = Parse("xattr=on,writeback_cache=on");
   EXPECT_TRUE(cfg.fs.xattrs);
   EXPECT_TRUE(cfg.writeback_cache);
+  // page_fill is its own switch: turning it off leaves the other two alone.
+  cfg = Parse("page_fill=off");
+  EXPECT_FALSE(cfg.page_fill);
+  EXPECT_TRUE(cfg.writeback_cache);
+  EXPECT_TRUE(cfg.fs.xattrs);
+  EXPECT_TRUE(Parse("page_fill=off,page_fill=on").page_fill);
 }
 
 TEST(MountOptionsTest, OwnerAndUmaskOfTheRoot) {
@@ -122,6 +129,8 @@ TEST(MountOptionsTest, MalformedValuesAreRejectedByName) {
   ExpectRejected("write_buffer=", "write_buffer");
   ExpectRejected("xattr=maybe", "xattr");
   ExpectRejected("writeback_cache=2", "writeback_cache");
+  ExpectRejected("page_fill=sometimes", "page_fill");
+  ExpectRejected("page_fill", "page_fill");
   ExpectRejected("entry_timeout=-1", "entry_timeout");
   ExpectRejected("attr_timeout=soon", "attr_timeout");
   ExpectRejected("fsname=", "fsname");
