@@ -15,6 +15,7 @@
 #include <string>
 
 #include "tests/testutil/mount_fixture.h"
+#include "tests/testutil/mount_test.h"
 #include "tests/testutil/temp_dir.h"
 
 namespace rankfs {
@@ -52,28 +53,7 @@ bool InProcMounts(const std::string& mountpoint) {
   return false;
 }
 
-class MountSmokeTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
-    store_ = tmp_.Join("store");
-    mnt_ = tmp_.Join("mnt");
-    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
-    timeout_.Watch(mnt_);
-  }
-
-  void Mount(const std::string& options = "") {
-    auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_, options);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    fs_ = std::move(m).value();
-  }
-
-  // Declaration order matters: fs_ is destroyed first (no mount left), tmp_ last.
-  TempDir tmp_;
-  TestTimeout timeout_{std::chrono::seconds(180)};
-  std::string store_, mnt_;
-  std::unique_ptr<MountedFs> fs_;
-};
+class MountSmokeTest : public MountTest {};
 
 TEST_F(MountSmokeTest, BasicFileAndDirectoryOperations) {
   ASSERT_NO_FATAL_FAILURE(Mount());

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "tests/testutil/mount_fixture.h"
-#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/mount_test.h"
 #include "tests/testutil/test_data.h"
 
 namespace rankfs {
@@ -40,26 +40,9 @@ size_t Resident(const char* map, size_t off, size_t len) {
   return n;
 }
 
-class PageFillTest : public ::testing::Test {
+class PageFillTest : public MountTest {
  protected:
-  void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
-    store_ = tmp_.Join("store");
-    mnt_ = tmp_.Join("mnt");
-    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
-    timeout_.Watch(mnt_);
-  }
-
-  void Mount(const std::string& options = "") {
-    auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_, options);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    fs_ = std::move(m).value();
-  }
-  void Unmount() {
-    Status s = fs_->Unmount();
-    ASSERT_TRUE(s.ok()) << s.ToString() << "\n" << fs_->DaemonLog();
-    fs_.reset();
-  }
+  PageFillTest() : MountTest(std::chrono::seconds(300)) {}
 
   // Writes `data` to `name` in a mount of its own, so that the next mount starts cold.
   void Store(const std::string& name, const std::string& data) {
@@ -81,12 +64,6 @@ class PageFillTest : public ::testing::Test {
     close(fd);
     return out;
   }
-
-  // Declaration order matters: fs_ is destroyed first (no mount left), tmp_ last.
-  TempDir tmp_;
-  TestTimeout timeout_{std::chrono::seconds(300)};
-  std::string store_, mnt_;
-  std::unique_ptr<MountedFs> fs_;
 };
 
 // One 4 KiB fault, then the pages around it: filled (page_fill on) or not (off).
