@@ -32,10 +32,10 @@ namespace rankfs {
 // 4 MiB 1.7 s, 16 MiB 1.35-1.6 s.
 inline constexpr unsigned kMaxReadaheadBytes = 16u << 20;
 
-// The session's userdata (fuse_session_new's last argument). Owned by the daemon; must outlive
-// the session.
 class PageFiller;
 
+// The session's userdata (fuse_session_new's last argument). Owned by the daemon; must outlive
+// the session.
 struct FuseContext {
   FsCore* core = nullptr;       // not owned
   PageFiller* filler = nullptr;  // not owned; null: no page-cache fills (fs/page_fill.h)
