@@ -86,7 +86,7 @@ class PageFiller {
   FsCore* const core_;
   fuse_session* const se_;
   const std::chrono::microseconds test_delay_;
-  std::mutex mu_;  // guards everything below
+  std::mutex mu_;  // guards everything below; a leaf: nothing is locked or called under it
   std::condition_variable cv_;
   std::deque<Range> queue_;
   std::unordered_map<Ino, Gate> gates_;  // inodes with writers or holds only
