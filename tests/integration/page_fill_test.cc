@@ -249,6 +249,47 @@ TEST_F(PageFillTest, FillsNeverUndoATruncateByPath) {
   EXPECT_TRUE(PRead(path, 0, size) == model) << "the file differs after a remount";
 }
 
+// The same race made certain: each round faults one page, so that a fill of its chunk starts
+// and is held 300 ms (test knob) between reading its bytes and storing them, and truncates the
+// file by path just past that page while the fill waits. The truncate must come after the
+// fill (its reply waits for it), so the file ends at the cut. A fill stored after the truncate
+// would put old bytes back past the cut and make the file longer again.
+TEST_F(PageFillTest, ATruncateDuringAFillIsNotUndone) {
+  const size_t size = 4 << 20;
+  const std::string data = MakeRealData(size, 47);
+  ASSERT_NO_FATAL_FAILURE(Store("f", data));
+  setenv("RANKFS_TEST_FILL_DELAY_US", "300000", 1);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  unsetenv("RANKFS_TEST_FILL_DELAY_US");
+  const std::string path = mnt_ + "/f";
+  size_t file_size = size;
+  for (int round = 0; round < 6; ++round) {
+    // A page no earlier round has read, so that the fault reaches the daemon.
+    const size_t page = file_size / 2 / kPage * kPage;
+    int fd = open(path.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    ASSERT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM), 0);  // a 4 KiB READ
+    char buf[kPage];
+    ASSERT_EQ(pread(fd, buf, kPage, off_t(page)), ssize_t(kPage));
+    close(fd);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the fill is held now
+    const size_t cut = page + kPage + 100;
+    ASSERT_EQ(truncate(path.c_str(), off_t(cut)), 0) << strerror(errno);
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));  // a late fill has landed
+    struct stat st;
+    ASSERT_EQ(stat(path.c_str(), &st), 0);
+    ASSERT_EQ(size_t(st.st_size), cut) << "round " << round << ": the file grew back";
+    fd = open(path.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    char c;
+    EXPECT_EQ(pread(fd, &c, 1, off_t(cut)), 0) << "round " << round << ": bytes past the end";
+    close(fd);
+    ASSERT_TRUE(PRead(path, page, cut - page) == data.substr(page, cut - page));
+    file_size = cut;
+  }
+  EXPECT_GT(StatValue(mnt_, "page_fill_bytes"), 0u);
+}
+
 // SIGTERM ends the session loop with the mount still live. A fill in flight then (here one
 // held 5 s by the test knob) must not keep the daemon from unmounting: the filler gets 2 s,
 // then the daemon aborts the connection, and the mount goes away.
