@@ -21,12 +21,11 @@ void PageFiller::Shutdown(std::chrono::milliseconds patience,
   std::unique_lock<std::mutex> l(mu_);
   stop_ = true;
   cv_.notify_all();
-  if (!cv_.wait_for(l, patience, [&] { return exited_; }) && abort_connection) {
+  const bool stopped = cv_.wait_for(l, patience, [&] { return exited_; });
+  l.unlock();
+  if (!stopped && abort_connection) {
     Log(LogLevel::kWarning, "fill", "a page-cache fill is stuck at shutdown; aborting the mount");
-    l.unlock();
     abort_connection();
-  } else {
-    l.unlock();
   }
   thread_.join();
 }
