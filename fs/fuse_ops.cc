@@ -242,23 +242,14 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     FillEntry(core->options(), *r, &e);
     SetOpenFlags(e.ino, fi);
     PageFiller* filler = Ctx(req)->filler;
-    if (filler == nullptr || !OpensForChange(fi->flags)) {
-      fi->fh = 0;
-      if (fuse_reply_create(req, &e, fi) != 0) {  // the kernel never saw the open file
-        core->Release(e.ino).IgnoreError();
-        core->Forget(e.ino, 1);
-      }
-      return;
+    PageFiller* writer_of = filler != nullptr && OpensForChange(fi->flags) ? filler : nullptr;
+    if (writer_of != nullptr) writer_of->AddWriter(e.ino);
+    fi->fh = writer_of != nullptr ? kWriterHandle : 0;
+    if (fuse_reply_create(req, &e, fi) != 0) {  // the kernel never saw the open file
+      core->Release(e.ino).IgnoreError();
+      core->Forget(e.ino, 1);
+      if (writer_of != nullptr) writer_of->DropWriter(e.ino);
     }
-    // A new inode has no pages and so no fill in flight: the reply goes out at once.
-    filler->Exclusive(e.ino, /*writer=*/true, [req, core, filler, e, copy = *fi]() mutable {
-      copy.fh = kWriterHandle;
-      if (fuse_reply_create(req, &e, &copy) != 0) {
-        core->Release(e.ino).IgnoreError();
-        core->Forget(e.ino, 1);
-        filler->DropWriter(e.ino);
-      }
-    });
   });
 }
 

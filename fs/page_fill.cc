@@ -85,6 +85,11 @@ void PageFiller::Exclusive(Ino ino, bool writer, std::function<void()> op) {
   ReleaseHoldLocked(ino);
 }
 
+void PageFiller::AddWriter(Ino ino) {
+  std::lock_guard<std::mutex> l(mu_);
+  ++gates_[ino].writers;
+}
+
 void PageFiller::DropWriter(Ino ino) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = gates_.find(ino);

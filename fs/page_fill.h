@@ -63,6 +63,9 @@ class PageFiller {
   // inode counts one more writable handle from then on (until DropWriter), so fills of it stop.
   // `op` must reply to its request itself.
   void Exclusive(Ino ino, bool writer, std::function<void()> op);
+  // A writable handle of a new inode (CREATE): it has never been read, so no fill of it can
+  // be in flight and nothing needs to wait.
+  void AddWriter(Ino ino);
   // A writable handle of `ino` was released (or its open failed).
   void DropWriter(Ino ino);
 

@@ -55,6 +55,14 @@ class PageFillTest : public MountTest {
     ASSERT_NO_FATAL_FAILURE(Unmount());
   }
 
+  // Mounts with the daemon's test knob holding each fill `micros` between reading its bytes
+  // and storing them (RANKFS_TEST_FILL_DELAY_US, fs/daemon.cc).
+  void MountWithFillDelay(const char* micros) {
+    setenv("RANKFS_TEST_FILL_DELAY_US", micros, 1);
+    Mount();
+    unsetenv("RANKFS_TEST_FILL_DELAY_US");
+  }
+
   std::string PRead(const std::string& path, size_t off, size_t len) {
     std::string out(len, '\0');
     int fd = open(path.c_str(), O_RDONLY);
@@ -167,9 +175,7 @@ TEST_F(PageFillTest, FillsNeverUndoAWritersPages) {
   ASSERT_NO_FATAL_FAILURE(Store("f", model));
   // Fills held 200 us between reading and storing: opens for write then often arrive during
   // one, and take the deferred path (fs/page_fill.h).
-  setenv("RANKFS_TEST_FILL_DELAY_US", "200", 1);
-  ASSERT_NO_FATAL_FAILURE(Mount());
-  unsetenv("RANKFS_TEST_FILL_DELAY_US");
+  ASSERT_NO_FATAL_FAILURE(MountWithFillDelay("200"));
   const std::string path = mnt_ + "/f";
   // Each round writes into one 128 KiB window, the one the reader faults in.
   constexpr size_t kWindow = 128 << 10;
@@ -216,9 +222,7 @@ TEST_F(PageFillTest, FillsNeverUndoATruncateByPath) {
   ASSERT_NO_FATAL_FAILURE(Store("f", data));
   // The race is a few microseconds wide; the daemon's test knob holds each fill 1 ms between
   // reading its bytes and storing them.
-  setenv("RANKFS_TEST_FILL_DELAY_US", "1000", 1);
-  ASSERT_NO_FATAL_FAILURE(Mount());
-  unsetenv("RANKFS_TEST_FILL_DELAY_US");
+  ASSERT_NO_FATAL_FAILURE(MountWithFillDelay("1000"));
   const std::string path = mnt_ + "/f";
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> faults{0};
@@ -258,9 +262,7 @@ TEST_F(PageFillTest, ATruncateDuringAFillIsNotUndone) {
   const size_t size = 4 << 20;
   const std::string data = MakeRealData(size, 47);
   ASSERT_NO_FATAL_FAILURE(Store("f", data));
-  setenv("RANKFS_TEST_FILL_DELAY_US", "300000", 1);
-  ASSERT_NO_FATAL_FAILURE(Mount());
-  unsetenv("RANKFS_TEST_FILL_DELAY_US");
+  ASSERT_NO_FATAL_FAILURE(MountWithFillDelay("300000"));
   const std::string path = mnt_ + "/f";
   size_t file_size = size;
   for (int round = 0; round < 6; ++round) {
@@ -296,9 +298,7 @@ TEST_F(PageFillTest, ATruncateDuringAFillIsNotUndone) {
 TEST_F(PageFillTest, SigtermDuringAFillStillUnmounts) {
   const std::string data = MakeRealData(1 << 20, 46);
   ASSERT_NO_FATAL_FAILURE(Store("f", data));
-  setenv("RANKFS_TEST_FILL_DELAY_US", "5000000", 1);
-  ASSERT_NO_FATAL_FAILURE(Mount());
-  unsetenv("RANKFS_TEST_FILL_DELAY_US");
+  ASSERT_NO_FATAL_FAILURE(MountWithFillDelay("5000000"));
   int fd = open((mnt_ + "/f").c_str(), O_RDONLY);
   ASSERT_GE(fd, 0) << strerror(errno);
   ASSERT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM), 0);  // no readahead: a 4 KiB READ

@@ -97,6 +97,14 @@ struct Readers {
   std::vector<std::thread> threads;
 };
 
+// Waits (up to 10 s) until `n` callers wait for another's read.
+void WaitForSharedLoads(const ChunkCache& cache, uint64_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (cache.shared_loads() < n && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
 TEST(ChunkCacheTest, ConcurrentMissesReadTheStoreOnce) {
   GatedStore store;
   const std::string data = Bytes('a', 32 << 10);
@@ -107,10 +115,7 @@ TEST(ChunkCacheTest, ConcurrentMissesReadTheStoreOnce) {
   Readers readers(&cache, h, 8);
   ASSERT_TRUE(store.WaitForReads(1));
   // The other seven reach the cache while the first read is held at the gate.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (cache.shared_loads() < 7 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  WaitForSharedLoads(cache, 7);
   EXPECT_EQ(cache.shared_loads(), 7u);
   store.Open();
   readers.Join();
@@ -140,10 +145,7 @@ TEST(ChunkCacheTest, WaitersGetTheReadsErrorAndALaterGetReadsAgain) {
   store.Close();
   Readers readers(&cache, h, 4);
   ASSERT_TRUE(store.WaitForReads(1));
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (cache.shared_loads() < 3 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  WaitForSharedLoads(cache, 3);
   store.Open();
   readers.Join();
   EXPECT_EQ(store.reads(h), 1);
