@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "tests/testutil/mount_fixture.h"
+#include "tests/testutil/mount_test.h"
 #include "tests/testutil/temp_dir.h"
 #include "tests/testutil/test_data.h"
 
@@ -79,21 +80,9 @@ struct Written {
   std::string overwritten;
 };
 
-class CrashTest : public ::testing::Test {
+class CrashTest : public MountTest {
  protected:
-  void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
-    store_ = tmp_.Join("store");
-    mnt_ = tmp_.Join("mnt");
-    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
-    timeout_.Watch(mnt_);
-  }
-
-  void Mount() {
-    auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    fs_ = std::move(m).value();
-  }
+  CrashTest() : MountTest(std::chrono::seconds(300)) {}
 
   // Checks every file written so far against the rules above; records what unsynced files
   // turned out to hold, so that later checks expect exactly that.
@@ -179,10 +168,6 @@ class CrashTest : public ::testing::Test {
     }
   }
 
-  TempDir tmp_;
-  TestTimeout timeout_{std::chrono::seconds(300)};
-  std::string store_, mnt_;
-  std::unique_ptr<MountedFs> fs_;
   std::map<std::string, Written> files_;  // name relative to the mount -> expectation
 };
 

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/testutil/mount_fixture.h"
+#include "tests/testutil/mount_test.h"
 #include "tests/testutil/temp_dir.h"
 #include "tests/testutil/test_data.h"
 
@@ -53,23 +54,14 @@ void WriteUnique(const std::string& path, size_t n, uint64_t seed) {
   ASSERT_EQ(close(fd), 0);
 }
 
-class SpaceTest : public ::testing::Test {
+class SpaceTest : public MountTest {
  protected:
+  SpaceTest() : MountTest(std::chrono::seconds(300)) {}
   void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
-    store_ = tmp_.Join("store");
-    mnt_ = tmp_.Join("mnt");
-    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
-    timeout_.Watch(mnt_);
-    auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_, "");
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    fs_ = std::move(m).value();
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    ASSERT_NO_FATAL_FAILURE(Mount());
   }
-
-  TempDir tmp_;
-  TestTimeout timeout_{std::chrono::seconds(300)};
-  std::string store_, mnt_;
-  std::unique_ptr<MountedFs> fs_;
 };
 
 TEST_F(SpaceTest, CpOfAOneGiBFileAddsUnderOneMiB) {
