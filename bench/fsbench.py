@@ -7,8 +7,11 @@ rankfs/ext4 and rankfs/passthrough_ll with the targets of docs/benchmarks.md. A 
 fuse_null (bench/fuse_null.cc: FUSE that throws data away), shows the floor that FUSE itself
 puts under every FUSE filesystem on this machine; it runs the write and metadata workloads
 (it stores nothing, so it has no reads) and gets the ratio rankfs/fuse_null, with no target.
-Writes results.json (every raw run, medians, ratios, machine facts) and chart.png (gnuplot)
-into --out. The workload itself runs in bench/fsbench.cc (plain syscalls); this script only
+Each timed phase also records the machine's busy CPU-seconds (cpu_s), and the report turns them
+into the best ratio rankfs could reach at that CPU cost with every CPU busy the whole phase: a
+target past that bound is out of reach without less CPU per byte or more CPUs.
+Writes results.json (every raw run, medians, ratios, CPU bounds, machine facts) and chart.png
+(gnuplot) into --out. The workload itself runs in bench/fsbench.cc (plain syscalls); this script only
 mounts, drops caches, starts processes and does arithmetic.
 
 Needs root (mounts, drop_caches), /dev/fuse, a build with bench/fsbench and rankfs
@@ -53,6 +56,16 @@ def drop_caches():
             f.write("3\n")
     except OSError as e:
         log(f"fsbench: cannot drop caches ({e}); cold numbers are warm")
+
+
+def busy_cpu_s():
+    """CPU-seconds the whole machine has spent busy since boot (/proc/stat: user, nice, system,
+    irq, softirq; not idle, iowait or time stolen by a hypervisor). The difference over a timed
+    phase is what that phase cost every process together: the workload, the kernel, the daemon."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in fields[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def allocated_bytes(path):
@@ -240,6 +253,7 @@ def nranks(args, target, root, dataset, writers):
     for d in dirs:
         os.makedirs(d)
     t0 = time.monotonic()
+    c0 = busy_cpu_s()
     procs = [subprocess.Popen([args.fsbench, "write", dataset, os.path.join(d, "data.bin"),
                                "8192", "--fsync"], stdout=subprocess.PIPE, text=True)
              for d in dirs]
@@ -249,21 +263,26 @@ def nranks(args, target, root, dataset, writers):
             raise RuntimeError(f"{target.name}: writer failed with {p.returncode}")
     os.sync()
     wall = time.monotonic() - t0
-    return {"wall_s": wall, "disk_bytes": target.disk_bytes()}
+    cpu = busy_cpu_s() - c0
+    return {"wall_s": wall, "cpu_s": cpu, "disk_bytes": target.disk_bytes()}
 
 
 def single_stream(args, target, root, unique):
     """1 MiB writes of unique data + fsync; sequential reads cold (daemon restarted, page cache
     dropped) and warm; then 4 KiB random reads through mmap (page cache dropped first)."""
     path = os.path.join(root, "single.bin")
+    c0 = busy_cpu_s()
     w = fsbench_json([args.fsbench, "write", unique, path, str(MIB), "--fsync"])
+    write_cpu = busy_cpu_s() - c0
     if not target.stores_data:  # fuse_null: nothing to read back
-        return {"write_MBps": w["bytes"] / w["seconds"] / 1e6}
+        return {"write_MBps": w["bytes"] / w["seconds"] / 1e6, "write_cpu_s": write_cpu}
     target.stop()
     root = target.start(fresh=False)
     path = os.path.join(root, "single.bin")
     drop_caches()
+    c0 = busy_cpu_s()
     cold = fsbench_json([args.fsbench, "read", path, str(MIB)])
+    cold_cpu = busy_cpu_s() - c0
     warm = fsbench_json([args.fsbench, "read", path, str(MIB)])
     drop_caches()
     mm = fsbench_json([args.fsbench, "mmaprand", path, str(args.mmap_ops), "7"])
@@ -273,7 +292,9 @@ def single_stream(args, target, root, unique):
         raise RuntimeError(f"{target.name}: cold and warm reads differ")
     return {
         "write_MBps": w["bytes"] / w["seconds"] / 1e6,
+        "write_cpu_s": write_cpu,
         "read_cold_MBps": cold["bytes"] / cold["seconds"] / 1e6,
+        "read_cold_cpu_s": cold_cpu,
         "read_warm_MBps": warm["bytes"] / warm["seconds"] / 1e6,
         "mmap_rand_4k_ops": mm["ops"] / mm["seconds"],
     }
@@ -282,8 +303,9 @@ def single_stream(args, target, root, unique):
 def metadata(args, target, root):
     d = os.path.join(root, "meta")
     os.makedirs(d)
+    c0 = busy_cpu_s()
     m = fsbench_json([args.fsbench, "meta", d, str(args.meta_files)])
-    return {"meta_ops": 3 * m["files"] / m["seconds"]}
+    return {"meta_ops": 3 * m["files"] / m["seconds"], "cpu_s": busy_cpu_s() - c0}
 
 
 # metric -> (workload, better: "lower"/"higher", baseline, bound). The bound is on
@@ -297,6 +319,15 @@ TARGETS = {
     "single.read_warm_MBps": ("passthrough_ll", ">=", 0.8),
     "single.mmap_rand_4k_ops": ("passthrough_ll", ">=", 0.5),
     "meta.meta_ops": ("passthrough_ll", ">=", 0.5),
+}
+
+# Each time or speed target -> the machine's busy CPU-seconds over the same timed phase.
+CPU_OF = {
+    "nranks4.wall_s": "nranks4.cpu_s",
+    "nranks8.wall_s": "nranks8.cpu_s",
+    "single.write_MBps": "single.write_cpu_s",
+    "single.read_cold_MBps": "single.read_cold_cpu_s",
+    "meta.meta_ops": "meta.cpu_s",
 }
 
 
@@ -349,6 +380,34 @@ def ratios(med):
     return rows
 
 
+def cpu_rows(med, args, cpus):
+    """How far rankfs's CPU cost alone lets it go. Were every CPU busy for the whole phase (no
+    waiting, perfect overlap), the phase would still take cpu_s / cpus seconds; that best case,
+    as a ratio to the target's baseline, is a bound that no scheduling can beat at this CPU
+    cost. A target past it needs less CPU per byte, or more CPUs."""
+    work = {"single.write_MBps": args.single_mib * MIB / 1e6,  # the metric's unit, per phase
+            "single.read_cold_MBps": args.single_mib * MIB / 1e6,
+            "meta.meta_ops": 3 * args.meta_files}
+    rows = []
+    for metric, cpu_key in CPU_OF.items():
+        vals, cpu = med.get(metric, {}), med.get(cpu_key, {})
+        base, op, bound = TARGETS[metric]
+        if cpu.get("rankfs", 0) <= 0 or not vals.get(base):
+            continue
+        best_wall = cpu["rankfs"] / cpus
+        if metric.endswith("wall_s"):
+            best = best_wall / vals[base]
+        else:
+            best = work[metric] / best_wall / vals[base]
+        ok = best <= bound if op == "<=" else best >= bound
+        rows.append({"metric": metric, "baseline": base, "cpus": cpus,
+                     "rankfs_cpu_s": cpu["rankfs"], "fuse_null_cpu_s": cpu.get("fuse_null"),
+                     "best_ratio": best,
+                     "verdict": f"{'within reach' if ok else 'out of reach'} at this CPU cost "
+                                f"(target {op} {bound})"})
+    return rows
+
+
 RSS_CAP = 1 << 30
 
 
@@ -384,7 +443,7 @@ def write_chart(out_dir, med):
     data = os.path.join(out_dir, "chart.dat")
     with open(data, "w") as f:
         for metric, vals in med.items():
-            if metric.endswith("peak_rss_bytes") or "ext4" not in vals:
+            if metric.endswith(("peak_rss_bytes", "cpu_s")) or "ext4" not in vals:
                 continue
             lower_better = metric.endswith("wall_s") or metric.endswith("disk_bytes")
             rel = []
@@ -498,6 +557,7 @@ def main():
     med = medians(results)
     rows = ratios(med)
     mem = rss_rows(results)
+    cpu = cpu_rows(med, args, os.cpu_count())
     report = {
         "machine": {"host": platform.node(), "kernel": platform.release(),
                     "cpus": os.cpu_count(), "work": work},
@@ -507,6 +567,7 @@ def main():
         "medians": med,
         "ratios": rows,
         "memory": mem,
+        "cpu": cpu,
     }
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(report, f, indent=1)
@@ -517,9 +578,17 @@ def main():
     for metric, vals in med.items():
         cells = [f"{vals[t]:.4g}" if t in vals else "-" for t in COLUMNS]
         print(f"{metric:34} {cells[0]:>12} {cells[1]:>15} {cells[2]:>12} {cells[3]:>12}")
-    print("\nratios rankfs/baseline (wall_s, disk_bytes: lower is better; others: higher):")
+    print("\nratios rankfs/baseline (wall_s, cpu_s, disk_bytes: lower is better; others: higher):")
     for r in rows:
         print(f"{r['metric']:34} / {r['baseline']:15} {r['ratio']:8.3f}  {r['verdict']}")
+    if cpu:
+        print(f"\nCPU (busy CPU-seconds of the whole machine over each timed phase; best = the "
+              f"ratio were they spread over all {cpu[0]['cpus']} CPUs with no waiting):")
+    for r in cpu:
+        null = r["fuse_null_cpu_s"]
+        null = f", fuse_null {null:.2f}" if null is not None else ""
+        print(f"{r['metric']:34} rankfs {r['rankfs_cpu_s']:6.2f} CPU-s{null:17}  best "
+              f"{r['best_ratio']:.3f} x {r['baseline']:15} {r['verdict']}")
     if mem:
         print("\nmemory (rankfs daemon):")
     mib = 1 << 20
