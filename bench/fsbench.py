@@ -7,12 +7,12 @@ rankfs/ext4 and rankfs/passthrough_ll with the targets of docs/benchmarks.md. A 
 fuse_null (bench/fuse_null.cc: FUSE that throws data away), shows the floor that FUSE itself
 puts under every FUSE filesystem on this machine; it runs the write and metadata workloads
 (it stores nothing, so it has no reads) and gets the ratio rankfs/fuse_null, with no target.
-Each timed phase also records the machine's busy CPU-seconds (cpu_s), and the report turns them
-into the best ratio rankfs could reach at that CPU cost with every CPU busy the whole phase: a
-target past that bound is out of reach without less CPU per byte or more CPUs.
+Each timed phase also records the machine's busy CPU-seconds (cpu_s), and the report turns
+them into the best ratio rankfs could reach at that CPU cost with every CPU busy the whole
+phase: a target past that bound is out of reach without less CPU per byte or more CPUs.
 Writes results.json (every raw run, medians, ratios, CPU bounds, machine facts) and chart.png
-(gnuplot) into --out. The workload itself runs in bench/fsbench.cc (plain syscalls); this script only
-mounts, drops caches, starts processes and does arithmetic.
+(gnuplot) into --out. The workload itself runs in bench/fsbench.cc (plain syscalls); this
+script only mounts, drops caches, starts processes and does arithmetic.
 
 Needs root (mounts, drop_caches), /dev/fuse, a build with bench/fsbench and rankfs
 (scripts/bench.sh builds them) and the C compiler (passthrough_ll is compiled here from the
