@@ -58,8 +58,10 @@ class BusyCpuTest(unittest.TestCase):
         while time.process_time() < deadline:
             pass
         spent = time.process_time() - own
-        # Jiffies are 10 ms; the machine's count includes every other process too.
-        self.assertGreaterEqual(fsbench.busy_cpu_s() - before, spent - 0.05)
+        # The machine's count includes every other process too, but it is sampled at each tick
+        # and a hypervisor may book some ticks as stolen: half of ours is the floor asserted.
+        self.assertGreater(spent, 0.29)
+        self.assertGreaterEqual(fsbench.busy_cpu_s() - before, spent / 2)
 
 
 if __name__ == "__main__":
