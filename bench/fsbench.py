@@ -49,6 +49,13 @@ def fsbench_json(argv, timeout=1800):
     return json.loads(run(argv, timeout).strip().splitlines()[-1])
 
 
+def fsbench_json_cpu(argv):
+    """fsbench_json, and the machine's busy CPU-seconds (busy_cpu_s) while it ran."""
+    c0 = busy_cpu_s()
+    out = fsbench_json(argv)
+    return out, busy_cpu_s() - c0
+
+
 def drop_caches():
     os.sync()
     try:
@@ -271,18 +278,14 @@ def single_stream(args, target, root, unique):
     """1 MiB writes of unique data + fsync; sequential reads cold (daemon restarted, page cache
     dropped) and warm; then 4 KiB random reads through mmap (page cache dropped first)."""
     path = os.path.join(root, "single.bin")
-    c0 = busy_cpu_s()
-    w = fsbench_json([args.fsbench, "write", unique, path, str(MIB), "--fsync"])
-    write_cpu = busy_cpu_s() - c0
+    w, write_cpu = fsbench_json_cpu([args.fsbench, "write", unique, path, str(MIB), "--fsync"])
     if not target.stores_data:  # fuse_null: nothing to read back
         return {"write_MBps": w["bytes"] / w["seconds"] / 1e6, "write_cpu_s": write_cpu}
     target.stop()
     root = target.start(fresh=False)
     path = os.path.join(root, "single.bin")
     drop_caches()
-    c0 = busy_cpu_s()
-    cold = fsbench_json([args.fsbench, "read", path, str(MIB)])
-    cold_cpu = busy_cpu_s() - c0
+    cold, cold_cpu = fsbench_json_cpu([args.fsbench, "read", path, str(MIB)])
     warm = fsbench_json([args.fsbench, "read", path, str(MIB)])
     drop_caches()
     mm = fsbench_json([args.fsbench, "mmaprand", path, str(args.mmap_ops), "7"])
@@ -303,9 +306,8 @@ def single_stream(args, target, root, unique):
 def metadata(args, target, root):
     d = os.path.join(root, "meta")
     os.makedirs(d)
-    c0 = busy_cpu_s()
-    m = fsbench_json([args.fsbench, "meta", d, str(args.meta_files)])
-    return {"meta_ops": 3 * m["files"] / m["seconds"], "cpu_s": busy_cpu_s() - c0}
+    m, cpu = fsbench_json_cpu([args.fsbench, "meta", d, str(args.meta_files)])
+    return {"meta_ops": 3 * m["files"] / m["seconds"], "cpu_s": cpu}
 
 
 # metric -> (workload, better: "lower"/"higher", baseline, bound). The bound is on
