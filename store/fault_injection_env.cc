@@ -78,8 +78,8 @@ Fault FaultController::CheckOpen(const std::string& path, bool may_create) {
   return Check(kFaultOpen, path);
 }
 
-MetaWriteHook::Action MetaWriteFaults::BeforeWrite(size_t /*ops*/, bool /*sync*/) {
-  const Fault f = controller_->Check(kFaultMetaWrite, "meta-write");
+MetaWriteHook::Action MetaWriteFaults::BeforeWrite(const std::string& families, bool /*sync*/) {
+  const Fault f = controller_->Check(kFaultMetaWrite, "meta:" + families);
   if (!f) return Action::kProceed;
   return f.applied() ? Action::kApplyThenFail : Action::kFail;
 }

@@ -49,7 +49,7 @@ enum FaultOp : uint32_t {
   kFaultDelete = 64,
   kFaultRename = 128,
   kFaultDirOp = 256,
-  kFaultMetaWrite = 512,  // MetaStore::Write, through MetaWriteFaults (path "meta-write")
+  kFaultMetaWrite = 512,  // MetaStore::Write, through MetaWriteFaults (below)
   kFaultAllOps = 0xffffffff,
 };
 
@@ -126,12 +126,14 @@ class FaultController {
 
 // The controller's rules applied to MetaStore::Write (MetaStoreOptions::write_hook): a
 // kFaultMetaWrite fault with FaultEffect::kApplied carries the write out and reports it failed.
-// While the controller is inactive every write fails and changes nothing.
+// The path a rule matches is "meta:" and the column families the batch changes
+// ("meta:inodes,extents"). While the controller is inactive every write fails and changes
+// nothing.
 class MetaWriteFaults final : public MetaWriteHook {
  public:
   explicit MetaWriteFaults(std::shared_ptr<FaultController> controller)
       : controller_(std::move(controller)) {}
-  Action BeforeWrite(size_t ops, bool sync) override;
+  Action BeforeWrite(const std::string& families, bool sync) override;
 
  private:
   const std::shared_ptr<FaultController> controller_;

@@ -389,8 +389,18 @@ Status MetaStore::Write(const Batch& batch, bool sync) {
   }
   rocksdb::WriteOptions wo;
   wo.sync = sync;
-  const MetaWriteHook::Action action =
-      write_hook_ ? write_hook_->BeforeWrite(batch.Count(), sync) : MetaWriteHook::Action::kProceed;
+  MetaWriteHook::Action action = MetaWriteHook::Action::kProceed;
+  if (write_hook_ != nullptr) {
+    bool touched[int(Cf::kCount)] = {};
+    for (const Batch::Op& op : batch.ops_) touched[int(op.cf)] = true;
+    std::string families;
+    for (int i = 0; i < int(Cf::kCount); ++i) {
+      if (!touched[i]) continue;
+      if (!families.empty()) families += ",";
+      families += kCfNames[i];
+    }
+    action = write_hook_->BeforeWrite(families, sync);
+  }
   if (action == MetaWriteHook::Action::kFail) return Status(EIO, "metadata write failed (test)");
   rocksdb::Status s = db_->Write(wo, &wb);
   if (!s.ok()) {

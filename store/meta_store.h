@@ -37,7 +37,9 @@ class MetaWriteHook {
  public:
   enum class Action { kProceed, kFail, kApplyThenFail };
   virtual ~MetaWriteHook() = default;
-  virtual Action BeforeWrite(size_t ops, bool sync) = 0;
+  // `families`: the column families the batch changes, by name, comma-separated, in Cf order
+  // ("inodes,extents").
+  virtual Action BeforeWrite(const std::string& families, bool sync) = 0;
 };
 
 struct MetaStoreOptions {
