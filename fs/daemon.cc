@@ -342,7 +342,11 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
           std::chrono::microseconds(delay != nullptr ? std::strtoul(delay, nullptr, 10) : 0));
       ctx.filler = filler.get();
     }
-    Log(LogLevel::kInfo, "daemon", "mounted " + store_dir + " on " + mountpoint);
+    Log(LogLevel::kInfo, "daemon",
+        "mounted " + store_dir + " on " + mountpoint +
+            (cfg.read_only ? " read-only (the store is not changed; recovery is left for a "
+                             "read-write mount)"
+                           : ""));
     if (daemonizer != nullptr) daemonizer->Detach();
     int rc = session.Loop();
     if (filler != nullptr) {

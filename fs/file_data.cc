@@ -421,9 +421,12 @@ Result<uint64_t> FsCore::CopyFileRange(Ino in, uint64_t in_off, Ino out, uint64_
   a.mtime_ns = a.ctime_ns = NowNs();
   MetaStore::Batch attr;
   attr.PutInode(a);
-  Status st = impl_->ReplaceRange(out, out_off, out_off + len, added, &attr, false);
+  bool unknown = false;
+  Status st = impl_->ReplaceRange(out, out_off, out_off + len, added, &attr, false, &unknown);
   if (!st.ok()) {
-    for (const ChunkHash& h : refs) impl_->chunks_->Unref(h, 1).IgnoreError();
+    if (!unknown) {  // else the extents may hold them (ReplaceRange)
+      for (const ChunkHash& h : refs) impl_->chunks_->Unref(h, 1).IgnoreError();
+    }
     return st;
   }
   dst->attr = a;

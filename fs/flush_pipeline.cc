@@ -157,7 +157,7 @@ void FlushPipeline::CommitterLoop() {
       Status st = b->put_failed ? b->put_error : flushed;
       if (st.ok()) st = commit_(*b);
       if (!st.ok()) {
-        Undo(*b);
+        if (!b->outcome_unknown) Undo(*b);  // else the extents may hold the references
         ++failed;
       }
       results.push_back(std::move(st));

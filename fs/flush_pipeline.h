@@ -15,7 +15,8 @@
 // disjoint, but an old extent may straddle two of them); batches of different inodes do not
 // wait for each other. Durability rule (docs/design.md): extents are written only after the
 // Flush() that made their chunks durable and indexed. A batch whose puts or commit fail drops
-// the references its puts took and is finished with the error; its bytes stay in the batch so
+// the references its puts took (unless its commit's write may have happened after all:
+// FlushBatch::outcome_unknown) and is finished with the error; its bytes stay in the batch so
 // that the owner can buffer them again (nothing is lost, the next flush retries).
 //
 // Thread-safety: Submit may be called from any thread. The callbacks run on the committer
@@ -54,6 +55,9 @@ struct FlushBatch {
   // Owner's state, guarded by the owner (Inode::batch_mu): finished with an error.
   bool failed = false;
   Status error;
+  // Set by the CommitFn when its metadata write failed with an unknown outcome: the extents
+  // may hold the batch's references, so they are not dropped (committer thread only).
+  bool outcome_unknown = false;
 
   // Pipeline state.
   std::atomic<size_t> next_chunk{0};   // next chunk a worker may claim

@@ -100,6 +100,9 @@ FsCore::Impl::~Impl() {
 Status FsCore::Impl::Init() {
   generation_ = uint64_t(NowNs());
   RANKFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> root, meta_->GetInode(kRootIno));
+  if (!root && options_.read_only) {
+    return Status(EROFS, "the store has no root directory, and it is open read-only");
+  }
   if (!root) {
     InodeAttr a;
     a.ino = kRootIno;
@@ -131,6 +134,14 @@ Status FsCore::Impl::Init() {
       chunks_, &successors_, &cache_, workers, [this](FlushBatch& b) { return CommitBatch(b); },
       [this](const std::shared_ptr<FlushBatch>& b, const Status& st) { BatchFinished(b, st); },
       [this] { return CheckSpace(SpaceUse::kFlush); });
+  if (options_.read_only) {
+    if (!orphans.empty()) {
+      Log(LogLevel::kInfo, "fs",
+          "read-only: " + std::to_string(orphans.size()) +
+              " unlinked inodes left by an earlier run stay until a read-write mount");
+    }
+    return Status::Ok();
+  }
   for (Ino ino : orphans) {
     Log(LogLevel::kInfo, "fs", "releasing unlinked inode " + std::to_string(ino) +
                                    " left by an earlier run");

@@ -56,6 +56,9 @@ struct FsOptions {
   // filesystem, at least 64 MiB, at most a quarter of it. 0 turns the reserve off.
   static constexpr uint64_t kAutoReserve = UINT64_MAX;
   uint64_t reserve_bytes = kAutoReserve;
+  // The store is open read-only (StoreOptions::read_only): nothing is created or deleted,
+  // not even the inodes an earlier run left on the orphan list; every change fails with EROFS.
+  bool read_only = false;
   // Owner and mode of the root directory when the store is new (later mounts keep it).
   uint32_t root_uid = 0;
   uint32_t root_gid = 0;

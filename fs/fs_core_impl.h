@@ -170,10 +170,13 @@ class FsCore::Impl {
   Status TruncateLocked(Inode* inode, uint64_t size);
   Status PunchLocked(Inode* inode, uint64_t offset, uint64_t length);
   // Removes [start, end) of the inode's stored extents and inserts `added` (whose chunk
-  // references the caller already holds) in one metadata batch, together with `extra`.
+  // references the caller already holds) in one metadata batch, together with `extra`. When
+  // that write fails its outcome is unknown (it may have reached the disk): *outcome_unknown is
+  // set, and the caller must not drop the references of `added` -- they may be the extents'
+  // now. Reference counts then err high, never low (docs/reliability.md).
   Status ReplaceRange(Ino ino, uint64_t start, uint64_t end,
                       const std::vector<std::pair<uint64_t, Extent>>& added,
-                      MetaStore::Batch* extra, bool sync);
+                      MetaStore::Batch* extra, bool sync, bool* outcome_unknown = nullptr);
   void DropDirty(Inode* inode, uint64_t start, uint64_t end);
   // What the kernel leaves to the filesystem under FUSE_HANDLE_KILLPRIV_V2 (fs/killpriv_io.h):
   // a data change or a chown clears setuid, setgid-with-group-exec and security.capability.

@@ -331,13 +331,7 @@ FsStats FsCore::Stats() {
     }
     return true;
   }).IgnoreError();
-  Env* env = impl_->store_->env();
-  std::string packs = impl_->store_->dir() + "/packs";
-  if (auto names = env->ListDir(packs); names.ok()) {
-    for (const auto& n : *names) {
-      if (auto info = env->Stat(packs + "/" + n); info.ok()) s.physical_bytes += info->allocated_bytes;
-    }
-  }
+  s.physical_bytes = s.chunks.allocated_bytes;
   return s;
 }
 

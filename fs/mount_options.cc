@@ -78,10 +78,9 @@ Status ApplyOption(std::string_view item, MountConfig* cfg, bool* chunker_change
       cfg->allow_other = true;
     } else if (name == "debug") {
       cfg->debug = true;
-    } else if (name == "ro") {
-      cfg->read_only = true;
-    } else if (name == "rw") {
-      cfg->read_only = false;
+    } else if (name == "ro" || name == "rw") {
+      // A read-only mount changes nothing in the store either (no recovery, no writes).
+      cfg->read_only = cfg->store.read_only = cfg->fs.read_only = name == "ro";
     } else if (IsKernelFlag(name)) {
       cfg->kernel_flags.emplace_back(name);
     } else if (!IsAcceptedNoOp(name)) {

@@ -408,7 +408,8 @@ Status FsCore::Impl::CommitBatch(FlushBatch& b) {
   for (const ChunkRef& c : b.chunks) {
     added.emplace_back(c->offset, Extent{c->bytes->size(), c->hash, 0});
   }
-  return ReplaceRange(b.ino, b.start, b.end, added, nullptr, /*sync=*/false);
+  return ReplaceRange(b.ino, b.start, b.end, added, nullptr, /*sync=*/false,
+                      &b.outcome_unknown);
 }
 
 void FsCore::Impl::BatchFinished(const std::shared_ptr<FlushBatch>& b, const Status& st) {
@@ -439,7 +440,8 @@ void FsCore::Impl::BatchFinished(const std::shared_ptr<FlushBatch>& b, const Sta
 
 Status FsCore::Impl::ReplaceRange(Ino ino, uint64_t start, uint64_t end,
                                   const std::vector<std::pair<uint64_t, Extent>>& added,
-                                  MetaStore::Batch* extra, bool sync) {
+                                  MetaStore::Batch* extra, bool sync, bool* outcome_unknown) {
+  if (outcome_unknown != nullptr) *outcome_unknown = false;
   MetaStore::Batch b;
   std::vector<ChunkHash> dropped;  // references to release once the batch is written
   std::vector<ChunkHash> taken;    // references taken for split tails (undone on failure)
@@ -482,7 +484,10 @@ Status FsCore::Impl::ReplaceRange(Ino ino, uint64_t start, uint64_t end,
   if (extra) b.Append(*extra);
   st = meta_->Write(b, sync);
   if (!st.ok()) {
-    for (const ChunkHash& h : taken) chunks_->Unref(h, 1).IgnoreError();
+    // The write may have happened (a WAL sync that failed after the append): the extents it
+    // would have written may hold these references, so none is dropped. Counts err high; fsck
+    // recounts them. The next write of the range finds whichever extents are there.
+    if (outcome_unknown != nullptr) *outcome_unknown = true;
     return st;
   }
   for (const ChunkHash& h : dropped) {
@@ -527,9 +532,13 @@ Status FsCore::Impl::FlushRange(Inode* inode, uint64_t start, bool sync) {
   inode->may_have_extents = true;
   MetaStore::Batch attr;
   attr.PutInode(inode->attr);
-  if (st.ok()) st = ReplaceRange(ino, start, start + pos, added, &attr, sync);
+  bool unknown = false;
+  if (st.ok()) st = ReplaceRange(ino, start, start + pos, added, &attr, sync, &unknown);
   if (!st.ok()) {
-    for (const ChunkHash& h : put) chunks_->Unref(h, 1).IgnoreError();
+    // The references go back unless the extents' write may have taken them (ReplaceRange).
+    if (!unknown) {
+      for (const ChunkHash& h : put) chunks_->Unref(h, 1).IgnoreError();
+    }
     return st.Annotate("writing inode " + std::to_string(ino));
   }
   DropDirty(inode, start, start + pos);  // those bytes are in the store now

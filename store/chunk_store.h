@@ -10,8 +10,11 @@
 //   after Flush() returns OK, every chunk whose Put() returned before Flush() was called is
 //   durable, and so is its index entry once the metadata store's WAL is synced. Metadata that
 //   refers to a chunk must be written after a Flush() that covers the chunk's Put(); then a crash
-//   can never leave metadata pointing at missing bytes. Reference counts err on the high side
-//   after a crash (space leaks until fsck rebuilds them), never on the low side.
+//   can never leave metadata pointing at missing bytes. When Flush() fails, a chunk put before
+//   it may be lost (its container's sync failed): the caller must not write metadata naming it,
+//   drops its references and puts the bytes again (a new Put stores a fresh copy). Reference
+//   counts err on the high side after a crash or a failed metadata write (space leaks until fsck
+//   rebuilds them), never on the low side.
 //
 // The interface says nothing about pack files: a later backend may keep chunks in an object
 // store. Thread-safety: every method is safe to call concurrently.
@@ -36,6 +39,7 @@ struct ChunkStoreStats {
   uint64_t reclaimed_bytes = 0; // record bytes released since start
   uint64_t reclaim_backlog = 0; // record bytes released but not yet punched
   uint64_t packs = 0;           // containers in use (backend-specific meaning)
+  uint64_t allocated_bytes = 0; // space the containers take on disk
   uint64_t read_errors = 0;     // Get() calls that found damaged bytes
 };
 

@@ -267,6 +267,8 @@ class PosixEnv final : public Env {
 
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path) override {
     ScopedFd fd(OpenRetrying(path.c_str(), O_RDWR | O_CREAT, 0644));
+    // A store on a read-only file system can still be locked (flock needs no write access).
+    if (!fd.valid() && errno == EROFS) fd = ScopedFd(OpenRetrying(path.c_str(), O_RDONLY, 0));
     if (!fd.valid()) return Status::FromErrno("open lock file", path);
     int r;
     do {

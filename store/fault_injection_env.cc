@@ -11,10 +11,10 @@ namespace rankfs {
 // FaultController
 
 void FaultController::FailAfter(uint32_t ops, uint64_t after, int err, std::string path_substr,
-                                int64_t count) {
+                                int64_t count, FaultEffect effect) {
   if (count == 0) return;  // a rule that never fires
   std::lock_guard<std::mutex> lock(mu_);
-  rules_.push_back(Rule{ops, std::move(path_substr), after, err == 0 ? EIO : err, count});
+  rules_.push_back(Rule{ops, std::move(path_substr), after, err == 0 ? EIO : err, count, effect});
 }
 
 void FaultController::ClearFaults() {
@@ -37,12 +37,17 @@ bool FaultController::active() const {
   return active_;
 }
 
-int FaultController::Check(FaultOp op, const std::string& path) {
+void FaultController::SetHook(std::function<void(FaultOp, const std::string&)> hook) {
+  hook_ = std::move(hook);
+}
+
+Fault FaultController::Check(FaultOp op, const std::string& path) {
+  if (hook_) hook_(op, path);
   std::lock_guard<std::mutex> lock(mu_);
   if (!active_) {
-    if (op == kFaultRead || op == kFaultOpen) return 0;
+    if (op == kFaultRead || op == kFaultOpen) return Fault();
     ++injected_;
-    return EIO;
+    return Fault{EIO, FaultEffect::kNothing, /*power_off=*/true};
   }
   auto matches = [&](const Rule& r) {
     return (r.ops & op) != 0 &&
@@ -50,27 +55,33 @@ int FaultController::Check(FaultOp op, const std::string& path) {
   };
   for (auto it = rules_.begin(); it != rules_.end(); ++it) {
     if (it->passes_left != 0 || !matches(*it)) continue;
-    const int err = it->err;
+    const Fault fault{it->err, it->effect};
     if (it->fails_left > 0 && --it->fails_left == 0) rules_.erase(it);
     ++injected_;
-    return err;
+    return fault;
   }
   // The call passes: it counts towards every rule it matches.
   for (Rule& r : rules_) {
     if (r.passes_left != 0 && matches(r)) --r.passes_left;
   }
-  return 0;
+  return Fault();
 }
 
-int FaultController::CheckOpen(const std::string& path, bool may_create) {
+Fault FaultController::CheckOpen(const std::string& path, bool may_create) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!active_ && may_create) {
       ++injected_;
-      return EIO;
+      return Fault{EIO, FaultEffect::kNothing, /*power_off=*/true};
     }
   }
   return Check(kFaultOpen, path);
+}
+
+MetaWriteHook::Action MetaWriteFaults::BeforeWrite(const std::string& families, bool /*sync*/) {
+  const Fault f = controller_->Check(kFaultMetaWrite, "meta:" + families);
+  if (!f) return Action::kProceed;
+  return f.applied() ? Action::kApplyThenFail : Action::kFail;
 }
 
 Status InjectedFault(int err, std::string_view op, std::string_view path) {
@@ -86,78 +97,77 @@ Status InjectedFault(int err, std::string_view op, std::string_view path) {
 // ---------------------------------------------------------------------------------------------
 // FaultInjectionEnv
 
-struct FaultInjectionEnv::FileState {
-  std::mutex mu;
-  uint64_t synced_size = 0;  // guarded by mu; the size DropUnsyncedData truncates back to
-  bool created = false;      // guarded by mu; created through this Env (deleted if never synced)
-  bool ever_synced = false;  // guarded by mu
-  bool dirty = false;        // guarded by mu; written or truncated since tracking began
-};
+// Runs `call` unless `fault` stops it: a kApplied fault runs it and then reports the error.
+template <typename Call>
+Status Obey(const Fault& fault, std::string_view op, const std::string& path, Call call) {
+  if (!fault) return call();
+  if (fault.applied()) {
+    Status done = call();
+    if (!done.ok()) return done;
+  }
+  return InjectedFault(fault.err, op, path);
+}
 
 class FaultInjectionEnv::FaultFile final : public File {
  public:
-  // `state` is null for a read-only file.
-  FaultFile(std::unique_ptr<File> base, std::shared_ptr<FileState> state,
+  // `ledger` is null for a read-only file.
+  FaultFile(std::unique_ptr<File> base, std::shared_ptr<SyncLedger::File> ledger,
             std::shared_ptr<FaultController> controller)
-      : base_(std::move(base)), state_(std::move(state)), controller_(std::move(controller)) {}
+      : base_(std::move(base)), ledger_(std::move(ledger)), controller_(std::move(controller)) {}
 
   Status PRead(uint64_t offset, size_t n, char* buf, size_t* got) override {
-    if (int err = controller_->Check(kFaultRead, path())) {
+    if (Fault f = controller_->Check(kFaultRead, path())) {
       *got = 0;
-      return InjectedFault(err, "pread", path());
+      return InjectedFault(f.err, "pread", path());
     }
     return base_->PRead(offset, n, buf, got);
   }
 
   Status PWrite(uint64_t offset, std::string_view data) override {
-    if (int err = controller_->Check(kFaultWrite, path())) {
-      return InjectedFault(err, "pwrite", path());
-    }
-    MarkDirty();  // before the write: a failed write may still have changed the file
-    return base_->PWrite(offset, data);
+    return Obey(controller_->Check(kFaultWrite, path()), "pwrite", path(), [&] {
+      // Noted before the write: a failed write may still have changed the file.
+      if (ledger_ != nullptr) ledger_->Wrote(offset + data.size());
+      return base_->PWrite(offset, data);
+    });
   }
 
   Status Sync() override {
-    if (int err = controller_->Check(kFaultSync, path())) {
-      return InjectedFault(err, "fdatasync", path());
+    const Fault f = controller_->Check(kFaultSync, path());
+    if (f.drops_unsynced()) {
+      // Linux may have dropped the dirty pages already: they are gone, whatever comes later.
+      if (ledger_ != nullptr) {
+        const uint64_t keep = ledger_->SyncFailed();
+        Result<uint64_t> size = base_->Size();
+        if (size.ok() && *size > keep) base_->Truncate(keep).IgnoreError();
+      }
+      return InjectedFault(f.err, "fdatasync", path());
     }
-    // The size is taken before the sync: only data written before the call is known durable.
-    RANKFS_ASSIGN_OR_RETURN(uint64_t size, base_->Size());
-    RANKFS_RETURN_IF_ERROR(base_->Sync());
-    if (state_ != nullptr) {
-      std::lock_guard<std::mutex> lock(state_->mu);
-      state_->synced_size = size;
-      state_->ever_synced = true;
-    }
-    return Status::Ok();
+    return Obey(f, "fdatasync", path(), [&] {
+      if (ledger_ == nullptr) return base_->Sync();
+      const uint64_t size = ledger_->SizeBeforeSync();
+      RANKFS_RETURN_IF_ERROR(base_->Sync());
+      ledger_->Synced(size);
+      return Status::Ok();
+    });
   }
 
   Status PunchHole(uint64_t offset, uint64_t len) override {
-    if (int err = controller_->Check(kFaultPunch, path())) {
-      return InjectedFault(err, "fallocate(PUNCH_HOLE)", path());
-    }
-    return base_->PunchHole(offset, len);
+    return Obey(controller_->Check(kFaultPunch, path()), "fallocate(PUNCH_HOLE)", path(),
+                [&] { return base_->PunchHole(offset, len); });
   }
 
   Status Truncate(uint64_t size) override {
-    if (int err = controller_->Check(kFaultTruncate, path())) {
-      return InjectedFault(err, "ftruncate", path());
-    }
-    if (state_ != nullptr) {
-      // A shrink is not durable before the next Sync, but rolling it back would need the old
-      // bytes; keep the smaller size so that DropUnsyncedData never extends the file.
-      std::lock_guard<std::mutex> lock(state_->mu);
-      state_->dirty = true;
-      state_->synced_size = std::min(state_->synced_size, size);
-    }
-    return base_->Truncate(size);
+    return Obey(controller_->Check(kFaultTruncate, path()), "ftruncate", path(), [&] {
+      if (ledger_ != nullptr) ledger_->Truncated(size);
+      return base_->Truncate(size);
+    });
   }
 
   Result<uint64_t> Size() override { return base_->Size(); }
 
   Result<uint64_t> NextData(uint64_t from) override {
-    if (int err = controller_->Check(kFaultRead, path())) {
-      return InjectedFault(err, "lseek(SEEK_DATA)", path());
+    if (Fault f = controller_->Check(kFaultRead, path())) {
+      return InjectedFault(f.err, "lseek(SEEK_DATA)", path());
     }
     return base_->NextData(from);
   }
@@ -165,14 +175,8 @@ class FaultInjectionEnv::FaultFile final : public File {
   const std::string& path() const override { return base_->path(); }
 
  private:
-  void MarkDirty() {
-    if (state_ == nullptr) return;
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->dirty = true;
-  }
-
   const std::unique_ptr<File> base_;
-  const std::shared_ptr<FileState> state_;
+  const std::shared_ptr<SyncLedger::File> ledger_;
   const std::shared_ptr<FaultController> controller_;
 };
 
@@ -181,95 +185,73 @@ FaultInjectionEnv::FaultInjectionEnv(Env* base, std::shared_ptr<FaultController>
 
 FaultInjectionEnv::~FaultInjectionEnv() = default;
 
-std::shared_ptr<FaultInjectionEnv::FileState> FaultInjectionEnv::Track(const std::string& path,
-                                                                       bool created,
-                                                                       uint64_t size) {
-  std::lock_guard<std::mutex> lock(mu_);
-  std::shared_ptr<FileState>& state = tracked_[path];
-  if (state == nullptr || created) {
-    state = std::make_shared<FileState>();
-    state->created = created;
-    state->synced_size = created ? 0 : size;
-  }
-  return state;
-}
-
 Result<std::unique_ptr<File>> FaultInjectionEnv::OpenFile(const std::string& path, OpenMode mode) {
   const bool may_create = mode == OpenMode::kCreate || mode == OpenMode::kCreateExclusive;
-  if (int err = controller_->CheckOpen(path, may_create)) return InjectedFault(err, "open", path);
+  if (Fault f = controller_->CheckOpen(path, may_create)) {
+    return InjectedFault(f.err, "open", path);
+  }
   bool created = mode == OpenMode::kCreateExclusive;
   if (mode == OpenMode::kCreate) {
     Result<FileInfo> info = base_->Stat(path);
     created = !info.ok() && info.status().code() == ENOENT;
   }
   RANKFS_ASSIGN_OR_RETURN(std::unique_ptr<File> file, base_->OpenFile(path, mode));
-  std::shared_ptr<FileState> state;
+  std::shared_ptr<SyncLedger::File> ledger;
   if (mode != OpenMode::kReadOnly) {
     uint64_t size = 0;
     if (!created) {
       RANKFS_ASSIGN_OR_RETURN(size, file->Size());
     }
-    state = Track(path, created, size);
+    ledger = ledger_.Track(path, created, size);
   }
   return std::unique_ptr<File>(
-      std::make_unique<FaultFile>(std::move(file), std::move(state), controller_));
+      std::make_unique<FaultFile>(std::move(file), std::move(ledger), controller_));
 }
 
 Status FaultInjectionEnv::DeleteFile(const std::string& path) {
-  if (int err = controller_->Check(kFaultDelete, path)) return InjectedFault(err, "unlink", path);
-  RANKFS_RETURN_IF_ERROR(base_->DeleteFile(path));
-  std::lock_guard<std::mutex> lock(mu_);
-  tracked_.erase(path);
-  return Status::Ok();
+  return Obey(controller_->Check(kFaultDelete, path), "unlink", path, [&] {
+    RANKFS_RETURN_IF_ERROR(base_->DeleteFile(path));
+    ledger_.Deleted(path);
+    return Status::Ok();
+  });
 }
 
 Status FaultInjectionEnv::RenameFile(const std::string& from, const std::string& to) {
-  if (int err = controller_->Check(kFaultRename, from)) {
-    return InjectedFault(err, "rename", from + " -> " + to);
-  }
-  RANKFS_RETURN_IF_ERROR(base_->RenameFile(from, to));
-  std::lock_guard<std::mutex> lock(mu_);
-  // The file at `to` is replaced: its tracking goes, and the renamed file's follows it (open
-  // File objects keep pointing at the same state, so their later writes are still tracked).
-  auto node = tracked_.extract(from);
-  tracked_.erase(to);
-  if (!node.empty()) {
-    node.key() = to;
-    tracked_.insert(std::move(node));
-  }
-  return Status::Ok();
+  return Obey(controller_->Check(kFaultRename, from), "rename", from + " -> " + to, [&] {
+    RANKFS_RETURN_IF_ERROR(base_->RenameFile(from, to));
+    ledger_.Renamed(from, to);
+    return Status::Ok();
+  });
 }
 
 Status FaultInjectionEnv::CreateDir(const std::string& path) {
-  if (int err = controller_->Check(kFaultDirOp, path)) return InjectedFault(err, "mkdir", path);
-  return base_->CreateDir(path);
+  return Obey(controller_->Check(kFaultDirOp, path), "mkdir", path,
+              [&] { return base_->CreateDir(path); });
 }
 
 Status FaultInjectionEnv::DeleteDir(const std::string& path) {
-  if (int err = controller_->Check(kFaultDirOp, path)) return InjectedFault(err, "rmdir", path);
-  return base_->DeleteDir(path);
+  return Obey(controller_->Check(kFaultDirOp, path), "rmdir", path,
+              [&] { return base_->DeleteDir(path); });
 }
 
 Result<std::vector<std::string>> FaultInjectionEnv::ListDir(const std::string& path) {
-  if (int err = controller_->Check(kFaultRead, path)) return InjectedFault(err, "opendir", path);
+  if (Fault f = controller_->Check(kFaultRead, path)) return InjectedFault(f.err, "opendir", path);
   return base_->ListDir(path);
 }
 
 Result<FileInfo> FaultInjectionEnv::Stat(const std::string& path) {
-  if (int err = controller_->Check(kFaultRead, path)) return InjectedFault(err, "stat", path);
+  if (Fault f = controller_->Check(kFaultRead, path)) return InjectedFault(f.err, "stat", path);
   return base_->Stat(path);
 }
 
 Status FaultInjectionEnv::SyncDir(const std::string& path) {
-  if (int err = controller_->Check(kFaultSync, path)) {
-    return InjectedFault(err, "fsync directory", path);
-  }
-  return base_->SyncDir(path);
+  return Obey(controller_->Check(kFaultSync, path), "fsync directory", path,
+              [&] { return base_->SyncDir(path); });
 }
 
 Result<std::unique_ptr<FileLock>> FaultInjectionEnv::LockFile(const std::string& path) {
-  if (int err = controller_->CheckOpen(path, /*may_create=*/true)) {
-    return InjectedFault(err, "open lock file", path);
+  if (Fault f = controller_->CheckOpen(path, /*may_create=*/true)) {
+    return InjectedFault(f.err, "open lock file", path);
   }
   return base_->LockFile(path);
 }
@@ -279,36 +261,17 @@ Result<SpaceInfo> FaultInjectionEnv::GetSpaceInfo(const std::string& path) {
 }
 
 Status FaultInjectionEnv::DropUnsyncedData() {
-  std::map<std::string, std::shared_ptr<FileState>> tracked;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    tracked.swap(tracked_);
-  }
-  Status first_error;
-  auto note = [&first_error](const Status& s) {
-    if (!s.ok() && first_error.ok()) first_error = s;
+  SyncLedger::FileOps ops;
+  ops.remove = [this](const std::string& p) { return base_->DeleteFile(p); };
+  ops.size = [this](const std::string& p) -> Result<uint64_t> {
+    RANKFS_ASSIGN_OR_RETURN(FileInfo info, base_->Stat(p));
+    return info.size;
   };
-  for (const auto& [path, state] : tracked) {
-    std::lock_guard<std::mutex> lock(state->mu);
-    if (state->created && !state->ever_synced) {
-      Status s = base_->DeleteFile(path);
-      if (s.code() != ENOENT) note(s);  // already gone is fine
-      continue;
-    }
-    if (!state->dirty) continue;
-    Result<std::unique_ptr<File>> file = base_->OpenFile(path, OpenMode::kReadWrite);
-    if (!file.ok()) {
-      if (file.status().code() != ENOENT) note(file.status());
-      continue;
-    }
-    Result<uint64_t> size = (*file)->Size();
-    if (!size.ok()) {
-      note(size.status());
-    } else if (*size > state->synced_size) {
-      note((*file)->Truncate(state->synced_size));
-    }
-  }
-  return first_error.Annotate("dropping unsynced data");
+  ops.truncate = [this](const std::string& p, uint64_t size) {
+    RANKFS_ASSIGN_OR_RETURN(std::unique_ptr<File> f, base_->OpenFile(p, OpenMode::kReadWrite));
+    return f->Truncate(size);
+  };
+  return ledger_.DropUnsynced(ops);
 }
 
 }  // namespace rankfs

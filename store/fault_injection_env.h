@@ -15,12 +15,16 @@
 //   kFaultDirOp    Env::CreateDir, Env::DeleteDir
 // File::Size and Env::GetSpaceInfo are never failed.
 //
+// A failed File::Sync drops what the file gained since its last successful sync, as Linux may
+// when fdatasync(2) fails (sync_ledger.h): a later sync that succeeds does not bring it back.
+//
 // Thread-safety: FaultController and FaultInjectionEnv are safe to use from any thread, as the
 // Env contract requires. DropUnsyncedData must not run concurrently with I/O on the files it
 // rolls back (see its comment).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,7 +33,9 @@
 #include <vector>
 
 #include "store/env.h"
+#include "store/meta_store.h"
 #include "store/status.h"
+#include "store/sync_ledger.h"
 
 namespace rankfs {
 
@@ -43,7 +49,26 @@ enum FaultOp : uint32_t {
   kFaultDelete = 64,
   kFaultRename = 128,
   kFaultDirOp = 256,
+  kFaultMetaWrite = 512,  // MetaStore::Write, through MetaWriteFaults (below)
   kFaultAllOps = 0xffffffff,
+};
+
+// What a rule does to a call it fails.
+enum class FaultEffect {
+  kNothing,  // the call changes nothing and reports the error (a failed sync drops unsynced data)
+  kApplied,  // the call is carried out, then reports the error: an outcome the caller cannot
+             // know (a write that reached the disk, a sync that made the data durable)
+};
+
+// The verdict of FaultController::Check on one call.
+struct Fault {
+  int err = 0;  // 0: the call proceeds
+  FaultEffect effect = FaultEffect::kNothing;
+  bool power_off = false;  // failed because the controller is inactive (nothing reaches disk)
+  explicit operator bool() const { return err != 0; }
+  bool applied() const { return err != 0 && effect == FaultEffect::kApplied; }
+  // A failed sync that drops the file's unsynced bytes now (a power cut drops them later).
+  bool drops_unsynced() const { return err != 0 && !applied() && !power_off; }
 };
 
 // The fault plan shared by FaultInjectionEnv and the RocksDB wrapper (rocks_fault_env.h).
@@ -58,9 +83,9 @@ class FaultController {
   // the `ops` mask and its path contains `path_substr` ("" matches any path). Several rules may
   // be active; a call fails by the first rule (in the order added) that is due, and a failed call
   // does not advance the other rules' counters. Calls that pass still reach the wrapped Env,
-  // which may fail them for real.
+  // which may fail them for real. `effect` says what a failed call does (FaultEffect).
   void FailAfter(uint32_t ops, uint64_t after, int err, std::string path_substr = "",
-                 int64_t count = -1);
+                 int64_t count = -1, FaultEffect effect = FaultEffect::kNothing);
   // Removes every rule. Leaves the active flag and injected() as they are.
   void ClearFaults();
   // How many calls Check() has failed so far, by a rule or because the controller was inactive.
@@ -72,10 +97,15 @@ class FaultController {
   void SetActive(bool active);
   bool active() const;
 
-  // Returns 0 to let the call proceed, or the errno to fail it with.
-  int Check(FaultOp op, const std::string& path);
+  // Calls `hook` (outside the controller's lock, on the calling thread) at the start of every
+  // Check, so that a test can act at an exact point of another component's I/O, e.g. between
+  // its lookup and its read. Null removes it. Must not be set while calls are being checked.
+  void SetHook(std::function<void(FaultOp op, const std::string& path)> hook);
+
+  // Whether the call proceeds, or fails and how.
+  Fault Check(FaultOp op, const std::string& path);
   // Check(kFaultOpen, path), and also EIO while inactive when the open may create the file.
-  int CheckOpen(const std::string& path, bool may_create);
+  Fault CheckOpen(const std::string& path, bool may_create);
 
  private:
   struct Rule {
@@ -84,23 +114,41 @@ class FaultController {
     uint64_t passes_left;  // matching calls still to let through
     int err;
     int64_t fails_left;  // < 0: unlimited
+    FaultEffect effect;
   };
 
+  std::function<void(FaultOp, const std::string&)> hook_;  // see SetHook
   mutable std::mutex mu_;
   std::vector<Rule> rules_;  // guarded by mu_
   uint64_t injected_ = 0;    // guarded by mu_
   bool active_ = true;       // guarded by mu_
 };
 
+// The controller's rules applied to MetaStore::Write (MetaStoreOptions::write_hook): a
+// kFaultMetaWrite fault with FaultEffect::kApplied carries the write out and reports it failed.
+// The path a rule matches is "meta:" and the column families the batch changes
+// ("meta:inodes,extents"). While the controller is inactive every write fails and changes
+// nothing.
+class MetaWriteFaults final : public MetaWriteHook {
+ public:
+  explicit MetaWriteFaults(std::shared_ptr<FaultController> controller)
+      : controller_(std::move(controller)) {}
+  Action BeforeWrite(const std::string& families, bool sync) override;
+
+ private:
+  const std::shared_ptr<FaultController> controller_;
+};
+
 // Builds the Status of a fault the controller injected into operation `op` on `path`.
 Status InjectedFault(int err, std::string_view op, std::string_view path);
 
 // Wraps `base` (not owned; must outlive this Env). Every call is checked with the controller
-// first and, when it passes, forwarded to `base`; a failed call never reaches `base`, so an
-// injected ENOSPC on PWrite writes nothing.
+// first and, when it passes, forwarded to `base`; a call failed with FaultEffect::kNothing never
+// reaches `base`, so an injected ENOSPC on PWrite writes nothing.
 //
 // It also tracks, per path, what has been synced since the path was opened for writing through
-// this Env, for DropUnsyncedData. Paths are compared as strings: use one spelling per file.
+// this Env (SyncLedger), for DropUnsyncedData and failed syncs. Paths are compared as strings:
+// use one spelling per file.
 class FaultInjectionEnv final : public Env {
  public:
   explicit FaultInjectionEnv(
@@ -114,11 +162,7 @@ class FaultInjectionEnv final : public Env {
   // last DropUnsyncedData loses what was written after its last successful File::Sync. A file
   // that existed before is truncated back to its size at the last Sync (or at open, when never
   // synced); a file this Env created and never synced is deleted. Then tracking starts afresh.
-  //
-  // Limitations (state them when relying on this): in-place overwrites and PunchHole inside the
-  // synced size are not rolled back, and created/renamed/deleted names are treated as durable
-  // at once (SyncDir is not modeled). rankfs pack files are append-only and synced before any
-  // metadata points into them, so this models them exactly.
+  // The limits of this model are SyncLedger's (sync_ledger.h).
   //
   // Works whether or not the controller is active and bypasses its rules. REQUIRES: nothing uses
   // the tracked files meanwhile (close them first, or deactivate the controller so that stray
@@ -137,20 +181,12 @@ class FaultInjectionEnv final : public Env {
   Result<SpaceInfo> GetSpaceInfo(const std::string& path) override;
 
  private:
-  struct FileState;  // what DropUnsyncedData needs to know about one path
-  class FaultFile;   // the File wrapper
-
-  // Returns the tracking state of `path`, creating it if needed. `created`: this open created
-  // the file, so any older state is stale. `size`: the file's size now, assumed durable.
-  std::shared_ptr<FileState> Track(const std::string& path, bool created, uint64_t size);
+  class FaultFile;  // the File wrapper
 
   Env* const base_;
   const std::shared_ptr<FaultController> controller_;
-
-  std::mutex mu_;
-  // Files opened for writing since the last DropUnsyncedData, by path. Guarded by mu_.
-  // Lock order: mu_ before FileState::mu.
-  std::map<std::string, std::shared_ptr<FileState>> tracked_;
+  // Files opened for writing since the last DropUnsyncedData.
+  SyncLedger ledger_;
 };
 
 }  // namespace rankfs

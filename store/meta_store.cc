@@ -270,7 +270,7 @@ Result<std::unique_ptr<MetaStore>> MetaStore::Open(const std::string& dir,
     return Status(EINVAL, "invalid initial superblock: " + check.status().message()).Annotate(ctx);
   }
   rocksdb::DBOptions db_options = DbOptions(options);
-  if (!options.create_if_missing) {
+  if (!options.create_if_missing || options.read_only) {
     rocksdb::Env* env = db_options.env;
     if (env->FileExists(dir + "/CURRENT").IsNotFound()) {
       return Status(ENOENT, ctx + ": no database there");
@@ -300,9 +300,13 @@ Result<std::unique_ptr<MetaStore>> MetaStore::Open(const std::string& dir,
 
   rocksdb::DB* raw = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::Status s = rocksdb::DB::Open(db_options, dir, descs, &handles, &raw);
+  rocksdb::Status s =
+      options.read_only ? rocksdb::DB::OpenForReadOnly(db_options, dir, descs, &handles, &raw)
+                        : rocksdb::DB::Open(db_options, dir, descs, &handles, &raw);
   if (!s.ok()) return FromRocks(s, "opening " + dir);
   std::unique_ptr<MetaStore> store(new MetaStore());
+  store->read_only_ = options.read_only;
+  store->write_hook_ = options.write_hook;
   store->db_.reset(raw);
   store->cfs_.assign(handles.begin(), handles.begin() + int(Cf::kCount));
   for (size_t i = size_t(Cf::kCount); i < handles.size(); ++i) {
@@ -327,6 +331,7 @@ Result<std::unique_ptr<MetaStore>> MetaStore::Open(const std::string& dir,
         return false;
       }));
   if (has_inodes) return Status(EUCLEAN, ctx + ": inodes present but no superblock");
+  if (options.read_only) return Status(EROFS, ctx + ": no superblock, and it is open read-only");
   Batch b;
   b.PutSuper(initial_super);
   RANKFS_RETURN_IF_ERROR(store->Write(b, /*sync=*/true).Annotate(ctx));
@@ -351,10 +356,13 @@ Status MetaStore::Close() {
   if (!db_) return Status::Ok();
   Status result;
   // Flushing makes the next Open fast (no WAL replay); the WAL would recover the data anyway.
-  rocksdb::FlushOptions fo;
-  fo.wait = true;
-  rocksdb::Status s = db_->Flush(fo, cfs_);
-  if (!s.ok()) result = FromRocks(s, "flushing memtables at close");
+  rocksdb::Status s;
+  if (!read_only_) {
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    s = db_->Flush(fo, cfs_);
+    if (!s.ok()) result = FromRocks(s, "flushing memtables at close");
+  }
   for (rocksdb::ColumnFamilyHandle* h : cfs_) {
     db_->DestroyColumnFamilyHandle(h).PermitUncheckedError();
   }
@@ -368,7 +376,8 @@ Status MetaStore::Close() {
 // ---- Writes ----------------------------------------------------------------------------------
 
 Status MetaStore::Write(const Batch& batch, bool sync) {
-  if (batch.Empty() && !sync) return Status::Ok();
+  if (batch.Empty() && (!sync || read_only_)) return Status::Ok();
+  if (read_only_) return Status(EROFS, "the metadata store is open read-only");
   size_t bytes = 0;
   for (const Batch::Op& op : batch.ops_) bytes += op.key.size() + op.value.size() + 16;
   rocksdb::WriteBatch wb(bytes);
@@ -380,9 +389,25 @@ Status MetaStore::Write(const Batch& batch, bool sync) {
   }
   rocksdb::WriteOptions wo;
   wo.sync = sync;
+  MetaWriteHook::Action action = MetaWriteHook::Action::kProceed;
+  if (write_hook_ != nullptr) {
+    bool touched[int(Cf::kCount)] = {};
+    for (const Batch::Op& op : batch.ops_) touched[int(op.cf)] = true;
+    std::string families;
+    for (int i = 0; i < int(Cf::kCount); ++i) {
+      if (!touched[i]) continue;
+      if (!families.empty()) families += ",";
+      families += kCfNames[i];
+    }
+    action = write_hook_->BeforeWrite(families, sync);
+  }
+  if (action == MetaWriteHook::Action::kFail) return Status(EIO, "metadata write failed (test)");
   rocksdb::Status s = db_->Write(wo, &wb);
   if (!s.ok()) {
     return FromRocks(s, "writing a batch of " + std::to_string(batch.Count()) + " operations");
+  }
+  if (action == MetaWriteHook::Action::kApplyThenFail) {
+    return Status(EIO, "metadata write reported failed after it was applied (test)");
   }
   return Status::Ok();
 }
@@ -391,6 +416,7 @@ Status MetaStore::SyncWal() {
   // A synced write of an empty batch, not FlushWAL(true): after a failed WAL write, RocksDB
   // 7.8's SyncWAL reaches the broken log writer and asserts (Debian's build keeps asserts),
   // while the write path answers with the DB's background error.
+  if (read_only_) return Status::Ok();  // nothing was written
   rocksdb::WriteBatch empty;
   rocksdb::WriteOptions wo;
   wo.sync = true;

@@ -30,13 +30,29 @@ class ColumnFamilyHandle;
 
 namespace rankfs {
 
+// A test seam consulted before every MetaStore::Write (fault_injection_env.h has the one the
+// tests use): it can fail a write, or carry it out and then report it failed, the unknown
+// outcome that a RocksDB write whose WAL append succeeded and whose sync failed has.
+class MetaWriteHook {
+ public:
+  enum class Action { kProceed, kFail, kApplyThenFail };
+  virtual ~MetaWriteHook() = default;
+  // `families`: the column families the batch changes, by name, comma-separated, in Cf order
+  // ("inodes,extents").
+  virtual Action BeforeWrite(const std::string& families, bool sync) = 0;
+};
+
 struct MetaStoreOptions {
   bool create_if_missing = true;
+  // Opens the database without changing it (RocksDB's read-only mode: the WAL is replayed in
+  // memory, no file is written). Write fails with EROFS; SyncWal has nothing to do.
+  bool read_only = false;
   // RocksDB Env to run on; nullptr for rocksdb::Env::Default(). Tests pass a fault-injecting
   // or in-memory one (rocks_fault_env.h). Not owned; must outlive the MetaStore.
   rocksdb::Env* rocks_env = nullptr;
   size_t block_cache_bytes = 64 << 20;
   size_t write_buffer_bytes = 32 << 20;
+  MetaWriteHook* write_hook = nullptr;  // tests only; not owned, must outlive the MetaStore
 };
 
 // The column families, in the order they are opened.
@@ -160,6 +176,8 @@ class MetaStore {
               const ScanFn& fn);
 
   Superblock super_;
+  bool read_only_ = false;
+  MetaWriteHook* write_hook_ = nullptr;
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;  // indexed by Cf; owned, released in Close
 };

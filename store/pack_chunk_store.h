@@ -2,6 +2,11 @@
 // appended to pack files (pack_format.h); the chunk index (hash -> location, refcount) lives in
 // the MetaStore's chunks column family.
 //
+// The code is split by concern: pack_chunk_store.cc (the ChunkStore calls and Flush),
+// pack_files.cc (appending, the pack table, syncing, and what a failed sync poisons),
+// pack_read.cc (reading and verifying records, and what counts as damage), pack_reclaim.cc
+// (releasing the space of deleted chunks) and pack_recovery.cc (opening after a crash).
+//
 // Concurrency (see docs/design.md):
 //   - chunk state is sharded by hash into kStripes stripes; a stripe's mutex guards its
 //     in-flight set (chunks being compressed and appended) and its pending map (appended chunks
@@ -9,7 +14,14 @@
 //     that appends it and then take a reference; compression runs outside every lock.
 //   - pack_mu_ guards the pack table, the active pack and the release queue.
 //   - Lock order: flush_mu_ -> sync_mu_ -> a stripe mutex (one at a time) -> pack_mu_.
-//     reclaim_mu_ -> pack_mu_. No lock is held while compressing.
+//     reclaim_mu_ -> pack_mu_. bad_mu_ is a leaf. No lock is held while compressing.
+//
+// Errors (docs/reliability.md): a pack whose fdatasync failed is never appended to or synced
+// again, and its unsynced records are "lost": never indexed, so nothing that names them becomes
+// durable, and Flush fails until every caller that put them has let go (they put them again).
+// A metadata write that failed has an unknown outcome: the ranges it might name are never
+// released in this run (fsck recounts). Healing keeps the damaged copy until the new one is
+// indexed. Only bytes that fail their checks are damage; an I/O error is just an error.
 #pragma once
 
 #include <array>
@@ -29,22 +41,15 @@
 #include "store/chunk_store.h"
 #include "store/env.h"
 #include "store/meta_store.h"
+#include "store/pack_options.h"
 
 namespace rankfs {
-
-struct PackChunkStoreOptions {
-  int compression_level = 1;            // zstd level; 0 stores every chunk raw
-  uint64_t max_pack_bytes = 256ull << 20;
-  size_t max_open_packs = 128;          // pack files kept open for reading
-  bool background_reclaim = true;       // punch released ranges from a background thread
-  std::chrono::milliseconds reclaim_delay{100};  // batching window of the background thread
-};
 
 class PackChunkStore final : public ChunkStore {
  public:
   // Opens the packs in `dir` (created if missing). Recovers from an unclean stop: packs that
-  // hold no indexed chunk are deleted, and unindexed ranges inside other packs are punched.
-  // `env` and `meta` are not owned and must outlive the store; `store_uuid` goes into new packs.
+  // hold no indexed chunk are deleted, and unindexed ranges inside other packs are punched
+  // (not when read-only). `env` and `meta` are not owned and must outlive the store.
   static Result<std::unique_ptr<PackChunkStore>> Open(Env* env, const std::string& dir,
                                                       MetaStore* meta,
                                                       const PackChunkStoreOptions& options);
@@ -60,7 +65,8 @@ class PackChunkStore final : public ChunkStore {
   Status Reclaim() override;
   ChunkStoreStats GetStats() override;
 
-  // Flushes, reclaims, stops the background thread and records pack accounting.
+  // Flushes, reclaims, stops the background thread, deletes an active pack left empty and
+  // records pack accounting. A read-only store changes nothing.
   Status Close();
 
   // The path of a pack file (for tools and tests).
@@ -72,9 +78,17 @@ class PackChunkStore final : public ChunkStore {
   struct Pending {
     ChunkLocation location;
     uint64_t refcount = 0;
-    uint64_t seq = 0;                 // append sequence number, compared with synced_seq_
-    bool replaces_committed = false;  // a healed copy of a chunk that has an index entry
+    uint64_t seq = 0;                   // append sequence number, compared with synced_seq_
     std::optional<uint32_t> scope_uid;  // see ChunkRecord::scope_uid
+    // Healing: the damaged, indexed copy this one replaces. It stays (and the index names it)
+    // until this copy is indexed; then its range is released.
+    std::optional<ChunkLocation> replaces;
+    // Its pack's sync failed after it was appended: the bytes may be gone. Never indexed; the
+    // next Put of the content appends it again and clears this.
+    bool lost = false;
+    // A write of its index entry failed, so the index may hold it after all (and name
+    // `location`, or `replaces`): neither range is released in this run.
+    bool index_unknown = false;
   };
   struct Stripe {
     std::mutex mu;
@@ -82,33 +96,67 @@ class PackChunkStore final : public ChunkStore {
     std::unordered_set<ChunkHash, ChunkHashHasher> inflight;          // guarded by mu
     std::unordered_map<ChunkHash, Pending, ChunkHashHasher> pending;  // guarded by mu
   };
+  // Where a chunk stands: its pending entry, or else its index record (or neither).
+  struct Found {
+    Pending* pending = nullptr;
+    std::optional<ChunkRecord> committed;
+  };
   struct Pack {
     std::shared_ptr<File> file;  // null while closed; opened on demand
     uint64_t size = 0;           // bytes written (the append offset)
     uint64_t live_bytes = 0;     // record bytes of chunks that exist (pending or indexed)
     uint64_t dead_bytes = 0;
     bool dirty = false;          // appended since the last sync
+    bool new_entry = false;      // created since the packs directory was last synced
+    bool poisoned = false;       // a sync failed: never appended to or synced again
     std::map<uint64_t, uint64_t> dead;  // released ranges, merged: start -> end
   };
 
   PackChunkStore(Env* env, std::string dir, MetaStore* meta, const PackChunkStoreOptions& o);
-  Status Recover();
+
+  // --- pack_chunk_store.cc ---
   Status PutImpl(const ChunkHash& hash, std::string_view data, std::optional<uint32_t> scope);
-  // Records `hash` as damaged (so the next Put stores a fresh copy), logs and counts it.
-  Status Damaged(const ChunkHash& hash, const std::string& where, const std::string& why);
   Stripe& StripeFor(const ChunkHash& h) { return stripes_[h.bytes[0] % kStripes]; }
-  // Waits (holding `l` on s.mu) until `h` is not in flight.
-  void WaitNotInflight(Stripe& s, std::unique_lock<std::mutex>& l, const ChunkHash& h);
+  // Waits (holding `l` on s.mu) until no Put of `h` is in flight, then finds its pending entry
+  // or, when it has none, its index record.
+  Result<Found> FindLocked(Stripe& s, std::unique_lock<std::mutex>& l, const ChunkHash& h);
+  // Forgets a pending entry whose last reference went. REQUIRES: s.mu held.
+  Status DropPendingLocked(Stripe& s, const ChunkHash& hash);
+  Status RequireWritable() const;
+
+  // --- pack_files.cc ---
   // Compresses and appends a record; fills *seq with its append sequence number.
   Result<ChunkLocation> Append(const ChunkHash& hash, std::string_view data, uint64_t* seq);
   Result<std::shared_ptr<File>> PackFile(uint32_t pack_id);
   Result<std::shared_ptr<File>> NewActivePackLocked();  // REQUIRES: pack_mu_ held
+  bool Poisoned(uint32_t pack_id);
+  // Syncs every pack appended to since the last call (and the directory). A pack whose sync
+  // fails is poisoned. *synced_seq: every record up to it is durable or marked lost.
   Status SyncPacks(uint64_t* synced_seq);
-  Status ReadChunk(const ChunkHash& hash, const ChunkLocation& loc, std::string* out);
+  // Marks the packs poisoned and their unsynced pending records lost (a healing copy gives the
+  // chunk back to its indexed copy instead). REQUIRES: sync_mu_ held, no stripe or pack lock.
+  void Poison(const std::vector<uint32_t>& pack_ids, uint64_t synced_before);
+
+  // --- pack_read.cc ---
   Result<ChunkLocation> Locate(const ChunkHash& hash);
-  void QueueRelease(const ChunkLocation& loc);
+  // Reads and checks the record at `loc` into *out. When the bytes are wrong or gone, sets
+  // *damage to why and returns EIO; any other error (EMFILE, an I/O error) is returned as is.
+  Status ReadChunk(const ChunkHash& hash, const ChunkLocation& loc, std::string* out,
+                   std::string* damage);
+  // Records `hash` as damaged (so the next Put stores a fresh copy), logs and counts it.
+  Status Damaged(const ChunkHash& hash, const std::string& where, const std::string& why);
   bool IsBad(const ChunkHash& h);
+  void ClearBad(const ChunkHash& h);
+
+  // --- pack_reclaim.cc ---
+  void QueueRelease(const ChunkLocation& loc);
   void ReclaimLoop();
+  // Deletes the file and accounting record of a pack that holds no live record (and stops
+  // appending to it). The pack leaves the table only once its file is gone.
+  Status DeletePack(uint32_t id);
+
+  // --- pack_recovery.cc ---
+  Status Recover();
 
   Env* const env_;
   const std::string dir_;
@@ -116,10 +164,18 @@ class PackChunkStore final : public ChunkStore {
   const PackChunkStoreOptions options_;
 
   std::array<Stripe, kStripes> stripes_;
+  std::atomic<uint64_t> lost_entries_{0};  // pending entries with `lost` set
 
-  std::mutex flush_mu_;  // serializes Flush()
-  std::mutex sync_mu_;   // serializes SyncPacks(); held across fdatasync
-  std::mutex reclaim_mu_;  // serializes Reclaim()
+  std::mutex flush_mu_;    // serializes Flush()
+  std::mutex sync_mu_;     // serializes SyncPacks(); held across fdatasync
+  std::mutex reclaim_mu_;  // serializes Reclaim(); guards the two retry lists below
+  struct Punch {
+    uint32_t pack_id;
+    uint64_t start, end;
+  };
+  // What a Reclaim could not do, tried again by the next one: the space is still owed.
+  std::vector<Punch> failed_punches_;
+  std::vector<uint32_t> failed_deletes_;  // empty packs whose file is still there
 
   std::mutex pack_mu_;
   std::map<uint32_t, Pack> packs_;               // guarded by pack_mu_

@@ -22,117 +22,131 @@ using rocksdb::IOOptions;
 using rocksdb::IOStatus;
 using rocksdb::Slice;
 
-// Checks `op` on `path` with the controller; the IOStatus to fail with, or OK.
-IOStatus Fault(FaultController& controller, FaultOp op, const std::string& path, const char* what) {
-  const int err = controller.Check(op, path);
-  if (err == 0) return IOStatus::OK();
+// The IOStatus of an injected fault.
+IOStatus Injected(int err, const std::string& path, const char* what) {
   std::string msg =
       std::string(what) + " " + path + ": " + ErrnoString(err) + " (injected fault)";
   return err == ENOSPC ? IOStatus::NoSpace(msg) : IOStatus::IOError(msg);
 }
 
-// What DropUnsyncedData needs to know about one RocksDB file.
-struct TrackedFile {
-  std::mutex mu;
-  uint64_t size = 0;         // guarded by mu; bytes appended so far (the logical size)
-  uint64_t synced_size = 0;  // guarded by mu; size at the last Sync/Fsync
-  bool created = false;      // guarded by mu; created through this file system
-  bool ever_synced = false;  // guarded by mu
-};
+// Runs `call` unless the controller stops it: a FaultEffect::kApplied fault runs it and then
+// reports the error.
+template <typename Call>
+IOStatus Obey(FaultController& controller, FaultOp op, const std::string& path, const char* what,
+              Call call) {
+  const Fault f = controller.Check(op, path);
+  if (!f) return call();
+  if (f.applied()) {
+    IOStatus done = call();
+    if (!done.ok()) return done;
+  }
+  return Injected(f.err, path, what);
+}
+
+// Checks `op` on `path` with the controller; the IOStatus to fail with, or OK (for calls whose
+// fault can only mean "nothing happened").
+IOStatus Refused(FaultController& controller, FaultOp op, const std::string& path,
+                 const char* what) {
+  const rankfs::Fault f = controller.Check(op, path);
+  return f ? Injected(f.err, path, what) : IOStatus::OK();
+}
 
 class FaultWritableFile final : public rocksdb::FSWritableFileOwnerWrapper {
  public:
+  // `truncate` cuts the file back after a failed sync (the kernel dropped its dirty pages).
   FaultWritableFile(std::unique_ptr<rocksdb::FSWritableFile> base, std::string fname,
-                    std::shared_ptr<TrackedFile> state, std::shared_ptr<FaultController> controller)
+                    std::shared_ptr<SyncLedger::File> ledger,
+                    std::shared_ptr<FaultController> controller)
       : FSWritableFileOwnerWrapper(std::move(base)),
         fname_(std::move(fname)),
-        state_(std::move(state)),
+        ledger_(std::move(ledger)),
         controller_(std::move(controller)) {}
 
   // Both Append overloads are overridden: the wrapper's verification overload would otherwise
   // forward straight to the target and skip the check.
   IOStatus Append(const Slice& data, const IOOptions& options, IODebugContext* dbg) override {
-    IOStatus s = Fault(*controller_, kFaultWrite, fname_, "append");
-    if (s.ok()) s = target()->Append(data, options, dbg);
-    if (s.ok()) Grow(data.size(), std::nullopt);
-    return s;
+    return Obey(*controller_, kFaultWrite, fname_, "append", [&] {
+      IOStatus s = target()->Append(data, options, dbg);
+      if (s.ok()) Grew(data.size(), std::nullopt);
+      return s;
+    });
   }
   IOStatus Append(const Slice& data, const IOOptions& options, const DataVerificationInfo& info,
                   IODebugContext* dbg) override {
-    IOStatus s = Fault(*controller_, kFaultWrite, fname_, "append");
-    if (s.ok()) s = target()->Append(data, options, info, dbg);
-    if (s.ok()) Grow(data.size(), std::nullopt);
-    return s;
+    return Obey(*controller_, kFaultWrite, fname_, "append", [&] {
+      IOStatus s = target()->Append(data, options, info, dbg);
+      if (s.ok()) Grew(data.size(), std::nullopt);
+      return s;
+    });
   }
   IOStatus PositionedAppend(const Slice& data, uint64_t offset, const IOOptions& options,
                             IODebugContext* dbg) override {
-    IOStatus s = Fault(*controller_, kFaultWrite, fname_, "positioned append");
-    if (s.ok()) s = target()->PositionedAppend(data, offset, options, dbg);
-    if (s.ok()) Grow(data.size(), offset);
-    return s;
+    return Obey(*controller_, kFaultWrite, fname_, "positioned append", [&] {
+      IOStatus s = target()->PositionedAppend(data, offset, options, dbg);
+      if (s.ok()) Grew(data.size(), offset);
+      return s;
+    });
   }
   IOStatus PositionedAppend(const Slice& data, uint64_t offset, const IOOptions& options,
                             const DataVerificationInfo& info, IODebugContext* dbg) override {
-    IOStatus s = Fault(*controller_, kFaultWrite, fname_, "positioned append");
-    if (s.ok()) s = target()->PositionedAppend(data, offset, options, info, dbg);
-    if (s.ok()) Grow(data.size(), offset);
-    return s;
+    return Obey(*controller_, kFaultWrite, fname_, "positioned append", [&] {
+      IOStatus s = target()->PositionedAppend(data, offset, options, info, dbg);
+      if (s.ok()) Grew(data.size(), offset);
+      return s;
+    });
   }
 
   IOStatus Truncate(uint64_t size, const IOOptions& options, IODebugContext* dbg) override {
-    IOStatus s = Fault(*controller_, kFaultTruncate, fname_, "truncate");
-    if (s.ok()) s = target()->Truncate(size, options, dbg);
-    if (s.ok()) {
-      std::lock_guard<std::mutex> lock(state_->mu);
-      state_->size = size;
-      state_->synced_size = std::min(state_->synced_size, size);
-    }
-    return s;
+    return Obey(*controller_, kFaultTruncate, fname_, "truncate", [&] {
+      IOStatus s = target()->Truncate(size, options, dbg);
+      if (s.ok()) ledger_->Truncated(size);
+      return s;
+    });
   }
 
   IOStatus Sync(const IOOptions& options, IODebugContext* dbg) override {
-    return SyncWith([&] { return target()->Sync(options, dbg); });
+    return SyncWith(options, dbg, [&] { return target()->Sync(options, dbg); });
   }
   IOStatus Fsync(const IOOptions& options, IODebugContext* dbg) override {
-    return SyncWith([&] { return target()->Fsync(options, dbg); });
+    return SyncWith(options, dbg, [&] { return target()->Fsync(options, dbg); });
   }
   // sync_file_range(2) writes pages back but promises nothing after a crash (no metadata, no
   // disk cache flush), so it can fail but never counts as a sync.
   IOStatus RangeSync(uint64_t offset, uint64_t nbytes, const IOOptions& options,
                      IODebugContext* dbg) override {
-    IOStatus s = Fault(*controller_, kFaultSync, fname_, "range sync");
-    if (s.ok()) s = target()->RangeSync(offset, nbytes, options, dbg);
-    return s;
+    return Obey(*controller_, kFaultSync, fname_, "range sync",
+                [&] { return target()->RangeSync(offset, nbytes, options, dbg); });
   }
   // Close is forwarded unchecked (it releases the fd); unsynced data stays unsynced.
 
  private:
-  void Grow(size_t n, std::optional<uint64_t> offset) {
-    std::lock_guard<std::mutex> lock(state_->mu);
-    state_->size = offset ? std::max(state_->size, *offset + n) : state_->size + n;
+  void Grew(size_t n, std::optional<uint64_t> offset) {
+    const uint64_t end = offset ? *offset + n : ledger_->SizeBeforeSync() + n;
+    ledger_->Wrote(end);
   }
 
   template <typename SyncFn>
-  IOStatus SyncWith(SyncFn sync) {
-    IOStatus s = Fault(*controller_, kFaultSync, fname_, "sync");
-    if (!s.ok()) return s;
+  IOStatus SyncWith(const IOOptions& options, IODebugContext* dbg, SyncFn sync) {
+    const rankfs::Fault f = controller_->Check(kFaultSync, fname_);
+    if (f.drops_unsynced()) {
+      // The kernel may have dropped the dirty pages: the unsynced bytes are gone for good.
+      const uint64_t keep = ledger_->SyncFailed();
+      if (target()->GetFileSize(options, dbg) > keep) {
+        target()->Truncate(keep, options, dbg).PermitUncheckedError();
+      }
+      return Injected(f.err, fname_, "sync");
+    }
     // The size is taken before the sync: only what was appended before the call is durable.
-    uint64_t size;
-    {
-      std::lock_guard<std::mutex> lock(state_->mu);
-      size = state_->size;
-    }
-    s = sync();
-    if (s.ok()) {
-      std::lock_guard<std::mutex> lock(state_->mu);
-      state_->synced_size = size;
-      state_->ever_synced = true;
-    }
+    const uint64_t size = ledger_->SizeBeforeSync();
+    if (f && !f.applied()) return Injected(f.err, fname_, "sync");  // the power is off
+    IOStatus s = sync();
+    if (s.ok()) ledger_->Synced(size);
+    if (s.ok() && f.applied()) return Injected(f.err, fname_, "sync");
     return s;
   }
 
   const std::string fname_;
-  const std::shared_ptr<TrackedFile> state_;
+  const std::shared_ptr<SyncLedger::File> ledger_;
   const std::shared_ptr<FaultController> controller_;
 };
 
@@ -146,12 +160,12 @@ class FaultSequentialFile final : public rocksdb::FSSequentialFileOwnerWrapper {
 
   IOStatus Read(size_t n, const IOOptions& options, Slice* result, char* scratch,
                 IODebugContext* dbg) override {
-    IOStatus s = Fault(*controller_, kFaultRead, fname_, "read");
+    IOStatus s = Refused(*controller_, kFaultRead, fname_, "read");
     return s.ok() ? target()->Read(n, options, result, scratch, dbg) : s;
   }
   IOStatus PositionedRead(uint64_t offset, size_t n, const IOOptions& options, Slice* result,
                           char* scratch, IODebugContext* dbg) override {
-    IOStatus s = Fault(*controller_, kFaultRead, fname_, "read");
+    IOStatus s = Refused(*controller_, kFaultRead, fname_, "read");
     return s.ok() ? target()->PositionedRead(offset, n, options, result, scratch, dbg) : s;
   }
 
@@ -170,12 +184,12 @@ class FaultRandomAccessFile final : public rocksdb::FSRandomAccessFileOwnerWrapp
 
   IOStatus Read(uint64_t offset, size_t n, const IOOptions& options, Slice* result, char* scratch,
                 IODebugContext* dbg) const override {
-    IOStatus s = Fault(*controller_, kFaultRead, fname_, "read");
+    IOStatus s = Refused(*controller_, kFaultRead, fname_, "read");
     return s.ok() ? target()->Read(offset, n, options, result, scratch, dbg) : s;
   }
   IOStatus MultiRead(rocksdb::FSReadRequest* reqs, size_t num_reqs, const IOOptions& options,
                      IODebugContext* dbg) override {
-    IOStatus s = Fault(*controller_, kFaultRead, fname_, "multiread");
+    IOStatus s = Refused(*controller_, kFaultRead, fname_, "multiread");
     if (!s.ok()) {
       for (size_t i = 0; i < num_reqs; ++i) reqs[i].status = s;
       return s;
@@ -200,20 +214,20 @@ class FaultRandomRWFile final : public rocksdb::FSRandomRWFileOwnerWrapper {
 
   IOStatus Write(uint64_t offset, const Slice& data, const IOOptions& options,
                  IODebugContext* dbg) override {
-    IOStatus s = Fault(*controller_, kFaultWrite, fname_, "write");
+    IOStatus s = Refused(*controller_, kFaultWrite, fname_, "write");
     return s.ok() ? target()->Write(offset, data, options, dbg) : s;
   }
   IOStatus Read(uint64_t offset, size_t n, const IOOptions& options, Slice* result, char* scratch,
                 IODebugContext* dbg) const override {
-    IOStatus s = Fault(*controller_, kFaultRead, fname_, "read");
+    IOStatus s = Refused(*controller_, kFaultRead, fname_, "read");
     return s.ok() ? target()->Read(offset, n, options, result, scratch, dbg) : s;
   }
   IOStatus Sync(const IOOptions& options, IODebugContext* dbg) override {
-    IOStatus s = Fault(*controller_, kFaultSync, fname_, "sync");
+    IOStatus s = Refused(*controller_, kFaultSync, fname_, "sync");
     return s.ok() ? target()->Sync(options, dbg) : s;
   }
   IOStatus Fsync(const IOOptions& options, IODebugContext* dbg) override {
-    IOStatus s = Fault(*controller_, kFaultSync, fname_, "fsync");
+    IOStatus s = Refused(*controller_, kFaultSync, fname_, "fsync");
     return s.ok() ? target()->Fsync(options, dbg) : s;
   }
 
@@ -231,12 +245,12 @@ class FaultDirectory final : public rocksdb::FSDirectoryWrapper {
         controller_(std::move(controller)) {}
 
   IOStatus Fsync(const IOOptions& options, IODebugContext* dbg) override {
-    IOStatus s = Fault(*controller_, kFaultSync, name_, "fsync directory");
+    IOStatus s = Refused(*controller_, kFaultSync, name_, "fsync directory");
     return s.ok() ? FSDirectoryWrapper::Fsync(options, dbg) : s;
   }
   IOStatus FsyncWithDirOptions(const IOOptions& options, IODebugContext* dbg,
                                const rocksdb::DirFsyncOptions& dir_options) override {
-    IOStatus s = Fault(*controller_, kFaultSync, name_, "fsync directory");
+    IOStatus s = Refused(*controller_, kFaultSync, name_, "fsync directory");
     return s.ok() ? FSDirectoryWrapper::FsyncWithDirOptions(options, dbg, dir_options) : s;
   }
 
@@ -248,7 +262,6 @@ class FaultDirectory final : public rocksdb::FSDirectoryWrapper {
 }  // namespace
 
 // A FileSystemWrapper that consults the controller and tracks writable files by name.
-// Lock order: mu_ before TrackedFile::mu.
 class RocksFaultFs final : public rocksdb::FileSystemWrapper {
  public:
   RocksFaultFs(const std::shared_ptr<rocksdb::FileSystem>& base,
@@ -336,34 +349,18 @@ class RocksFaultFs final : public rocksdb::FileSystemWrapper {
 
   IOStatus RenameFile(const std::string& from, const std::string& to, const IOOptions& opts,
                       IODebugContext* dbg) override {
-    IOStatus s = Check(kFaultRename, from, "rename");
-    if (s.ok()) s = target()->RenameFile(from, to, opts, dbg);
-    if (s.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto node = tracked_.extract(from);
-      tracked_.erase(to);
-      if (!node.empty()) {
-        node.key() = to;
-        tracked_.insert(std::move(node));
-      }
-    }
-    return s;
+    return Obey(*controller_, kFaultRename, from, "rename", [&] {
+      IOStatus s = target()->RenameFile(from, to, opts, dbg);
+      if (s.ok()) ledger_.Renamed(from, to);
+      return s;
+    });
   }
 
+  // Not tracked: RocksDB 7.8 truncates through the open writable file, not by name.
   IOStatus Truncate(const std::string& f, size_t size, const IOOptions& opts,
                     IODebugContext* dbg) override {
     IOStatus s = Check(kFaultTruncate, f, "truncate");
-    if (s.ok()) s = target()->Truncate(f, size, opts, dbg);
-    if (s.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto it = tracked_.find(f);
-      if (it != tracked_.end()) {
-        std::lock_guard<std::mutex> file_lock(it->second->mu);
-        it->second->size = size;
-        it->second->synced_size = std::min<uint64_t>(it->second->synced_size, size);
-      }
-    }
-    return s;
+    return s.ok() ? target()->Truncate(f, size, opts, dbg) : s;
   }
 
   IOStatus CreateDir(const std::string& d, const IOOptions& opts, IODebugContext* dbg) override {
@@ -386,40 +383,28 @@ class RocksFaultFs final : public rocksdb::FileSystemWrapper {
   }
 
   Status DropUnsyncedData() {
-    std::map<std::string, std::shared_ptr<TrackedFile>> tracked;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      tracked.swap(tracked_);
-    }
-    Status first_error;
-    for (const auto& [fname, state] : tracked) {
-      std::lock_guard<std::mutex> lock(state->mu);
-      IOStatus s;
-      const char* op;
-      if (state->created && !state->ever_synced) {
-        op = "delete";
-        s = target()->DeleteFile(fname, IOOptions(), nullptr);
-        if (s.IsPathNotFound() || s.IsNotFound()) s = IOStatus::OK();
-      } else {
-        // The file's real size is checked, not the tracked one, so that bytes a wrapper below
-        // wrote behind our back (e.g. a preallocation) go too.
-        op = "truncate";
-        uint64_t size = 0;
-        s = target()->GetFileSize(fname, IOOptions(), &size, nullptr);
-        if (s.IsPathNotFound() || s.IsNotFound()) continue;  // deleted behind our back
-        if (s.ok() && size > state->synced_size) s = TruncateFile(fname, state->synced_size);
-      }
-      if (!s.ok() && first_error.ok()) {
-        first_error = Status(
-            EIO, std::string("dropping unsynced data: ") + op + " " + fname + ": " + s.ToString());
-      }
-    }
-    return first_error;
+    auto status = [](const IOStatus& s) {
+      return s.ok() ? Status::Ok() : Status(s.IsPathNotFound() || s.IsNotFound() ? ENOENT : EIO,
+                                             s.ToString());
+    };
+    SyncLedger::FileOps ops;
+    ops.remove = [&](const std::string& f) {
+      return status(target()->DeleteFile(f, IOOptions(), nullptr));
+    };
+    ops.size = [&](const std::string& f) -> Result<uint64_t> {
+      uint64_t size = 0;
+      RANKFS_RETURN_IF_ERROR(status(target()->GetFileSize(f, IOOptions(), &size, nullptr)));
+      return size;
+    };
+    ops.truncate = [&](const std::string& f, uint64_t size) {
+      return status(TruncateFile(f, size));
+    };
+    return ledger_.DropUnsynced(ops);
   }
 
  private:
   IOStatus Check(FaultOp op, const std::string& path, const char* what) {
-    return Fault(*controller_, op, path, what);
+    return Refused(*controller_, op, path, what);
   }
 
   // FileSystem::Truncate is not implemented by RocksDB 7.8's POSIX file system, so the file is
@@ -437,40 +422,25 @@ class RocksFaultFs final : public rocksdb::FileSystemWrapper {
 
   // An open that may create the file: also refused while the controller is inactive.
   IOStatus CheckCreate(const std::string& path) {
-    const int err = controller_->CheckOpen(path, /*may_create=*/true);
-    if (err == 0) return IOStatus::OK();
-    std::string msg = "open " + path + ": " + ErrnoString(err) + " (injected fault)";
-    return err == ENOSPC ? IOStatus::NoSpace(msg) : IOStatus::IOError(msg);
+    const rankfs::Fault f = controller_->CheckOpen(path, /*may_create=*/true);
+    return f ? Injected(f.err, path, "open") : IOStatus::OK();
   }
 
   // Replaces *r by a tracking wrapper. `created`: the file starts empty and is new, so any older
   // state of the name is stale.
   void WrapWritable(const std::string& f, bool created,
                     std::unique_ptr<rocksdb::FSWritableFile>* r) {
-    std::shared_ptr<TrackedFile> state;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      std::shared_ptr<TrackedFile>& slot = tracked_[f];
-      if (slot == nullptr || created) {
-        slot = std::make_shared<TrackedFile>();
-        slot->created = created;
-        // A reopened file's existing bytes are taken as durable.
-        slot->size = slot->synced_size = created ? 0 : (*r)->GetFileSize(IOOptions(), nullptr);
-      }
-      state = slot;
-    }
-    *r = std::make_unique<FaultWritableFile>(std::move(*r), f, std::move(state), controller_);
+    // A reopened file's existing bytes are taken as durable.
+    const uint64_t size = created ? 0 : (*r)->GetFileSize(IOOptions(), nullptr);
+    *r = std::make_unique<FaultWritableFile>(std::move(*r), f, ledger_.Track(f, created, size),
+                                             controller_);
   }
 
-  void Untrack(const std::string& f) {
-    std::lock_guard<std::mutex> lock(mu_);
-    tracked_.erase(f);
-  }
+  void Untrack(const std::string& f) { ledger_.Deleted(f); }
 
   const std::shared_ptr<FaultController> controller_;
-  std::mutex mu_;
-  // Writable files opened since the last DropUnsyncedData, by RocksDB file name. Guarded by mu_.
-  std::map<std::string, std::shared_ptr<TrackedFile>> tracked_;
+  // Writable files opened since the last DropUnsyncedData, by RocksDB file name.
+  SyncLedger ledger_;
 };
 
 RocksFaultEnv::RocksFaultEnv(std::shared_ptr<FaultController> controller, rocksdb::Env* base)

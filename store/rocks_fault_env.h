@@ -14,6 +14,9 @@
 //   kFaultDelete   DeleteFile
 //   kFaultRename   RenameFile (`from`), ReuseWritableFile (`old_fname`)
 //   kFaultDirOp    CreateDir, CreateDirIfMissing, DeleteDir, LinkFile
+// A failed Sync or Fsync drops what the file gained since its last successful sync (the kernel
+// may have dropped the dirty pages; sync_ledger.h); a FaultEffect::kApplied fault on a WAL sync
+// makes a write whose outcome RocksDB cannot know: durable, but reported as failed.
 // Errors come back as IOStatus::NoSpace() for ENOSPC and IOStatus::IOError() otherwise. Close,
 // Flush and LockFile are never failed, so a DB can always be shut down. The info LOG file is not
 // routed through this wrapper by RocksDB 7.8 (NewLogger goes to the base file system).
@@ -50,9 +53,8 @@ class RocksFaultEnv {
   // Fakes the data loss of a power cut for every file RocksDB wrote through env(): a file
   // created since tracking began and never synced (Sync or Fsync; RangeSync does not count) is
   // deleted; any other written file is truncated back to its size at its last sync. Then
-  // tracking starts afresh. Bypasses the controller. Like FaultInjectionEnv, renames, deletes
-  // and creations are durable at once (directory fsync is not modeled) and in-place writes are
-  // not rolled back; RocksDB only appends, except CURRENT, which it replaces by a synced rename.
+  // tracking starts afresh. Bypasses the controller. The limits of the model are SyncLedger's
+  // (sync_ledger.h); RocksDB only appends, except CURRENT, which it replaces by a synced rename.
   // REQUIRES: no DB is using env() (delete the DB object first, as a crash would).
   Status DropUnsyncedData();
 

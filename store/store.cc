@@ -9,6 +9,7 @@
 
 #include "store/chunker.h"
 #include "store/logging.h"
+#include "store/pack_chunk_store.h"
 
 namespace rankfs {
 namespace {
@@ -33,6 +34,9 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   auto info = env->Stat(dir);
   if (!info.ok()) {
     if (info.status().code() != ENOENT) return info.status().Annotate("opening store");
+    if (options.read_only) {
+      return Status(ENOENT, "store " + dir + " does not exist (a new store cannot be read-only)");
+    }
     RANKFS_RETURN_IF_ERROR(env->CreateDir(dir).Annotate("creating store"));
   } else if (!info->is_dir) {
     return Status(ENOTDIR, "store " + dir + " is not a directory");
@@ -48,6 +52,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   std::unique_ptr<Store> store(new Store());
   store->dir_ = dir;
   store->env_ = env;
+  store->read_only_ = options.read_only;
   auto lock = env->LockFile(dir + "/LOCK");
   if (!lock.ok()) {
     if (lock.status().code() == EBUSY) {
@@ -67,6 +72,10 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   initial.created_ns = int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
   MetaStoreOptions mo = options.meta;
   mo.rocks_env = options.rocks_env;
+  if (options.read_only) {
+    mo.read_only = true;
+    mo.create_if_missing = false;
+  }
   auto meta = MetaStore::Open(dir + "/meta", mo, initial);
   if (!meta.ok()) return meta.status().Annotate("opening store " + dir);
   store->meta_ = std::move(meta).value();
@@ -84,11 +93,14 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
 
   PackChunkStoreOptions po = options.packs;
   po.compression_level = store->meta_->super().compression_level;
+  po.read_only = options.read_only;
   auto chunks = PackChunkStore::Open(env, dir + "/packs", store->meta_.get(), po);
   if (!chunks.ok()) return chunks.status().Annotate("opening store " + dir);
   store->chunks_ = std::move(chunks).value();
   return store;
 }
+
+ChunkStore* Store::chunks() { return chunks_.get(); }
 
 Store::~Store() {
   Status s = Close();

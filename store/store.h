@@ -11,6 +11,9 @@
 // is refused (EACCES) unless the caller is root, so that one user's daemon never serves (or
 // changes) another user's store. (Checked only with the POSIX Env.)
 //
+// A store opened read-only (StoreOptions::read_only) changes nothing on disk: no creation, no
+// recovery, RocksDB in its read-only mode; every change fails with EROFS.
+//
 // Thread-safety: the components are thread-safe; Open/Close are not (one owner).
 #pragma once
 
@@ -18,9 +21,10 @@
 #include <optional>
 #include <string>
 
+#include "store/chunk_store.h"
 #include "store/env.h"
 #include "store/meta_store.h"
-#include "store/pack_chunk_store.h"
+#include "store/pack_options.h"
 #include "store/status.h"
 
 namespace rocksdb {
@@ -28,6 +32,8 @@ class Env;
 }
 
 namespace rankfs {
+
+class PackChunkStore;
 
 struct StoreOptions {
   Env* env = nullptr;                 // nullptr: Env::Default(); not owned
@@ -39,6 +45,7 @@ struct StoreOptions {
   // from the store's, Open fails with EINVAL (silently ignoring dedup=per-uid would be unsafe).
   std::optional<DedupScope> dedup_scope;
   // Runtime settings.
+  bool read_only = false;       // see the header comment; the store must exist
   PackChunkStoreOptions packs;  // compression_level is taken from the superblock
   MetaStoreOptions meta;        // rocks_env is taken from above
 };
@@ -61,7 +68,12 @@ class Store {
   Store& operator=(const Store&) = delete;
 
   MetaStore* meta() { return meta_.get(); }
-  PackChunkStore* chunks() { return chunks_.get(); }
+  // The chunk store, through the interface every backend implements.
+  ChunkStore* chunks();
+  // The pack store itself, for tools and tests that look at pack files (include
+  // store/pack_chunk_store.h to use it).
+  PackChunkStore* packs() { return chunks_.get(); }
+  bool read_only() const { return read_only_; }
   const Superblock& super() const { return meta_->super(); }
   const std::string& dir() const { return dir_; }
   Env* env() { return env_; }
@@ -73,6 +85,7 @@ class Store {
   Store() = default;
   std::string dir_;
   Env* env_ = nullptr;
+  bool read_only_ = false;
   std::unique_ptr<FileLock> lock_;
   std::unique_ptr<MetaStore> meta_;
   std::unique_ptr<PackChunkStore> chunks_;

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "store/chunker.h"
+#include "store/pack_chunk_store.h"
 #include "store/pack_format.h"
 #include "store/store.h"
 #include "tests/testutil/chunk_pieces.h"
@@ -44,7 +45,7 @@ class ChunkStoreTest : public ::testing::Test {
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     store_ = std::move(s).value();
   }
-  PackChunkStore* chunks() { return store_->chunks(); }
+  PackChunkStore* chunks() { return store_->packs(); }
   std::optional<ChunkRecord> Record(const ChunkHash& h) {
     auto r = store_->meta()->GetChunk(h);
     EXPECT_TRUE(r.ok()) << r.status().ToString();

@@ -79,13 +79,46 @@ TEST_F(FaultEnvTest, PathFilterSelectsFiles) {
 }
 
 TEST_F(FaultEnvTest, CountLimitsTheFailures) {
-  controller().FailAfter(kFaultSync, 1, EIO, "", /*count=*/2);
+  controller().FailAfter(kFaultPunch, 1, EIO, "", /*count=*/2);
   std::unique_ptr<File> file = Open(&env_, "/f", OpenMode::kCreate);
-  EXPECT_TRUE(file->Sync().ok());
+  EXPECT_TRUE(file->PunchHole(0, 1).ok());
+  EXPECT_EQ(file->PunchHole(0, 1).code(), EIO);
+  EXPECT_EQ(file->PunchHole(0, 1).code(), EIO);
+  EXPECT_TRUE(file->PunchHole(0, 1).ok());
+  EXPECT_TRUE(file->PunchHole(0, 1).ok());
+  EXPECT_EQ(controller().injected(), 2u);
+}
+
+// Linux may drop the dirty pages when fdatasync fails: the bytes written since the last good
+// sync are gone at once, and a later sync that succeeds does not bring them back.
+TEST_F(FaultEnvTest, FailedSyncDropsWhatWasNotSynced) {
+  controller().FailAfter(kFaultSync, 1, EIO, "", /*count=*/1);
+  std::unique_ptr<File> file = Open(&env_, "/f", OpenMode::kCreate);
+  ASSERT_TRUE(file->PWrite(0, "durable").ok());
+  ASSERT_TRUE(file->Sync().ok());
+  ASSERT_TRUE(file->PWrite(7, "+dropped").ok());
   EXPECT_EQ(file->Sync().code(), EIO);
+  EXPECT_EQ(Contents("/f"), "durable");
+  EXPECT_TRUE(file->Sync().ok()) << "the rule fails one sync";
+  ASSERT_TRUE(file->PWrite(7, "+later").ok());
+  ASSERT_TRUE(file->Sync().ok());
+  file.reset();
+  ASSERT_TRUE(env_.DropUnsyncedData().ok());
+  EXPECT_EQ(Contents("/f"), "durable+later");
+}
+
+// FaultEffect::kApplied: the call happens, and the caller is told it failed.
+TEST_F(FaultEnvTest, AppliedFaultsCarryTheCallOutAndReportAnError) {
+  controller().FailAfter(kFaultWrite | kFaultSync, 1, EIO, "", /*count=*/2,
+                         FaultEffect::kApplied);
+  std::unique_ptr<File> file = Open(&env_, "/f", OpenMode::kCreate);
+  ASSERT_TRUE(file->PWrite(0, "one").ok());
+  EXPECT_EQ(file->PWrite(3, "two").code(), EIO);
+  EXPECT_EQ(Contents("/f"), "onetwo");
   EXPECT_EQ(file->Sync().code(), EIO);
-  EXPECT_TRUE(file->Sync().ok());
-  EXPECT_TRUE(file->Sync().ok());
+  file.reset();
+  ASSERT_TRUE(env_.DropUnsyncedData().ok());
+  EXPECT_EQ(Contents("/f"), "onetwo") << "the failed sync made the bytes durable";
   EXPECT_EQ(controller().injected(), 2u);
 }
 
@@ -306,6 +339,33 @@ TEST(RocksFaultEnvTest, PowerCutKeepsSyncedWritesOnly) {
   // The reopened DB works normally.
   ASSERT_TRUE(db->Put(synced, "after", "3").ok());
   EXPECT_EQ(Get(db.get(), "after"), "3");
+}
+
+// A WAL sync that fails after it happened: the write is reported failed, yet it is durable and
+// comes back when the database is opened again. A sync that fails the ordinary way loses the
+// write's bytes at once.
+TEST(RocksFaultEnvTest, WalSyncFailuresOfBothKinds) {
+  for (FaultEffect effect : {FaultEffect::kApplied, FaultEffect::kNothing}) {
+    TempDir tmp("rankfs-rocks-walsync-");
+    const std::string dir = tmp.Join("db");
+    auto controller = std::make_shared<FaultController>();
+    RocksFaultEnv fault_env(controller);
+    rocksdb::Status s;
+    std::unique_ptr<rocksdb::DB> db = OpenDb(fault_env.env(), dir, &s);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    rocksdb::WriteOptions synced;
+    synced.sync = true;
+    ASSERT_TRUE(db->Put(synced, "before", "1").ok());
+    controller->FailAfter(kFaultSync, 0, EIO, ".log", /*count=*/1, effect);
+    EXPECT_FALSE(db->Put(synced, "k", "v").ok());
+    EXPECT_EQ(controller->injected(), 1u);
+    db.reset();
+    ASSERT_TRUE(fault_env.DropUnsyncedData().ok());
+    db = OpenDb(fault_env.env(), dir, &s);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(Get(db.get(), "before"), "1");
+    EXPECT_EQ(Get(db.get(), "k"), effect == FaultEffect::kApplied ? "v" : "<not found>");
+  }
 }
 
 TEST(RocksFaultEnvTest, EnospcMakesPutFailWithNoSpace) {

@@ -13,6 +13,7 @@
 
 #include "fs/fs_core.h"
 #include "store/crc32c.h"
+#include "store/pack_chunk_store.h"
 #include "store/pack_format.h"
 #include "store/store.h"
 #include "tests/testutil/temp_dir.h"
@@ -180,7 +181,7 @@ TEST_F(FsckTest, CleanStoreIsCleanAndRepairChangesNothing) {
 TEST_F(FsckTest, FlippedPackByteIsFoundAndNamedByInodeAndOffset) {
   OpenStore();
   auto [extent, rec] = FirstExtent(ino_a_);
-  const std::string pack = store_->chunks()->PackPath(rec.location.pack_id);
+  const std::string pack = store_->packs()->PackPath(rec.location.pack_id);
   ASSERT_TRUE(store_->Close().ok());
   store_.reset();
   FlipByte(pack, rec.location.offset + kRecordHeaderSize + rec.location.stored_length / 2);
@@ -243,7 +244,7 @@ TEST_F(FsckTest, WrongRefcountsAreFoundAndRebuiltFromTheExtents) {
 TEST_F(FsckTest, OrphanPackIsFoundAndDeleted) {
   OpenStore();
   const Superblock sb = store_->super();
-  const std::string pack = store_->chunks()->PackPath(4242);
+  const std::string pack = store_->packs()->PackPath(4242);
   ASSERT_TRUE(store_->Close().ok());
   store_.reset();
   // A well-formed pack with one record that the index does not name (as a crash between
@@ -375,7 +376,7 @@ TEST_F(FsckTest, ExtentNamingAMissingChunkIsReportedAndLeft) {
 TEST_F(FsckTest, DamagedPackHeaderIsRewritten) {
   OpenStore();
   auto [ea, rec] = FirstExtent(ino_a_);
-  const std::string pack = store_->chunks()->PackPath(rec.location.pack_id);
+  const std::string pack = store_->packs()->PackPath(rec.location.pack_id);
   ASSERT_TRUE(store_->Close().ok());
   store_.reset();
   FlipByte(pack, 20);  // inside the store uuid: the header then names another store

@@ -86,10 +86,14 @@ TEST(MountOptionsTest, FlagsAndPassThrough) {
   EXPECT_TRUE(cfg.allow_other);
   EXPECT_TRUE(cfg.debug);
   EXPECT_TRUE(cfg.read_only);
+  EXPECT_TRUE(cfg.store.read_only) << "a read-only mount must open the store read-only";
+  EXPECT_TRUE(cfg.fs.read_only);
   EXPECT_EQ(cfg.fsname, "cache");
   EXPECT_EQ(cfg.kernel_flags,
             (std::vector<std::string>{"nosuid", "nodev", "noexec", "noatime", "auto_unmount"}));
   EXPECT_FALSE(Parse("ro,rw").read_only);
+  EXPECT_FALSE(Parse("ro,rw").store.read_only);
+  EXPECT_FALSE(Parse("ro,rw").fs.read_only);
   EXPECT_EQ(Parse("suid,dev,exec,atime").kernel_flags,
             (std::vector<std::string>{"suid", "dev", "exec", "atime"}));
 }
