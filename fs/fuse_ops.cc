@@ -238,6 +238,9 @@ constexpr uint64_t kWriterHandle = 1;
 // Reads up to this size offer the rest of their chunks to the page filler. Page faults under
 // MADV_RANDOM ask for 4 KiB; sequential readers get readahead's larger requests instead.
 constexpr size_t kFillReadMax = 16 << 10;
+// The most copy_file_range answers in one reply: the FUSE write reply carries a 32-bit count
+// (the kernel clamps its own requests the same way, to whole pages).
+constexpr uint64_t kMaxCopyBytes = uint64_t(UINT32_MAX) & ~uint64_t(4095);
 
 // Whether an open can change the file's bytes: a write mode, or O_TRUNC.
 bool OpensForChange(int flags) { return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC); }
@@ -426,8 +429,10 @@ void OpCopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_
     if (flags != 0 || off_in < 0 || off_out < 0) {
       return void(reply.Error(Status(EINVAL, "bad copy_file_range arguments"), "copy_file_range"));
     }
+    // Copy no more than the reply can count: the caller sees a short copy and asks again.
+    const uint64_t n = std::min<uint64_t>(len, kMaxCopyBytes);
     Result<uint64_t> r =
-        reply.core()->CopyFileRange(ino_in, uint64_t(off_in), ino_out, uint64_t(off_out), len);
+        reply.core()->CopyFileRange(ino_in, uint64_t(off_in), ino_out, uint64_t(off_out), n);
     r.ok() ? reply.Write(size_t(*r)) : reply.Error(r.status(), "copy_file_range");
   });
 }

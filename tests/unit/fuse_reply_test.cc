@@ -447,6 +447,38 @@ TEST_F(FuseReplyTest, EveryRequestIsAnsweredOnceWhateverAllocationFails) {
   RecordProperty("failures_injected", failures_injected_);
 }
 
+// The FUSE write reply carries a 32-bit count: copy_file_range copies at most UINT32_MAX
+// rounded down to a page (the kernel's own clamp) and answers exactly what it copied, so a
+// 5 GiB copy of a sparse file is short, never wrapped.
+TEST_F(FuseReplyTest, CopyFileRangeCopiesNoMoreThanItsReplyCanCount) {
+  constexpr uint64_t kMaxCount = uint64_t(UINT32_MAX) & ~uint64_t(4095);
+  constexpr uint64_t kLen = 5ull << 30;
+  constexpr size_t kPiece = 64 << 10;
+  const std::string edge = MakeRandomData(2 * kPiece, 7);  // straddles the clamp
+  const Ino src = Entry(fs_->Create(d_, "big", 0644, O_RDWR, caller_));
+  ASSERT_TRUE(fs_->Write(src, kMaxCount - kPiece, edge).ok());
+  SetAttrRequest grow;
+  grow.set_size = true;
+  grow.size = kLen;
+  ASSERT_TRUE(fs_->SetAttr(src, grow).ok());
+  ASSERT_TRUE(fs_->Fsync(src, false).ok());
+  const Ino dst = Entry(fs_->Create(d_, "copy", 0644, O_RDWR, caller_));
+
+  fuse_file_info fi{};
+  Record r =
+      Call([&](fuse_req_t q) { ops_.copy_file_range(q, src, 0, &fi, dst, 0, &fi, kLen, 0); });
+  ASSERT_EQ(r.kind, ReplyKind::kWrite) << "errno " << r.err;
+  EXPECT_EQ(r.count, kMaxCount);
+  Result<InodeAttr> a = fs_->GetAttr(dst);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->size, kMaxCount);
+  std::string got(2 * kPiece, '\0');
+  Result<size_t> n = fs_->Read(dst, kMaxCount - kPiece, got.size(), got.data());
+  ASSERT_TRUE(n.ok());
+  ASSERT_EQ(*n, kPiece);  // up to the end of what was copied
+  EXPECT_EQ(got.substr(0, kPiece), edge.substr(0, kPiece));
+}
+
 // fsyncdir reaches FsCore::FsyncDir (its durability is tested in fsync_dir_test.cc).
 TEST_F(FuseReplyTest, FsyncdirAnswersWhatFsyncDirSays) {
   fuse_file_info fi{};
