@@ -98,6 +98,8 @@ class Reply {
   const Caller& caller() const noexcept { return caller_; }
   // True once a reply went out (or the request moved to another Reply).
   bool replied() const noexcept { return req_ == nullptr; }
+  // False for forget and forget_multi, whose only reply is None().
+  bool answers() const noexcept { return unanswered_ == Unanswered::kEio; }
 
   int Err(int err) noexcept {
     fuse_req_t r = Claim();
@@ -187,7 +189,8 @@ class Reply {
 };
 
 // Runs a callback body. Anything it throws is logged; it is answered with EIO if no reply went
-// out before the throw (work done after a reply is never answered twice).
+// out before the throw (work done after a reply is never answered twice), unless it is a
+// forget, which the caller answers with None().
 template <typename Fn>
 void Guarded(Reply& reply, const char* op, Fn&& body) noexcept {
   try {
@@ -199,7 +202,7 @@ void Guarded(Reply& reply, const char* op, Fn&& body) noexcept {
     LogNoThrow(LogLevel::kError, op, reply.replied() ? "after its reply: " : "",
                "unknown exception");
   }
-  if (!reply.replied()) reply.Err(EIO);
+  if (!reply.replied() && reply.answers()) reply.Err(EIO);
 }
 
 // The stats file changes all the time: the kernel must never cache its attributes.

@@ -25,6 +25,7 @@
 
 #include "fs/fs_core.h"
 #include "fs/fuse_ops.h"
+#include "fs/fuse_ops_internal.h"
 #include "fs/page_fill.h"
 #include "store/env.h"
 #include "store/logging.h"
@@ -435,6 +436,58 @@ TEST_F(FuseReplyTest, TheFakesStandInForLibfuseAndOperatorNew) {
     EXPECT_FALSE(alloc_failure::Disarm());
     ASSERT_TRUE(a.ok());
     fs_->Forget(a->ino, 1);
+  }
+}
+
+// The Reply contract (fs/fuse_ops_internal.h) on its own: one reply at most, EIO when a body
+// throws before it or when it is dropped unanswered, and never an error for a forget.
+TEST_F(FuseReplyTest, AReplyAnswersOnceAndAForgetNeverWithAnError) {
+  using fuse_internal::Guarded;
+  using fuse_internal::Reply;
+  FakeRequest twice(&ctx_);
+  {
+    Reply r(twice.req());
+    r.Err(0);
+    r.Err(EIO);  // dropped
+    Guarded(r, "test", [] { throw std::bad_alloc(); });  // after the reply: logged only
+  }
+  Record rec = fake_fuse::Snapshot(twice);
+  EXPECT_EQ(rec.replies, 1);
+  EXPECT_EQ(rec.err, 0);
+
+  FakeRequest thrown(&ctx_);
+  {
+    Reply r(thrown.req());
+    Guarded(r, "test", [] { throw std::bad_alloc(); });
+  }
+  rec = fake_fuse::Snapshot(thrown);
+  EXPECT_EQ(rec.replies, 1);
+  EXPECT_EQ(rec.kind, ReplyKind::kErr);
+  EXPECT_EQ(rec.err, EIO);
+
+  FakeRequest dropped(&ctx_);
+  { Reply r(dropped.req()); }
+  rec = fake_fuse::Snapshot(dropped);
+  EXPECT_EQ(rec.replies, 1);
+  EXPECT_EQ(rec.err, EIO);
+
+  FakeRequest forget(&ctx_);
+  {
+    Reply r(forget.req(), Reply::Unanswered::kNone);
+    Guarded(r, "test", [] { throw std::bad_alloc(); });
+    r.None();
+  }
+  rec = fake_fuse::Snapshot(forget);
+  EXPECT_EQ(rec.replies, 1);
+  EXPECT_EQ(rec.kind, ReplyKind::kNone);
+
+  FakeRequest forget_dropped(&ctx_);
+  { Reply r(forget_dropped.req(), Reply::Unanswered::kNone); }
+  rec = fake_fuse::Snapshot(forget_dropped);
+  EXPECT_EQ(rec.replies, 1);
+  EXPECT_EQ(rec.kind, ReplyKind::kNone);
+  for (const FakeRequest* r : {&twice, &thrown, &dropped, &forget, &forget_dropped}) {
+    EXPECT_EQ(fake_fuse::Snapshot(*r).uses_after_reply, 0);
   }
 }
 
