@@ -194,6 +194,11 @@ class FsCore {
     std::vector<Entry> entries;  // "." and ".." first
   };
   Result<std::unique_ptr<DirListing>> OpenDir(Ino ino);
+  // fsync(2) of a directory: makes every change to names made before this call durable (in any
+  // directory: they share one log), so "write tmp, fsync it, rename it over the real name,
+  // fsync the directory" survives a power cut. File data needs the file's own Fsync.
+  // ENOTDIR for anything but a directory.
+  Status FsyncDir(Ino ino);
 
   // --- extended attributes ---
   // flags: 0, XATTR_CREATE or XATTR_REPLACE.

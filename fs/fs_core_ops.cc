@@ -211,6 +211,17 @@ Result<std::unique_ptr<FsCore::DirListing>> FsCore::OpenDir(Ino ino) {
   return listing;
 }
 
+Status FsCore::FsyncDir(Ino ino) {
+  RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
+  {
+    std::shared_lock<std::shared_mutex> l(inode->mu);
+    if (!IsDir(inode->attr)) return Status(ENOTDIR, "fsync of a directory that is not one");
+  }
+  // Every name change is in the metadata log when its call returns; syncing the log makes
+  // them all durable.
+  return impl_->meta_->SyncWal().Annotate("fsyncdir");
+}
+
 Status FsCore::SetXattr(Ino ino, std::string_view name, std::string_view value, int flags) {
   if (!impl_->options_.xattrs) return Status(ENOSYS, "xattrs are off for this mount");
   if (ino == kStatsIno) return Status(EPERM, "the stats file is read-only");

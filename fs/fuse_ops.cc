@@ -4,7 +4,9 @@
 
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,20 +20,15 @@ using namespace fuse_internal;  // NOLINT(google-build-using-namespace): this fi
 
 constexpr unsigned kOneMiB = 1u << 20;
 
-Caller CallerOf(fuse_req_t req) {
-  const fuse_ctx* c = fuse_req_ctx(req);
-  return Caller{uint32_t(c->uid), uint32_t(c->gid), uint32_t(c->pid)};
-}
-
 int64_t TimespecNs(const timespec& ts) { return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec; }
 
 // Replies with an entry whose lookup FsCore has counted. If the kernel never receives it (the
 // request was interrupted), the lookup is given back so the inode is not pinned forever.
-void ReplyCountedEntry(fuse_req_t req, const Result<InodeAttr>& r, const char* op) {
-  if (!r.ok()) return ReplyError(req, r.status(), op);
+void ReplyCountedEntry(Reply& reply, const Result<InodeAttr>& r, const char* op) {
+  if (!r.ok()) return void(reply.Error(r.status(), op));
   fuse_entry_param e;
-  FillEntry(Core(req)->options(), *r, &e);
-  if (fuse_reply_entry(req, &e) != 0) Core(req)->Forget(e.ino, 1);
+  FillEntry(reply.core()->options(), *r, &e);
+  if (reply.Entry(e) != 0) reply.core()->Forget(e.ino, 1);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -78,108 +75,118 @@ void OpDestroy(void* userdata) {
 // Names
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Guarded(req, "lookup", [&] {
-    Result<InodeAttr> r = Core(req)->Lookup(parent, name);
-    const FsOptions& o = Core(req)->options();
+  Reply reply(req);
+  Guarded(reply, "lookup", [&] {
+    Result<InodeAttr> r = reply.core()->Lookup(parent, name);
+    const FsOptions& o = reply.core()->options();
     if (!r.ok() && r.status().code() == ENOENT && o.entry_timeout_s > 0) {
       // A negative entry: every create goes through this kernel, which drops it.
       fuse_entry_param e;
       std::memset(&e, 0, sizeof e);
       e.entry_timeout = o.entry_timeout_s;
-      fuse_reply_entry(req, &e);
+      reply.Entry(e);
       return;
     }
-    ReplyCountedEntry(req, r, "lookup");
+    ReplyCountedEntry(reply, r, "lookup");
   });
 }
 
+// Forgets are never answered but must still be "replied" to (fuse_reply_none frees them).
 void OpForget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-  try {
-    Core(req)->Forget(ino, nlookup);
-  } catch (...) {
-    LogNoThrow(LogLevel::kError, "forget", "exception");
-  }
-  fuse_reply_none(req);
+  Reply reply(req, Reply::Unanswered::kNone);
+  Guarded(reply, "forget", [&] { reply.core()->Forget(ino, nlookup); });
+  reply.None();
 }
 
 void OpForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
-  try {
-    for (size_t i = 0; i < count; ++i) Core(req)->Forget(forgets[i].ino, forgets[i].nlookup);
-  } catch (...) {
-    LogNoThrow(LogLevel::kError, "forget_multi", "exception");
+  Reply reply(req, Reply::Unanswered::kNone);
+  // One failed forget must not keep the others from being counted.
+  for (size_t i = 0; i < count; ++i) {
+    Guarded(reply, "forget_multi",
+            [&] { reply.core()->Forget(forgets[i].ino, forgets[i].nlookup); });
   }
-  fuse_reply_none(req);
+  reply.None();
 }
 
 void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-  Guarded(req, "mknod", [&] {
-    ReplyCountedEntry(req, Core(req)->MkNod(parent, name, mode, rdev, CallerOf(req)), "mknod");
+  Reply reply(req);
+  Guarded(reply, "mknod", [&] {
+    ReplyCountedEntry(reply, reply.core()->MkNod(parent, name, mode, rdev, reply.caller()),
+                      "mknod");
   });
 }
 
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-  Guarded(req, "mkdir", [&] {
-    ReplyCountedEntry(req, Core(req)->MkDir(parent, name, mode, CallerOf(req)), "mkdir");
+  Reply reply(req);
+  Guarded(reply, "mkdir", [&] {
+    ReplyCountedEntry(reply, reply.core()->MkDir(parent, name, mode, reply.caller()), "mkdir");
   });
 }
 
 void OpSymlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name) {
-  Guarded(req, "symlink", [&] {
-    ReplyCountedEntry(req, Core(req)->Symlink(parent, name, link, CallerOf(req)), "symlink");
+  Reply reply(req);
+  Guarded(reply, "symlink", [&] {
+    ReplyCountedEntry(reply, reply.core()->Symlink(parent, name, link, reply.caller()), "symlink");
   });
 }
 
 void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
-  Guarded(req, "link",
-          [&] { ReplyCountedEntry(req, Core(req)->Link(ino, newparent, newname), "link"); });
+  Reply reply(req);
+  Guarded(reply, "link",
+          [&] { ReplyCountedEntry(reply, reply.core()->Link(ino, newparent, newname), "link"); });
 }
 
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Guarded(req, "unlink", [&] {
-    Status s = Core(req)->Unlink(parent, name);
-    ReplyStatus(req, s, "unlink");
+  Reply reply(req);
+  Guarded(reply, "unlink", [&] {
+    Status s = reply.core()->Unlink(parent, name);
+    reply.StatusOf(s, "unlink");
   });
 }
 
 void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Guarded(req, "rmdir", [&] {
-    Status s = Core(req)->RmDir(parent, name);
-    ReplyStatus(req, s, "rmdir");
+  Reply reply(req);
+  Guarded(reply, "rmdir", [&] {
+    Status s = reply.core()->RmDir(parent, name);
+    reply.StatusOf(s, "rmdir");
   });
 }
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
               const char* newname, unsigned int flags) {
-  Guarded(req, "rename", [&] {
-    Status s = Core(req)->Rename(parent, name, newparent, newname, flags);
-    ReplyStatus(req, s, "rename");
+  Reply reply(req);
+  Guarded(reply, "rename", [&] {
+    Status s = reply.core()->Rename(parent, name, newparent, newname, flags);
+    reply.StatusOf(s, "rename");
   });
 }
 
 void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
-  Guarded(req, "readlink", [&] {
-    Result<std::string> r = Core(req)->ReadLink(ino);
-    r.ok() ? void(fuse_reply_readlink(req, r->c_str())) : ReplyError(req, r.status(), "readlink");
+  Reply reply(req);
+  Guarded(reply, "readlink", [&] {
+    Result<std::string> r = reply.core()->ReadLink(ino);
+    r.ok() ? reply.Readlink(r->c_str()) : reply.Error(r.status(), "readlink");
   });
 }
 
 // ---------------------------------------------------------------------------------------------
 // Attributes
 
-void ReplyAttr(fuse_req_t req, const Result<InodeAttr>& r, const char* op) {
-  if (!r.ok()) return ReplyError(req, r.status(), op);
+void ReplyAttr(Reply& reply, const Result<InodeAttr>& r, const char* op) {
+  if (!r.ok()) return void(reply.Error(r.status(), op));
   struct stat st;
   FillStat(*r, &st);
-  fuse_reply_attr(req, &st, AttrTimeout(Core(req)->options(), r->ino));
+  reply.Attr(st, AttrTimeout(reply.core()->options(), r->ino));
 }
 
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
-  Guarded(req, "getattr", [&] { ReplyAttr(req, Core(req)->GetAttr(ino), "getattr"); });
+  Reply reply(req);
+  Guarded(reply, "getattr", [&] { ReplyAttr(reply, reply.core()->GetAttr(ino), "getattr"); });
 }
 
 // `fi` may be null (with the writeback cache the kernel pushes size and times without a handle).
-void SetattrBody(fuse_req_t req, fuse_ino_t ino, const struct stat* attr, int to_set) {
-  Guarded(req, "setattr", [&] {
+void SetattrBody(Reply& reply, fuse_ino_t ino, const struct stat* attr, int to_set) {
+  Guarded(reply, "setattr", [&] {
     SetAttrRequest r;
     if (to_set & FUSE_SET_ATTR_MODE) r.set_mode = true, r.mode = attr->st_mode;
     if (to_set & FUSE_SET_ATTR_UID) r.set_uid = true, r.uid = attr->st_uid;
@@ -196,19 +203,31 @@ void SetattrBody(fuse_req_t req, fuse_ino_t ino, const struct stat* attr, int to
       r.set_mtime = true, r.mtime_ns = TimespecNs(attr->st_mtim);
     }
     if (to_set & FUSE_SET_ATTR_CTIME) r.set_ctime = true, r.ctime_ns = TimespecNs(attr->st_ctim);
-    ReplyAttr(req, Core(req)->SetAttr(ino, r), "setattr");
+    ReplyAttr(reply, reply.core()->SetAttr(ino, r), "setattr");
   });
+}
+
+// Runs `body(reply)` through PageFiller::Exclusive: now, or later on the filler's thread. The
+// Reply moves into the op; if anything here throws, the op never runs (Exclusive's contract)
+// and the Reply's destructor answers EIO, so the request is answered once either way.
+template <typename Body>
+void RunExclusive(Reply& reply, PageFiller* filler, Ino ino, bool writer, Body body) {
+  auto shared = std::make_shared<Reply>(std::move(reply));
+  filler->Exclusive(ino, writer, [shared, body]() mutable { body(*shared); });
 }
 
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                fuse_file_info* /*fi*/) {
-  PageFiller* filler = Ctx(req)->filler;
+  Reply reply(req);
+  PageFiller* filler = reply.ctx()->filler;
   if (filler == nullptr || !(to_set & FUSE_SET_ATTR_SIZE)) {
-    return SetattrBody(req, ino, attr, to_set);
+    return SetattrBody(reply, ino, attr, to_set);
   }
   // A size change needs no writable handle (truncate(2) by path): kept apart from fills.
-  filler->Exclusive(ino, /*writer=*/false,
-                    [req, ino, st = *attr, to_set] { SetattrBody(req, ino, &st, to_set); });
+  Guarded(reply, "setattr", [&] {
+    RunExclusive(reply, filler, ino, /*writer=*/false,
+                 [ino, st = *attr, to_set](Reply& r) { SetattrBody(r, ino, &st, to_set); });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -219,6 +238,9 @@ constexpr uint64_t kWriterHandle = 1;
 // Reads up to this size offer the rest of their chunks to the page filler. Page faults under
 // MADV_RANDOM ask for 4 KiB; sequential readers get readahead's larger requests instead.
 constexpr size_t kFillReadMax = 16 << 10;
+// The most copy_file_range answers in one reply: the FUSE write reply carries a 32-bit count
+// (the kernel clamps its own requests the same way, to whole pages).
+constexpr uint64_t kMaxCopyBytes = uint64_t(UINT32_MAX) & ~uint64_t(4095);
 
 // Whether an open can change the file's bytes: a write mode, or O_TRUNC.
 bool OpensForChange(int flags) { return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC); }
@@ -234,39 +256,52 @@ void SetOpenFlags(Ino ino, fuse_file_info* fi) {
 
 void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
               fuse_file_info* fi) {
-  Guarded(req, "create", [&] {
-    FsCore* core = Core(req);
-    Result<InodeAttr> r = core->Create(parent, name, mode, fi->flags, CallerOf(req));
-    if (!r.ok()) return ReplyError(req, r.status(), "create");
+  Reply reply(req);
+  Guarded(reply, "create", [&] {
+    FsCore* core = reply.core();
+    Result<InodeAttr> r = core->Create(parent, name, mode, fi->flags, reply.caller());
+    if (!r.ok()) return void(reply.Error(r.status(), "create"));
+    const Ino ino = r->ino;
+    // The kernel never learns of the open file: give back its open and its lookup.
+    auto undo_open = [&] {
+      core->Release(ino).IgnoreError();
+      core->Forget(ino, 1);
+    };
     fuse_entry_param e;
     FillEntry(core->options(), *r, &e);
-    SetOpenFlags(e.ino, fi);
-    PageFiller* filler = Ctx(req)->filler;
+    SetOpenFlags(ino, fi);
+    PageFiller* filler = reply.ctx()->filler;
     PageFiller* writer_of = filler != nullptr && OpensForChange(fi->flags) ? filler : nullptr;
-    if (writer_of != nullptr) writer_of->AddWriter(e.ino);
+    if (writer_of != nullptr) {
+      try {
+        writer_of->AddWriter(ino);
+      } catch (...) {
+        undo_open();
+        throw;
+      }
+    }
     fi->fh = writer_of != nullptr ? kWriterHandle : 0;
-    if (fuse_reply_create(req, &e, fi) != 0) {  // the kernel never saw the open file
-      core->Release(e.ino).IgnoreError();
-      core->Forget(e.ino, 1);
-      if (writer_of != nullptr) writer_of->DropWriter(e.ino);
+    if (reply.Create(e, *fi) != 0) {
+      undo_open();
+      if (writer_of != nullptr) writer_of->DropWriter(ino);
     }
   });
 }
 
-void OpenBody(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, PageFiller* writer_of) {
-  Guarded(req, "open", [&] {
+void OpenBody(Reply& reply, fuse_ino_t ino, fuse_file_info* fi, PageFiller* writer_of) {
+  Guarded(reply, "open", [&] {
     auto undo_writer = [&] {
       if (writer_of != nullptr) writer_of->DropWriter(ino);
     };
-    FsCore* core = Core(req);  // req is freed by its reply, even a failed one
+    FsCore* core = reply.core();
     Status s = core->Open(ino, fi->flags);
     if (!s.ok()) {
       undo_writer();
-      return ReplyError(req, s, "open");
+      return void(reply.Error(s, "open"));
     }
     SetOpenFlags(ino, fi);
     fi->fh = writer_of != nullptr ? kWriterHandle : 0;
-    if (fuse_reply_open(req, fi) != 0) {
+    if (reply.Open(*fi) != 0) {
       core->Release(ino).IgnoreError();
       undo_writer();
     }
@@ -274,20 +309,23 @@ void OpenBody(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, PageFiller* wr
 }
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  PageFiller* filler = Ctx(req)->filler;
+  Reply reply(req);
+  PageFiller* filler = reply.ctx()->filler;
   if (filler == nullptr || ino == kStatsIno || !OpensForChange(fi->flags)) {
-    return OpenBody(req, ino, fi, nullptr);
+    return OpenBody(reply, ino, fi, nullptr);
   }
   // An open that can write waits for a fill of the inode in flight: the fill must not put
   // old bytes over the pages it is about to dirty (fs/page_fill.h).
-  filler->Exclusive(ino, /*writer=*/true, [req, ino, copy = *fi, filler]() mutable {
-    OpenBody(req, ino, &copy, filler);
+  Guarded(reply, "open", [&] {
+    RunExclusive(reply, filler, ino, /*writer=*/true,
+                 [ino, copy = *fi, filler](Reply& r) mutable { OpenBody(r, ino, &copy, filler); });
   });
 }
 
 void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* /*fi*/) {
-  Guarded(req, "read", [&] {
-    if (off < 0) return ReplyError(req, Status(EINVAL, "negative offset"), "read");
+  Reply reply(req);
+  Guarded(reply, "read", [&] {
+    if (off < 0) return void(reply.Error(Status(EINVAL, "negative offset"), "read"));
     // Stored bytes go out straight from the cached chunks (one copy fewer: memmove was ~5 % of
     // a cold read's samples), holes from a page of zeros.
     static const char kZeros[64 << 10] = {};
@@ -295,8 +333,8 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
     thread_local std::vector<iovec> iov;
     std::pair<uint64_t, uint64_t> span;
     Result<std::optional<size_t>> direct =
-        Core(req)->ReadPieces(ino, uint64_t(off), size, &pieces, &span);
-    if (!direct.ok()) return ReplyError(req, direct.status(), "read");
+        reply.core()->ReadPieces(ino, uint64_t(off), size, &pieces, &span);
+    if (!direct.ok()) return void(reply.Error(direct.status(), "read"));
     if (*direct) {
       iov.clear();
       for (const FsCore::ReadPiece& p : pieces) {
@@ -308,11 +346,11 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
           iov.push_back({const_cast<char*>(kZeros), std::min(sizeof(kZeros), p.len - done)});
         }
       }
-      PageFiller* filler = Ctx(req)->filler;  // req is gone once answered
-      fuse_reply_iov(req, iov.data(), int(iov.size()));
+      reply.Iov(iov.data(), int(iov.size()));
       pieces.clear();  // the chunks may leave the cache now
       // A small read (a page fault, a random pread) decompressed whole chunks for a page or
       // two: the rest of them goes into the page cache too (fs/page_fill.h).
+      PageFiller* filler = reply.ctx()->filler;
       if (filler != nullptr && size <= kFillReadMax && span.second - span.first > size) {
         filler->Offer(ino, span.first, span.second);
       }
@@ -321,77 +359,81 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
     // One buffer per worker thread, grown to the largest request (<= max_read) and reused.
     thread_local std::string buf;
     if (buf.size() < size) buf.resize(size);
-    Result<size_t> n = Core(req)->Read(ino, uint64_t(off), size, buf.data());
-    n.ok() ? void(fuse_reply_buf(req, buf.data(), *n)) : ReplyError(req, n.status(), "read");
+    Result<size_t> n = reply.core()->Read(ino, uint64_t(off), size, buf.data());
+    n.ok() ? reply.Buf(buf.data(), *n) : reply.Error(n.status(), "read");
   });
 }
 
 void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* data, size_t size, off_t off,
              fuse_file_info* /*fi*/) {
-  Guarded(req, "write", [&] {
-    if (off < 0) return ReplyError(req, Status(EINVAL, "negative offset"), "write");
-    Status s = Core(req)->Write(ino, uint64_t(off), std::string_view(data, size));
-    s.ok() ? void(fuse_reply_write(req, size)) : ReplyError(req, s, "write");
+  Reply reply(req);
+  Guarded(reply, "write", [&] {
+    if (off < 0) return void(reply.Error(Status(EINVAL, "negative offset"), "write"));
+    Status s = reply.core()->Write(ino, uint64_t(off), std::string_view(data, size));
+    s.ok() ? reply.Write(size) : reply.Error(s, "write");
   });
 }
 
 void OpFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* /*fi*/) {
-  Guarded(req, "flush", [&] {
-    Status s = Core(req)->Flush(ino);
-    ReplyStatus(req, s, "flush");
-  });
+  Reply reply(req);
+  Guarded(reply, "flush", [&] { reply.StatusOf(reply.core()->Flush(ino), "flush"); });
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Guarded(req, "release", [&] {
+  Reply reply(req);
+  Guarded(reply, "release", [&] {
     // With the write-back cache the kernel wrote this handle's dirty pages back before RELEASE.
-    Status s = Core(req)->Release(ino);
-    if (fi->fh == kWriterHandle && Ctx(req)->filler != nullptr) Ctx(req)->filler->DropWriter(ino);
-    ReplyStatus(req, s, "release");
+    Status s = reply.core()->Release(ino);
+    PageFiller* filler = reply.ctx()->filler;
+    if (fi->fh == kWriterHandle && filler != nullptr) filler->DropWriter(ino);
+    reply.StatusOf(s, "release");
   });
 }
 
 void OpFsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* /*fi*/) {
-  Guarded(req, "fsync", [&] {
-    Status s = Core(req)->Fsync(ino, datasync != 0);
-    ReplyStatus(req, s, "fsync");
-  });
+  Reply reply(req);
+  Guarded(reply, "fsync",
+          [&] { reply.StatusOf(reply.core()->Fsync(ino, datasync != 0), "fsync"); });
 }
 
 void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
                  fuse_file_info* /*fi*/) {
-  Guarded(req, "fallocate", [&] {
+  Reply reply(req);
+  Guarded(reply, "fallocate", [&] {
     if (offset < 0 || length <= 0) {
-      return ReplyError(req, Status(EINVAL, "bad fallocate range"), "fallocate");
+      return void(reply.Error(Status(EINVAL, "bad fallocate range"), "fallocate"));
     }
-    Status s = Core(req)->Fallocate(ino, mode, uint64_t(offset), uint64_t(length));
-    ReplyStatus(req, s, "fallocate");
+    Status s = reply.core()->Fallocate(ino, mode, uint64_t(offset), uint64_t(length));
+    reply.StatusOf(s, "fallocate");
   });
 }
 
 // SEEK_SET/CUR/END never arrive: the kernel handles them itself.
 void OpLseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info* /*fi*/) {
-  Guarded(req, "lseek", [&] {
+  Reply reply(req);
+  Guarded(reply, "lseek", [&] {
     if (whence != SEEK_DATA && whence != SEEK_HOLE) {
-      return ReplyError(req, Status(EINVAL, "unsupported whence"), "lseek");
+      return void(reply.Error(Status(EINVAL, "unsupported whence"), "lseek"));
     }
-    if (off < 0) return ReplyError(req, Status(ENXIO, "negative offset"), "lseek");
-    Result<uint64_t> r = Core(req)->Lseek(ino, uint64_t(off), whence);
-    r.ok() ? void(fuse_reply_lseek(req, off_t(*r))) : ReplyError(req, r.status(), "lseek");
+    if (off < 0) return void(reply.Error(Status(ENXIO, "negative offset"), "lseek"));
+    Result<uint64_t> r = reply.core()->Lseek(ino, uint64_t(off), whence);
+    r.ok() ? reply.Lseek(off_t(*r)) : reply.Error(r.status(), "lseek");
   });
 }
 
 void OpCopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* /*fi_in*/,
                      fuse_ino_t ino_out, off_t off_out, fuse_file_info* /*fi_out*/, size_t len,
                      int flags) {
-  Guarded(req, "copy_file_range", [&] {
+  Reply reply(req);
+  Guarded(reply, "copy_file_range", [&] {
     if (flags != 0 || off_in < 0 || off_out < 0) {
-      return ReplyError(req, Status(EINVAL, "bad copy_file_range arguments"), "copy_file_range");
+      return void(reply.Error(Status(EINVAL, "bad copy_file_range arguments"), "copy_file_range"));
     }
+    // Copy no more than the reply can count: the caller sees a short copy and asks again.
+    const uint64_t n = std::min<uint64_t>(len, kMaxCopyBytes);
     Result<uint64_t> r =
-        Core(req)->CopyFileRange(ino_in, uint64_t(off_in), ino_out, uint64_t(off_out), len);
-    r.ok() ? void(fuse_reply_write(req, size_t(*r)))
-           : ReplyError(req, r.status(), "copy_file_range");
+        reply.core()->CopyFileRange(ino_in, uint64_t(off_in), ino_out, uint64_t(off_out), n);
+    r.ok() ? reply.Write(size_t(*r)) : reply.Error(r.status(), "copy_file_range");
   });
 }
 

@@ -1,8 +1,10 @@
 // The libfuse low-level operations table over an FsCore.
 //
 // Each callback is thin: it decodes the request, calls one FsCore method and sends exactly one
-// reply (fuse_reply_none for forget). Errors become an errno in one place (ReplyError); no
-// exception leaves a callback: anything thrown is answered with EIO.
+// reply (fuse_reply_none for forget), whatever throws: every reply goes through one Reply
+// object per request (fuse_ops_internal.h). Errors become an errno in one place
+// (Reply::Error); no exception leaves a callback: one thrown before the reply is answered
+// with EIO, one thrown after it is only logged.
 //
 // Lookup counts: every reply that hands the kernel an inode (lookup, mknod, mkdir, symlink,
 // link, create, and each readdirplus entry other than "." and "..") carries one lookup that

@@ -1,8 +1,16 @@
 // Helpers shared by the libfuse callbacks (fuse_ops.cc, fuse_dir_ops.cc). Not a public header.
 //
-// Reply discipline: a callback body sends exactly one reply, as its last action; Guarded()
-// answers EIO if the body throws (which can only happen before that reply).
+// Reply discipline: each callback makes one Reply for its request first and never touches the
+// raw request again; every reply goes through that Reply. libfuse frees a request with its
+// reply (a failed one too), so the Reply keeps what the callback still needs afterwards (the
+// session's context, the caller) and sends at most one reply: a second is logged and dropped.
+// Guarded() answers EIO when its body throws before a reply went out, and only logs an
+// exception thrown after it. A Reply destroyed without a reply answers EIO itself (or nothing,
+// for forget), so no path can leave a request unanswered.
 #pragma once
+
+#include <sys/statvfs.h>
+#include <sys/uio.h>
 
 #include <cstring>
 #include <exception>
@@ -13,14 +21,17 @@
 
 namespace rankfs::fuse_internal {
 
-inline FuseContext* Ctx(fuse_req_t req) {
-  return static_cast<FuseContext*>(fuse_req_userdata(req));
-}
-inline FsCore* Core(fuse_req_t req) { return Ctx(req)->core; }
-
-inline void LogNoThrow(LogLevel level, const char* op, const std::string& what) noexcept {
+inline void LogNoThrow(LogLevel level, const char* op, const char* what,
+                       const char* detail = "") noexcept {
   try {
-    Log(level, "fuse", std::string(op) + ": " + what);
+    Log(level, "fuse", std::string(op) + ": " + what + detail);
+  } catch (...) {
+  }
+}
+
+inline void LogStatusNoThrow(LogLevel level, const char* op, const Status& s) noexcept {
+  try {
+    Log(level, "fuse", std::string(op) + ": " + s.ToString());
   } catch (...) {
   }
 }
@@ -47,35 +58,151 @@ inline bool IsRoutineError(int err) {
   }
 }
 
-// The one place a Status becomes an errno. Never answers 0: an OK or out-of-range code is EIO.
-inline void ReplyError(fuse_req_t req, const Status& s, const char* op) {
-  int err = s.code();
-  if (err <= 0 || err >= 4096) err = EIO;
-  if (!IsRoutineError(err)) LogNoThrow(LogLevel::kWarning, op, s.ToString());
-  fuse_reply_err(req, err);
-}
+// The one reply to one request (see the top of this file). Each reply method returns what
+// libfuse returned: non-zero when the kernel did not take the reply (the request was
+// interrupted), which the caller may need to undo what the reply would have handed over.
+// Not thread-safe: one thread at a time, which may change when the request is deferred.
+class Reply {
+ public:
+  // What a Reply destroyed without a reply sends.
+  enum class Unanswered { kEio, kNone /* forget and forget_multi expect no answer */ };
 
-// Replies 0 for an OK status, the errno otherwise.
-inline void ReplyStatus(fuse_req_t req, const Status& s, const char* op) {
-  if (s.ok()) {
-    fuse_reply_err(req, 0);
-  } else {
-    ReplyError(req, s, op);
+  explicit Reply(fuse_req_t req, Unanswered unanswered = Unanswered::kEio) noexcept
+      : req_(req),
+        ctx_(static_cast<FuseContext*>(fuse_req_userdata(req))),
+        unanswered_(unanswered) {
+    const fuse_ctx* c = fuse_req_ctx(req);
+    caller_ = Caller{uint32_t(c->uid), uint32_t(c->gid), uint32_t(c->pid)};
   }
-}
+  // The moved-from Reply no longer answers for the request.
+  Reply(Reply&& o) noexcept
+      : req_(o.req_), ctx_(o.ctx_), caller_(o.caller_), unanswered_(o.unanswered_) {
+    o.req_ = nullptr;
+  }
+  Reply(const Reply&) = delete;
+  Reply& operator=(const Reply&) = delete;
+  Reply& operator=(Reply&&) = delete;
+  ~Reply() {
+    if (req_ == nullptr) return;
+    if (unanswered_ == Unanswered::kNone) {
+      None();
+    } else {
+      LogNoThrow(LogLevel::kError, "reply", "a request was left unanswered; answering EIO");
+      Err(EIO);
+    }
+  }
 
-// Runs a callback body; anything it throws is logged and answered with EIO.
+  // Valid before and after the reply (the session's userdata outlives every request).
+  FuseContext* ctx() const noexcept { return ctx_; }
+  FsCore* core() const noexcept { return ctx_->core; }
+  const Caller& caller() const noexcept { return caller_; }
+  // True once a reply went out (or the request moved to another Reply).
+  bool replied() const noexcept { return req_ == nullptr; }
+  // False for forget and forget_multi, whose only reply is None().
+  bool answers() const noexcept { return unanswered_ == Unanswered::kEio; }
+
+  int Err(int err) noexcept {
+    fuse_req_t r = Claim();
+    return r != nullptr ? fuse_reply_err(r, err) : -EALREADY;
+  }
+  // The one place a Status becomes an errno. Never answers 0: an OK or out-of-range code is EIO.
+  int Error(const Status& s, const char* op) noexcept {
+    int err = s.code();
+    if (err <= 0 || err >= 4096) err = EIO;
+    if (!IsRoutineError(err)) LogStatusNoThrow(LogLevel::kWarning, op, s);
+    return Err(err);
+  }
+  // 0 for an OK status, the errno otherwise.
+  int StatusOf(const Status& s, const char* op) noexcept { return s.ok() ? Err(0) : Error(s, op); }
+  int Entry(const fuse_entry_param& e) noexcept {
+    fuse_req_t r = Claim();
+    return r != nullptr ? fuse_reply_entry(r, &e) : -EALREADY;
+  }
+  int Create(const fuse_entry_param& e, const fuse_file_info& fi) noexcept {
+    fuse_req_t r = Claim();
+    return r != nullptr ? fuse_reply_create(r, &e, &fi) : -EALREADY;
+  }
+  int Attr(const struct stat& st, double timeout) noexcept {
+    fuse_req_t r = Claim();
+    return r != nullptr ? fuse_reply_attr(r, &st, timeout) : -EALREADY;
+  }
+  int Readlink(const char* link) noexcept {
+    fuse_req_t r = Claim();
+    return r != nullptr ? fuse_reply_readlink(r, link) : -EALREADY;
+  }
+  int Open(const fuse_file_info& fi) noexcept {
+    fuse_req_t r = Claim();
+    return r != nullptr ? fuse_reply_open(r, &fi) : -EALREADY;
+  }
+  int Write(size_t count) noexcept {
+    fuse_req_t r = Claim();
+    return r != nullptr ? fuse_reply_write(r, count) : -EALREADY;
+  }
+  int Buf(const char* buf, size_t size) noexcept {
+    fuse_req_t r = Claim();
+    return r != nullptr ? fuse_reply_buf(r, buf, size) : -EALREADY;
+  }
+  int Iov(const iovec* iov, int count) noexcept {
+    fuse_req_t r = Claim();
+    return r != nullptr ? fuse_reply_iov(r, iov, count) : -EALREADY;
+  }
+  int Statfs(const struct statvfs& st) noexcept {
+    fuse_req_t r = Claim();
+    return r != nullptr ? fuse_reply_statfs(r, &st) : -EALREADY;
+  }
+  int Xattr(size_t count) noexcept {
+    fuse_req_t r = Claim();
+    return r != nullptr ? fuse_reply_xattr(r, count) : -EALREADY;
+  }
+  int Lseek(off_t off) noexcept {
+    fuse_req_t r = Claim();
+    return r != nullptr ? fuse_reply_lseek(r, off) : -EALREADY;
+  }
+  void None() noexcept {
+    fuse_req_t r = Claim();
+    if (r != nullptr) fuse_reply_none(r);
+  }
+
+  // Directory entries for Buf(). REQUIRES: no reply yet (answers as if nothing fits after it).
+  size_t AddDirentry(char* buf, size_t size, const char* name, const struct stat& st,
+                     off_t next) noexcept {
+    return req_ != nullptr ? fuse_add_direntry(req_, buf, size, name, &st, next) : SIZE_MAX;
+  }
+  size_t AddDirentryPlus(char* buf, size_t size, const char* name, const fuse_entry_param& e,
+                         off_t next) noexcept {
+    return req_ != nullptr ? fuse_add_direntry_plus(req_, buf, size, name, &e, next) : SIZE_MAX;
+  }
+
+ private:
+  // The request, for the one reply about to be sent; nullptr (logged) if one went out already.
+  fuse_req_t Claim() noexcept {
+    fuse_req_t r = req_;
+    req_ = nullptr;  // gone with the reply, whether the kernel takes it or not
+    if (r == nullptr) LogNoThrow(LogLevel::kError, "reply", "a second reply was dropped");
+    return r;
+  }
+
+  fuse_req_t req_;  // nullptr once answered
+  FuseContext* const ctx_;
+  Caller caller_;
+  const Unanswered unanswered_;
+};
+
+// Runs a callback body. Anything it throws is logged; it is answered with EIO if no reply went
+// out before the throw (work done after a reply is never answered twice), unless it is a
+// forget, which the caller answers with None().
 template <typename Fn>
-void Guarded(fuse_req_t req, const char* op, Fn&& body) noexcept {
+void Guarded(Reply& reply, const char* op, Fn&& body) noexcept {
   try {
     body();
     return;
   } catch (const std::exception& e) {
-    LogNoThrow(LogLevel::kError, op, std::string("exception: ") + e.what());
+    LogNoThrow(LogLevel::kError, op, reply.replied() ? "after its reply: " : "", e.what());
   } catch (...) {
-    LogNoThrow(LogLevel::kError, op, "unknown exception");
+    LogNoThrow(LogLevel::kError, op, reply.replied() ? "after its reply: " : "",
+               "unknown exception");
   }
-  fuse_reply_err(req, EIO);
+  if (!reply.replied() && reply.answers()) reply.Err(EIO);
 }
 
 // The stats file changes all the time: the kernel must never cache its attributes.

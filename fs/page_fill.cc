@@ -1,6 +1,8 @@
 #include "fs/page_fill.h"
 
+#include <exception>
 #include <memory>
+#include <string>
 
 #include "store/logging.h"
 
@@ -9,6 +11,13 @@ namespace {
 
 constexpr uint64_t kPage = 4096;
 constexpr size_t kMaxQueued = 64;
+
+void LogNoThrow(const char* what, const char* detail) noexcept {
+  try {
+    Log(LogLevel::kWarning, "fill", std::string(what) + detail);
+  } catch (...) {
+  }
+}
 
 }  // namespace
 
@@ -52,19 +61,21 @@ void PageFiller::ReleaseHoldLocked(Ino ino) {
   if (it->second.holds == 0 && it->second.writers == 0) gates_.erase(it);
 }
 
-void PageFiller::Offer(Ino ino, uint64_t start, uint64_t end) {
+void PageFiller::Offer(Ino ino, uint64_t start, uint64_t end) noexcept {
   // Whole pages only: a partial page is left to the next READ.
   start = (start + kPage - 1) / kPage * kPage;
   end = end / kPage * kPage;
   if (end > start + kMaxFillBytes) end = start + kMaxFillBytes;
   if (end <= start) return;
-  {
+  try {
     std::lock_guard<std::mutex> l(mu_);
     if (stop_ || BlockedLocked(ino) || queue_.size() >= kMaxQueued) return;
     for (const Range& q : queue_) {
       if (q.ino == ino && q.start == start) return;  // neighbouring faults in one chunk
     }
     queue_.push_back({ino, start, end});
+  } catch (...) {
+    return;  // no memory for the queue entry: the fill only saved later reads
   }
   cv_.notify_one();
 }
@@ -72,11 +83,16 @@ void PageFiller::Offer(Ino ino, uint64_t start, uint64_t end) {
 void PageFiller::Exclusive(Ino ino, bool writer, std::function<void()> op) {
   {
     std::lock_guard<std::mutex> l(mu_);
+    // What can throw comes before the first change, so that a throw leaves no hold behind.
+    const bool defer = filling_ == ino;  // the filler runs `op` when the fill is done
+    if (defer && deferred_.size() == deferred_.capacity()) {
+      deferred_.reserve(2 * deferred_.size() + 4);
+    }
     Gate& g = gates_[ino];
     if (writer) ++g.writers;
     ++g.holds;
-    if (filling_ == ino) {  // the filler runs it when the fill is done
-      deferred_.emplace_back(ino, std::move(op));
+    if (defer) {
+      deferred_.emplace_back(ino, std::move(op));  // cannot throw: room was made above
       return;
     }
   }
@@ -114,7 +130,13 @@ void PageFiller::Run() {
       if (BlockedLocked(r.ino)) continue;
       filling_ = r.ino;
     }
-    Fill(r);
+    try {
+      Fill(r);
+    } catch (const std::exception& e) {  // a fill only saves later reads; the ops below must run
+      LogNoThrow("a page-cache fill failed: ", e.what());
+    } catch (...) {
+      LogNoThrow("a page-cache fill failed", "");
+    }
     std::vector<std::pair<Ino, std::function<void()>>> ops;
     {
       std::lock_guard<std::mutex> l(mu_);

@@ -55,13 +55,15 @@ class PageFiller {
   PageFiller& operator=(const PageFiller&) = delete;
 
   // A read of `ino` was answered from stored chunks that cover [start, end) of the file.
-  // Queues a fill of that range (page-aligned inward, at most kMaxFillBytes).
-  void Offer(Ino ino, uint64_t start, uint64_t end);
+  // Queues a fill of that range (page-aligned inward, at most kMaxFillBytes). Never throws:
+  // it is called after the read's reply, and an offer that cannot be queued is dropped.
+  void Offer(Ino ino, uint64_t start, uint64_t end) noexcept;
 
   // Runs `op` once no fill of `ino` is in flight: now, on this thread, or later on the
   // filler's thread. No fill of `ino` starts before `op` has returned. With `writer`, the
   // inode counts one more writable handle from then on (until DropWriter), so fills of it stop.
-  // `op` must reply to its request itself.
+  // `op` must reply to its request itself and must not throw. If Exclusive throws
+  // (std::bad_alloc), nothing changed: `op` has not run and never will.
   void Exclusive(Ino ino, bool writer, std::function<void()> op);
   // A writable handle of a new inode (CREATE): it has never been read, so no fill of it can
   // be in flight and nothing needs to wait.
