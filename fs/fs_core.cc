@@ -158,10 +158,10 @@ Result<std::shared_ptr<Inode>> FsCore::Impl::GetInode(Ino ino) {
   }
   RANKFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> a, meta_->GetInode(ino));
   if (!a) return Status(ENOENT, "inode " + std::to_string(ino) + " does not exist");
+  // Made before the table changes: an allocation that throws must not leave a null entry.
+  auto fresh = std::make_shared<Inode>(*a);
   std::lock_guard<std::mutex> l(table_mu_);
-  auto [it, inserted] = table_.emplace(ino, nullptr);
-  if (inserted) it->second = std::make_shared<Inode>(*a);
-  return it->second;
+  return table_.try_emplace(ino, std::move(fresh)).first->second;
 }
 
 std::shared_ptr<Inode> FsCore::Impl::FindInode(Ino ino) {
