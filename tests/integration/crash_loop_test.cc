@@ -61,6 +61,13 @@ class PosixTarget final : public CrashTarget {
     return 0;
   }
   int Fsync(int fd) override { return Rc(fsync(fd)); }
+  int FsyncDir(const std::string& dir) override {
+    int fd = open(Path(dir).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int rc = Rc(fsync(fd));
+    close(fd);
+    return rc;
+  }
   int Close(int fd) override { return Rc(close(fd)); }
   int Rename(const std::string& from, const std::string& to) override {
     return Rc(rename(Path(from).c_str(), Path(to).c_str()));
