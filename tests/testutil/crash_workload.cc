@@ -122,10 +122,14 @@ size_t CrashWorkload::files_created() const {
 }
 
 bool CrashWorkload::Ok(Writer* w, int rc, const std::string& what) {
-  if (rc >= 0) return true;
+  if (rc >= 0) {
+    w->failed_in_a_row = 0;
+    return true;
+  }
   if (crashed_.load()) return false;
   if (options_.faults && (rc == -EIO || rc == -ENOSPC)) {
     injected_errors_.fetch_add(1);
+    ++w->failed_in_a_row;
     return false;
   }
   w->errors.push_back(std::string(KindName(w->kind)) + " " + std::to_string(w->id) + ": " + what +
@@ -142,8 +146,11 @@ void CrashWorkload::RunWriter(Writer* w) {
 
 bool CrashWorkload::RunFile(Writer* w, int n, std::mt19937_64& rng) {
   // After a failed call: go on with the next file when faults are injected and no error was
-  // recorded, else stop.
-  auto go_on = [&] { return options_.faults && w->errors.empty() && !crashed_.load(); };
+  // recorded, else stop. A filesystem that fails everything (its metadata store stopped after
+  // a failed WAL sync) stops the writer too, rather than spin until the crash.
+  auto go_on = [&] {
+    return options_.faults && w->errors.empty() && !crashed_.load() && w->failed_in_a_row < 64;
+  };
   const std::string& pool = *options_.pool;
   const std::string prefix = options_.dir + "/w" + std::to_string(w->id) + "_";
   w->files.emplace_back();

@@ -133,6 +133,7 @@ class CrashWorkload {
     Kind kind = kFsyncer;
     std::vector<FileRec> files;
     std::vector<std::string> errors;
+    int failed_in_a_row = 0;  // calls failed by injected faults since the last one that worked
     std::thread thread;
   };
 
