@@ -293,11 +293,17 @@ void LimitHeapArenas() {
   mallopt(M_ARENA_MAX, int(std::max<long>(1, cpus / 8)));
 }
 
+DaemonTestEnvs test_envs;  // SetDaemonTestEnvs
+
 // Everything after the (optional) fork. Returns the exit status.
 int Serve(const std::string& store_dir, const std::string& mountpoint, const MountConfig& cfg,
           Daemonizer* daemonizer) {
   LimitHeapArenas();  // before any thread starts
-  Result<std::unique_ptr<Store>> store = Store::Open(store_dir, cfg.store);
+  StoreOptions so = cfg.store;
+  if (test_envs.env != nullptr) so.env = test_envs.env;
+  if (test_envs.rocks_env != nullptr) so.rocks_env = test_envs.rocks_env;
+  if (test_envs.meta_write_hook != nullptr) so.meta.write_hook = test_envs.meta_write_hook;
+  Result<std::unique_ptr<Store>> store = Store::Open(store_dir, so);
   if (!store.ok()) {
     Fail(DescribeStoreError(store_dir, store.status()));
     return 1;
@@ -376,6 +382,8 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
 }
 
 }  // namespace
+
+void SetDaemonTestEnvs(const DaemonTestEnvs& envs) { test_envs = envs; }
 
 int RunMount(const std::string& store_dir, const std::string& mountpoint, const MountConfig& cfg,
              bool foreground) {

@@ -23,4 +23,14 @@ namespace rankfs {
 int RunMount(const std::string& store_dir, const std::string& mountpoint, const MountConfig& cfg,
              bool foreground);
 
+// A test seam: the Envs (and metadata write hook) of every store RunMount opens from now on,
+// instead of the POSIX ones. Only a test tool sets it (tests/tools/rankfs_faulty.cc, which
+// wraps them in fault injection); the rankfs binary never does. Not owned.
+struct DaemonTestEnvs {
+  Env* env = nullptr;
+  rocksdb::Env* rocks_env = nullptr;
+  MetaWriteHook* meta_write_hook = nullptr;
+};
+void SetDaemonTestEnvs(const DaemonTestEnvs& envs);
+
 }  // namespace rankfs

@@ -38,11 +38,17 @@ bool FaultController::active() const {
 }
 
 void FaultController::SetHook(std::function<void(FaultOp, const std::string&)> hook) {
-  hook_ = std::move(hook);
+  std::lock_guard<std::mutex> lock(mu_);
+  hook_ = hook ? std::make_shared<const Hook>(std::move(hook)) : nullptr;
 }
 
 Fault FaultController::Check(FaultOp op, const std::string& path) {
-  if (hook_) hook_(op, path);
+  std::shared_ptr<const Hook> hook;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    hook = hook_;
+  }
+  if (hook) (*hook)(op, path);
   std::lock_guard<std::mutex> lock(mu_);
   if (!active_) {
     if (op == kFaultRead || op == kFaultOpen) return Fault();

@@ -99,7 +99,8 @@ class FaultController {
 
   // Calls `hook` (outside the controller's lock, on the calling thread) at the start of every
   // Check, so that a test can act at an exact point of another component's I/O, e.g. between
-  // its lookup and its read. Null removes it. Must not be set while calls are being checked.
+  // its lookup and its read. Null removes it. A call already past the hook may still run the
+  // previous one: what the hook uses must outlive it by a Check.
   void SetHook(std::function<void(FaultOp op, const std::string& path)> hook);
 
   // Whether the call proceeds, or fails and how.
@@ -117,8 +118,9 @@ class FaultController {
     FaultEffect effect;
   };
 
-  std::function<void(FaultOp, const std::string&)> hook_;  // see SetHook
+  using Hook = std::function<void(FaultOp, const std::string&)>;
   mutable std::mutex mu_;
+  std::shared_ptr<const Hook> hook_;  // see SetHook; guarded by mu_
   std::vector<Rule> rules_;  // guarded by mu_
   uint64_t injected_ = 0;    // guarded by mu_
   bool active_ = true;       // guarded by mu_

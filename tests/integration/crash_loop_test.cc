@@ -61,6 +61,13 @@ class PosixTarget final : public CrashTarget {
     return 0;
   }
   int Fsync(int fd) override { return Rc(fsync(fd)); }
+  int FsyncDir(const std::string& dir) override {
+    int fd = open(Path(dir).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int rc = Rc(fsync(fd));
+    close(fd);
+    return rc;
+  }
   int Close(int fd) override { return Rc(close(fd)); }
   int Rename(const std::string& from, const std::string& to) override {
     return Rc(rename(Path(from).c_str(), Path(to).c_str()));
@@ -132,8 +139,11 @@ class CrashLoopTest : public ::testing::Test {
     ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
   }
 
-  void Mount() {
-    auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_);
+  // `faults`: a fault plan for rankfs_faulty (tests/tools/rankfs_faulty.cc); "" mounts rankfs.
+  void Mount(const std::string& faults = "") {
+    if (!faults.empty()) setenv("RANKFS_FAULTS", faults.c_str(), 1);
+    auto m = MountedFs::Start(faults.empty() ? RANKFS_BINARY : RANKFS_FAULTY_BINARY, store_, mnt_);
+    unsetenv("RANKFS_FAULTS");
     ASSERT_TRUE(m.ok()) << m.status().ToString();
     fs_ = std::move(m).value();
   }
@@ -183,6 +193,22 @@ TEST_F(CrashLoopTest, KillNineAtRandomMomentsNeverLosesFsyncedData) {
   for (uint64_t it = 0; it < iterations; ++it) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::string dir = "round" + std::to_string(it);
+    // A third of the rounds meet a disk that says no before the kill (rankfs_faulty): failing
+    // pack syncs (the writers see EIO and fsync again), or a failing WAL sync, the ordinary way
+    // or after it made the write durable (the metadata store then refuses every write).
+    std::string faults;
+    switch (rng() % 6) {
+      case 0:
+        faults = "sync:.pack:" + std::to_string(rng() % 20) + ":" + std::to_string(1 + rng() % 3);
+        break;
+      case 1:
+        faults = "sync:.log:" + std::to_string(rng() % 12) + ":1" + (rng() % 2 ? ":applied" : "");
+        break;
+    }
+    if (!faults.empty()) {
+      ASSERT_TRUE(fs_->Unmount().ok());
+      ASSERT_NO_FATAL_FAILURE(Mount(faults));
+    }
     ASSERT_EQ(target.MkDir(dir), 0) << dir;
     CrashWorkloadOptions o;
     o.dir = dir;
@@ -190,6 +216,7 @@ TEST_F(CrashLoopTest, KillNineAtRandomMomentsNeverLosesFsyncedData) {
     o.writers_per_kind = kSanitized ? 1 : 2;
     o.max_file_bytes = max_file;
     o.pool = &pool;
+    o.faults = !faults.empty();
     CrashWorkload work(&target, o);
     const auto delay = std::chrono::milliseconds(10 + rng() % 1500);
     work.Start();
@@ -201,10 +228,12 @@ TEST_F(CrashLoopTest, KillNineAtRandomMomentsNeverLosesFsyncedData) {
     fs_.reset();
     const std::string context = "round " + std::to_string(it) + " (seed " +
                                 std::to_string(seed) + ", kill after " +
-                                std::to_string(delay.count()) + " ms)";
+                                std::to_string(delay.count()) + " ms" +
+                                (faults.empty() ? "" : ", faults " + faults) + ")";
     for (const std::string& e : work.Errors()) ADD_FAILURE() << context << ": " << e;
-    std::printf("%s: %zu files created, %zu fsyncs returned\n", context.c_str(),
-                work.files_created(), work.fsyncs_returned());
+    std::printf("%s: %zu files created, %zu fsyncs returned, %zu injected errors seen\n",
+                context.c_str(), work.files_created(), work.fsyncs_returned(),
+                work.injected_errors());
     ASSERT_NO_FATAL_FAILURE(ExpectFsckFindsOnlyLeaks(context));
     ASSERT_NO_FATAL_FAILURE(Mount());
 

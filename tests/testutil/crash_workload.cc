@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <random>
 #include <set>
 
 #include "store/types.h"
@@ -123,89 +122,126 @@ size_t CrashWorkload::files_created() const {
 }
 
 bool CrashWorkload::Ok(Writer* w, int rc, const std::string& what) {
-  if (rc >= 0) return true;
-  if (!crashed_.load()) {
-    w->errors.push_back(std::string(KindName(w->kind)) + " " + std::to_string(w->id) + ": " +
-                        what + ": " + Err(rc));
+  if (rc >= 0) {
+    w->failed_in_a_row = 0;
+    return true;
   }
+  if (crashed_.load()) return false;
+  if (options_.faults && (rc == -EIO || rc == -ENOSPC)) {
+    injected_errors_.fetch_add(1);
+    ++w->failed_in_a_row;
+    return false;
+  }
+  w->errors.push_back(std::string(KindName(w->kind)) + " " + std::to_string(w->id) + ": " + what +
+                      ": " + Err(rc));
   return false;
 }
 
 void CrashWorkload::RunWriter(Writer* w) {
   std::mt19937_64 rng(options_.seed * 1000003 + uint64_t(w->id));
+  for (int n = 0; !crashed_.load(); ++n) {
+    if (!RunFile(w, n, rng)) return;
+  }
+}
+
+bool CrashWorkload::RunFile(Writer* w, int n, std::mt19937_64& rng) {
+  // After a failed call: go on with the next file when faults are injected and no error was
+  // recorded, else stop. A filesystem that fails everything (its metadata store stopped after
+  // a failed WAL sync) stops the writer too, rather than spin until the crash.
+  auto go_on = [&] {
+    return options_.faults && w->errors.empty() && !crashed_.load() && w->failed_in_a_row < 64;
+  };
   const std::string& pool = *options_.pool;
   const std::string prefix = options_.dir + "/w" + std::to_string(w->id) + "_";
-  for (int n = 0; !crashed_.load(); ++n) {
-    w->files.emplace_back();
-    FileRec& f = w->files.back();
-    f.name = prefix + (w->kind == kRenamer ? "tmp" : "f") + std::to_string(n);
-    // Mostly up to max_file_bytes, sometimes tiny.
-    const size_t size = rng() % 5 == 0 ? rng() % 200 : 1 + rng() % options_.max_file_bytes;
-    const size_t from = rng() % (pool.size() - 2 * options_.max_file_bytes);
-    const int h = target_->Create(f.name);
-    if (!Ok(w, h, "create " + f.name)) return;
-    f.create_done = true;
-    f.create_tick = Tick();
-    // Writes of 8 KiB mostly, some larger (as the workloads rankfs serves).
-    auto write_range = [&](size_t begin, size_t end) {
-      for (size_t off = begin; off < end && !crashed_.load();) {
-        size_t len = rng() % 4 == 0 ? 1 + rng() % (192 << 10) : 8192;
-        len = std::min(len, end - off);
-        // The bytes are in the ledger before the call: a failed write may have landed.
-        f.full.append(pool, from + off, len);
-        if (!Ok(w, target_->Write(h, off, std::string_view(pool).substr(from + off, len)),
-                "write " + f.name)) {
-          return false;
-        }
-        off += len;
+  w->files.emplace_back();
+  FileRec& f = w->files.back();
+  f.name = prefix + (w->kind == kRenamer ? "tmp" : "f") + std::to_string(n);
+  // Mostly up to max_file_bytes, sometimes tiny.
+  const size_t size = rng() % 5 == 0 ? rng() % 200 : 1 + rng() % options_.max_file_bytes;
+  const size_t from = rng() % (pool.size() - 2 * options_.max_file_bytes);
+  const int h = target_->Create(f.name);
+  if (!Ok(w, h, "create " + f.name)) {
+    // A create that failed may still have made the name (an unknown outcome): it may be there.
+    return go_on();
+  }
+  f.create_done = true;
+  f.create_tick = Tick();
+  // Writes of 8 KiB mostly, some larger (as the workloads rankfs serves).
+  auto write_range = [&](size_t begin, size_t end) {
+    for (size_t off = begin; off < end && !crashed_.load();) {
+      size_t len = rng() % 4 == 0 ? 1 + rng() % (192 << 10) : 8192;
+      len = std::min(len, end - off);
+      // The bytes are in the ledger before the call: a failed write may have landed.
+      f.full.append(pool, from + off, len);
+      if (!Ok(w, target_->Write(h, off, std::string_view(pool).substr(from + off, len)),
+              "write " + f.name)) {
+        return false;
       }
-      return !crashed_.load();
-    };
-    auto fsync = [&] {
+      off += len;
+    }
+    return !crashed_.load();
+  };
+  // A synced write of metadata: every namespace change that completed before it started is
+  // durable once it returns.
+  auto made_durable = [&](uint64_t start) {
+    uint64_t e = durable_epoch_.load();
+    while (e < start && !durable_epoch_.compare_exchange_weak(e, start)) {
+    }
+  };
+  auto fsync = [&] {
+    // With faults injected, a failed fsync is tried again: the one that returns must cover
+    // everything written before it, including what the failed one did not store.
+    for (int attempt = 0; attempt < (options_.faults ? 8 : 1); ++attempt) {
       const uint64_t start = Tick();
       const size_t size_now = f.full.size();
-      if (!Ok(w, target_->Fsync(h), "fsync " + f.name)) return false;
+      if (!Ok(w, target_->Fsync(h), "fsync " + f.name)) {
+        if (go_on()) continue;
+        return false;
+      }
       f.synced = true;
       f.synced_size = size_now;
       fsyncs_ok_.fetch_add(1);
-      uint64_t e = durable_epoch_.load();
-      while (e < start && !durable_epoch_.compare_exchange_weak(e, start)) {
-      }
+      made_durable(start);
       return true;
-    };
-    bool ok = write_range(0, size);
-    if (ok && w->kind != kUnsynced) ok = fsync();
-    if (ok && w->kind == kFsyncer && rng() % 3 == 0) {
-      ok = write_range(size, size + 1 + rng() % (options_.max_file_bytes / 2));
     }
-    const bool close_first = w->kind != kDeleter || rng() % 2 == 0;
-    if (close_first) {
-      const int rc = target_->Close(h);
-      if (ok) ok = Ok(w, rc, "close " + f.name);
-    }
-    if (ok && w->kind == kRenamer) {
-      f.final_name = prefix + "final" + std::to_string(n % 3);
-      f.rename_issued = true;
-      ok = Ok(w, target_->Rename(f.name, f.final_name), "rename " + f.name);
-      if (ok) {
-        f.rename_done = true;
-        f.rename_tick = Tick();
-      }
-    }
-    if (ok && w->kind == kDeleter) {
-      f.unlink_issued = true;
-      ok = Ok(w, target_->Unlink(f.name), "unlink " + f.name);
-      if (ok) {
-        f.unlink_done = true;
-        f.unlink_tick = Tick();
-      }
-    }
-    if (!close_first) {
-      const int rc = target_->Close(h);
-      if (ok) ok = Ok(w, rc, "close " + f.name);
-    }
-    if (!ok) return;
+    return false;
+  };
+  bool ok = write_range(0, size);
+  if (ok && w->kind != kUnsynced) ok = fsync();
+  if (ok && w->kind == kFsyncer && rng() % 3 == 0) {
+    ok = write_range(size, size + 1 + rng() % (options_.max_file_bytes / 2));
   }
+  const bool close_first = !ok || w->kind != kDeleter || rng() % 2 == 0;
+  if (close_first) {
+    const int rc = target_->Close(h);
+    if (ok) ok = Ok(w, rc, "close " + f.name);
+  }
+  if (ok && w->kind == kRenamer) {
+    f.final_name = prefix + "final" + std::to_string(n % 3);
+    f.rename_issued = true;
+    ok = Ok(w, target_->Rename(f.name, f.final_name), "rename " + f.name);
+    if (ok) {
+      f.rename_done = true;
+      f.rename_tick = Tick();
+      // The careful program's last step: the directory's entries are durable after this.
+      const uint64_t start = Tick();
+      ok = Ok(w, target_->FsyncDir(options_.dir), "fsync directory " + options_.dir);
+      if (ok) made_durable(start);
+    }
+  }
+  if (ok && w->kind == kDeleter) {
+    f.unlink_issued = true;
+    ok = Ok(w, target_->Unlink(f.name), "unlink " + f.name);
+    if (ok) {
+      f.unlink_done = true;
+      f.unlink_tick = Tick();
+    }
+  }
+  if (!close_first) {
+    const int rc = target_->Close(h);
+    if (ok) ok = Ok(w, rc, "close " + f.name);
+  }
+  return ok || go_on();
 }
 
 std::vector<std::string> CrashWorkload::Verify(CrashTarget* after, CrashVerifyStats* stats,

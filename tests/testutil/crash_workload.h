@@ -6,19 +6,22 @@
 //   fsyncer   create, write, fsync, sometimes append more without fsync, close;
 //   unsynced  create, write, close (never fsync'd);
 //   renamer   create tmpN, write, fsync, close, rename to one of three final names (replacing
-//             the older version);
+//             the older version), fsync the directory (the pattern careful programs use);
 //   deleter   create, write, fsync, unlink (closing before or after the unlink).
-// Each writer stops at its first failed call; a failure before MarkCrash() is an error.
+// Each writer stops at its first failed call; a failure before MarkCrash() is an error --
+// unless the options say that faults are injected: then EIO (and ENOSPC) may come from any call.
+// A failed fsync is tried again (a later one that returns covers every byte written before it,
+// rankfs's promise); a writer whose other call fails gives that file up and goes on.
 //
 // What a crash may leave (rankfs's contract, docs/design.md "Durability rules"):
 //   - a file whose fsync returned has at least the synced content exactly;
 //   - every byte beyond what was synced is the written byte or zero, and no file is longer than
 //     what was written;
-//   - names: an fsync that returned makes every namespace change that completed before the
-//     fsync started durable (it is a synced RocksDB write after them). So a create, rename or
-//     unlink that completed before such an fsync must be visible after the crash; one that did
-//     not may or may not be. A renamed, fsync'd version is always somewhere: under its tmp name
-//     or as the final name's content (or a later version's).
+//   - names: an fsync that returned, of a file or of a directory, makes every namespace change
+//     that completed before the fsync started durable (it is a synced RocksDB write after
+//     them). So a create, rename or unlink that completed before such an fsync must be visible
+//     after the crash; one that did not may or may not be. A renamed, fsync'd version is always
+//     somewhere: under its tmp name or as the final name's content (or a later version's).
 //   - no name appears that no writer created, and nothing fails to read.
 //
 // Thread-safety: Start/MarkCrash/Join/Verify from one thread; the writers are internal threads.
@@ -30,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -47,6 +51,8 @@ class CrashTarget {
   virtual int Create(const std::string& name) = 0;
   virtual int Write(int handle, uint64_t offset, std::string_view data) = 0;
   virtual int Fsync(int handle) = 0;
+  // fsync(2) of the directory `dir` (its entries become durable).
+  virtual int FsyncDir(const std::string& dir) = 0;
   virtual int Close(int handle) = 0;
   virtual int Rename(const std::string& from, const std::string& to) = 0;  // replaces `to`
   virtual int Unlink(const std::string& name) = 0;
@@ -63,6 +69,9 @@ struct CrashWorkloadOptions {
   int writers_per_kind = 1;        // 4 kinds
   size_t max_file_bytes = 2 << 20;
   const std::string* pool = nullptr;  // file contents are slices of this; >= 2 * max_file_bytes
+  // Faults are injected into the filesystem: EIO/ENOSPC before the crash are expected (see the
+  // header comment), counted in injected_errors().
+  bool faults = false;
 };
 
 // What Verify saw, for the log.
@@ -93,6 +102,8 @@ class CrashWorkload {
   // Failures of calls made before MarkCrash (each one line). Must be empty.
   std::vector<std::string> Errors() const;
   size_t fsyncs_returned() const { return fsyncs_ok_.load(); }
+  // Calls that failed with an expected error of an injected fault (options.faults).
+  size_t injected_errors() const { return injected_errors_.load(); }
   size_t files_created() const;
 
   // Checks the rebooted filesystem `after` against the ledger. Returns one line per violation
@@ -122,12 +133,17 @@ class CrashWorkload {
     Kind kind = kFsyncer;
     std::vector<FileRec> files;
     std::vector<std::string> errors;
+    int failed_in_a_row = 0;  // calls failed by injected faults since the last one that worked
     std::thread thread;
   };
 
   void RunWriter(Writer* w);
-  // Runs `call`; on failure records it (an error unless crashed_) and returns false.
+  // Runs `call`; on failure records it (an error unless crashed_ or an expected injected
+  // fault) and returns false.
   bool Ok(Writer* w, int rc, const std::string& what);
+  // One file's life (create, write, fsync, rename or unlink, close). Returns false when the
+  // writer must stop (the crash, or an unexpected error).
+  bool RunFile(Writer* w, int n, std::mt19937_64& rng);
   uint64_t Tick() { return clock_.fetch_add(1) + 1; }
   bool Durable(bool done, uint64_t tick) const { return done && tick < durable_epoch_.load(); }
 
@@ -139,6 +155,7 @@ class CrashWorkload {
   // The largest start tick of an fsync that returned OK.
   std::atomic<uint64_t> durable_epoch_{0};
   std::atomic<size_t> fsyncs_ok_{0};
+  std::atomic<size_t> injected_errors_{0};
 };
 
 // A short digest of `data` (SHA-256 hex) for snapshots.

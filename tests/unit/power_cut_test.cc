@@ -1,13 +1,18 @@
 // Power cuts without FUSE: FsCore over a store whose pack files and RocksDB files go through the
 // fault-injecting Envs (store/fault_injection_env.h, store/rocks_fault_env.h) sharing one
 // FaultController. Each round runs the concurrent writers of tests/testutil/crash_workload.h
-// (fsyncers, never-synced writers, tmp->final renamers, deleters) through FsCore calls, cuts the
-// power at a random moment (the controller goes inactive: every further write, sync, rename,
-// delete fails and changes nothing), tears FsCore and the store down as a dying process would
-// leave them, drops every byte not synced (packs and RocksDB), runs Fsck (leaks allowed, no
-// damage), "reboots" (reopens the store and FsCore on what survived) and checks the ledger's
-// rules. The previous round's directory is re-checked exactly, then deleted. All rounds share
-// one store, so later rounds recover a store that was itself recovered.
+// (fsyncers, never-synced writers, tmp->final renamers that fsync the directory, deleters)
+// through FsCore calls, cuts the power at a random moment (the controller goes inactive: every
+// further write, sync, rename, delete fails and changes nothing), tears FsCore and the store down
+// as a dying process would leave them, drops every byte not synced (packs and RocksDB), runs
+// Fsck (leaks allowed, no damage), "reboots" (reopens the store and FsCore on what survived) and
+// checks the ledger's rules. The previous round's directory is re-checked exactly, then deleted.
+// All rounds share one store, so later rounds recover a store that was itself recovered.
+//
+// A round may also meet a disk that says no before the cut (RoundFaults): pack fdatasyncs that
+// fail (the fault Env drops what they did not sync, as Linux may; writers see EIO and fsync
+// again), or a RocksDB WAL sync that fails, either the ordinary way or after it made the write
+// durable (RocksDB then refuses every write: that moment counts as the crash).
 //
 // RANKFS_POWER_CUT_ITERATIONS sets the rounds (default 50; 10 under sanitizers),
 // RANKFS_POWER_CUT_SEED the seed (default random, printed).
@@ -19,6 +24,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <random>
@@ -66,6 +72,13 @@ class CoreTarget final : public CrashTarget {
     return Rc(fs_->Write(Handle(h), offset, data));
   }
   int Fsync(int h) override { return Rc(fs_->Fsync(Handle(h), false)); }
+  int FsyncDir(const std::string& dir) override {
+    auto a = fs_->Lookup(kRootIno, dir);
+    if (!a.ok()) return Rc(a.status());
+    int rc = Rc(fs_->FsyncDir(a->ino));
+    fs_->Forget(a->ino, 1);
+    return rc;
+  }
   int Close(int h) override {
     const Ino ino = Handle(h);
     int rc = Rc(fs_->Flush(ino));
@@ -223,6 +236,21 @@ class PowerCutTest : public ::testing::Test {
   std::vector<std::string> log_;
 };
 
+// What goes wrong in a round before the power cut.
+enum class RoundFaults { kNone, kPackSyncs, kWalSync };
+
+const char* RoundFaultsName(RoundFaults f) {
+  switch (f) {
+    case RoundFaults::kNone:
+      return "power cut";
+    case RoundFaults::kPackSyncs:
+      return "failing pack syncs, then a power cut";
+    case RoundFaults::kWalSync:
+      return "a failing WAL sync, then a power cut";
+  }
+  return "?";
+}
+
 TEST_F(PowerCutTest, CutsAtRandomMomentsNeverLoseFsyncedDataOrShowGarbage) {
   const uint64_t iterations = EnvNumber("RANKFS_POWER_CUT_ITERATIONS", kSanitized ? 10 : 50);
   const uint64_t seed = EnvNumber("RANKFS_POWER_CUT_SEED", std::random_device()());
@@ -237,28 +265,56 @@ TEST_F(PowerCutTest, CutsAtRandomMomentsNeverLoseFsyncedDataOrShowGarbage) {
   ASSERT_NO_FATAL_FAILURE(Boot());
   std::string prev_dir;
   DirSnapshot prev_snapshot;
-  size_t total_fsyncs = 0, total_exact = 0;
+  size_t total_fsyncs = 0, total_exact = 0, total_injected_errors = 0, total_injected = 0;
+  std::map<RoundFaults, int> rounds_of;
   const auto t0 = std::chrono::steady_clock::now();
   for (uint64_t it = 0; it < iterations; ++it) {
     const std::string dir = "round" + std::to_string(it);
     CoreTarget target(fs_.get());
     ASSERT_EQ(target.MkDir(dir), 0);
+    const RoundFaults faults = RoundFaults(rng() % 3);
+    ++rounds_of[faults];
     CrashWorkloadOptions o;
     o.dir = dir;
     o.seed = rng();
     o.max_file_bytes = max_file;
     o.pool = &pool;
+    o.faults = faults == RoundFaults::kPackSyncs;
     CrashWorkload work(&target, o);
+    if (faults == RoundFaults::kPackSyncs) {
+      // A few pack syncs fail, at random points of the round.
+      for (int i = 0; i < 3; ++i) controller_->FailAfter(kFaultSync, rng() % 12, EIO, ".pack", 1);
+    } else if (faults == RoundFaults::kWalSync) {
+      // The n-th WAL sync fails; RocksDB refuses every write from then on, so that is the
+      // crash: the writers stop expecting success at the very call that fails.
+      const uint64_t n = 1 + rng() % 6;
+      const FaultEffect effect = rng() % 2 ? FaultEffect::kApplied : FaultEffect::kNothing;
+      auto wal_syncs = std::make_shared<std::atomic<uint64_t>>(0);
+      controller_->SetHook([wal_syncs, n, &work](FaultOp op, const std::string& path) {
+        if (op == kFaultSync && path.find(".log") != std::string::npos &&
+            wal_syncs->fetch_add(1) + 1 == n) {
+          work.MarkCrash();
+        }
+      });
+      controller_->FailAfter(kFaultSync, n - 1, EIO, ".log", 1, effect);
+    }
     const auto delay = std::chrono::microseconds(rng() % 300000);
+    const uint64_t injected_before = controller_->injected();
     work.Start();
     std::this_thread::sleep_for(delay);
     work.MarkCrash();
+    const uint64_t injected = controller_->injected() - injected_before;
     controller_->SetActive(false);
     work.Join();
+    controller_->SetHook(nullptr);
+    controller_->ClearFaults();
     const std::string context = "round " + std::to_string(it) + " (seed " +
-                                std::to_string(seed) + ", cut after " +
-                                std::to_string(delay.count()) + " us)";
+                                std::to_string(seed) + ", " + RoundFaultsName(faults) +
+                                " after " + std::to_string(delay.count()) + " us; " +
+                                std::to_string(injected) + " faults injected)";
+    total_injected += injected;
     for (const std::string& e : work.Errors()) ADD_FAILURE() << context << ": " << e;
+    total_injected_errors += work.injected_errors();
     ASSERT_NO_FATAL_FAILURE(CutPowerAndDropUnsynced());
     ASSERT_NO_FATAL_FAILURE(ExpectFsckFindsOnlyLeaks(context));
     ASSERT_NO_FATAL_FAILURE(Boot());
@@ -282,11 +338,11 @@ TEST_F(PowerCutTest, CutsAtRandomMomentsNeverLoseFsyncedDataOrShowGarbage) {
       break;
     }
     TakeLog();
-    std::printf("%s: %zu created, %zu fsyncs; %zu present (%zu fsync'd exact), %zu unsynced "
-                "bytes (%zu zero), %zu optional absent\n",
-                context.c_str(), work.files_created(), work.fsyncs_returned(), stats.files,
-                stats.synced_exact, stats.unsynced_bytes, stats.unsynced_zero,
-                stats.absent_optional);
+    std::printf("%s: %zu created, %zu fsyncs, %zu injected errors seen; %zu present (%zu "
+                "fsync'd exact), %zu unsynced bytes (%zu zero), %zu optional absent\n",
+                context.c_str(), work.files_created(), work.fsyncs_returned(),
+                work.injected_errors(), stats.files, stats.synced_exact, stats.unsynced_bytes,
+                stats.unsynced_zero, stats.absent_optional);
     // Without a returned fsync even the round's directory may be gone.
     std::vector<std::string> listed;
     prev_dir = after.ListDir(dir, &listed) == 0 ? dir : "";
@@ -295,12 +351,19 @@ TEST_F(PowerCutTest, CutsAtRandomMomentsNeverLoseFsyncedDataOrShowGarbage) {
     total_exact += stats.synced_exact;
   }
   ASSERT_FALSE(HasFailure());
-  std::printf("%llu rounds in %.1f s, %zu fsyncs, %zu fsync'd files verified, %zu leak findings\n",
+  std::printf("%llu rounds in %.1f s (%d plain, %d with failing pack syncs, %d with a failing "
+              "WAL sync), %zu fsyncs, %zu fsync'd files verified, %zu faults injected before "
+              "the cuts, %zu errors seen by the writers, %zu leak findings\n",
               (unsigned long long)iterations,
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-              total_fsyncs, total_exact, leaks_);
+              rounds_of[RoundFaults::kNone], rounds_of[RoundFaults::kPackSyncs],
+              rounds_of[RoundFaults::kWalSync], total_fsyncs, total_exact, total_injected,
+              total_injected_errors, leaks_);
   EXPECT_GT(total_fsyncs, 0u);
   EXPECT_GT(total_exact, 0u);
+  if (rounds_of[RoundFaults::kPackSyncs] + rounds_of[RoundFaults::kWalSync] >= 3) {
+    EXPECT_GT(total_injected, 0u) << "the fault rounds never met their faults";
+  }
 
   // A clean shutdown; fsck --repair then leaves a clean store holding the last round intact.
   ASSERT_TRUE(fs_->Shutdown().ok());
