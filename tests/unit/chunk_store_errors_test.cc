@@ -13,10 +13,10 @@
 #include <sstream>
 
 #include "store/fault_injection_env.h"
-#include "store/fsck.h"
 #include "store/pack_chunk_store.h"
 #include "store/pack_format.h"
 #include "store/store.h"
+#include "tests/testutil/fsck_text.h"
 #include "tests/testutil/temp_dir.h"
 #include "tests/testutil/test_data.h"
 
@@ -89,23 +89,11 @@ class ChunkStoreErrorsTest : public ::testing::Test {
     return out;
   }
   // fsck's findings on the closed store, one per line.
-  std::string FsckText() {
-    return FsckLines([](const FsckFinding&) { return true; });
-  }
+  std::string FsckText() { return rankfs::FsckText(dir()); }
   // Those that are not "unreferenced chunk": these tests put chunks without files naming them.
   std::string FsckProblems() {
-    return FsckLines(
-        [](const FsckFinding& f) { return f.issue != FsckIssue::kUnreferencedChunk; });
-  }
-  template <typename Pred>
-  std::string FsckLines(Pred pred) {
-    auto r = Fsck(dir(), FsckOptions());
-    if (!r.ok()) return "fsck failed: " + r.status().ToString();
-    std::string out;
-    for (const FsckFinding& f : r->findings) {
-      if (pred(f)) out += std::string(FsckIssueName(f.issue)) + ": " + f.message + "\n";
-    }
-    return out;
+    return rankfs::FsckText(
+        dir(), [](const FsckFinding& f) { return f.issue != FsckIssue::kUnreferencedChunk; });
   }
 
   TempDir tmp_;

@@ -7,7 +7,7 @@
 
 #include "fs/fs_core.h"
 #include "store/fault_injection_env.h"
-#include "store/fsck.h"
+#include "tests/testutil/fsck_text.h"
 #include "tests/testutil/temp_dir.h"
 #include "tests/testutil/test_data.h"
 
@@ -51,14 +51,16 @@ class FsErrorsTest : public ::testing::Test {
     if (out != want) return ::testing::AssertionFailure() << "different bytes";
     return ::testing::AssertionSuccess();
   }
-  std::string FsckText() {
-    auto r = Fsck(dir_.Join("store"), FsckOptions());
-    if (!r.ok()) return "fsck failed: " + r.status().ToString();
-    std::string out;
-    for (const FsckFinding& f : r->findings) {
-      out += std::string(FsckIssueName(f.issue)) + ": " + f.message + "\n";
-    }
-    return out;
+  std::string FsckText() { return rankfs::FsckText(dir_.Join("store")); }
+  // The file still reads `model` after a reclaim, the store is clean for fsck, and the file
+  // reads `model` after the store is opened again.
+  void ExpectKeptAcrossReopen(Ino ino, const std::string& model) {
+    ASSERT_TRUE(store_->chunks()->Reclaim().ok());
+    EXPECT_TRUE(Holds(ino, model)) << "a chunk the file names was freed";
+    ASSERT_NO_FATAL_FAILURE(Close());
+    EXPECT_EQ(FsckText(), "");
+    ASSERT_NO_FATAL_FAILURE(Open());
+    EXPECT_TRUE(Holds(ino, model)) << "after reopening the store";
   }
   // The next metadata write that changes extents happens, then reports a failure.
   void FailNextExtentWriteAfterApplying() {
@@ -90,13 +92,7 @@ TEST_F(FsErrorsTest, DirtyRangeWhoseExtentWriteFailsAfterApplying) {
   EXPECT_TRUE(Holds(ino, model));
   ASSERT_TRUE(fs_->Fsync(ino, false).ok()) << "the bytes stayed buffered for the retry";
   EXPECT_TRUE(Holds(ino, model));
-  ASSERT_TRUE(store_->chunks()->Reclaim().ok());
-  EXPECT_TRUE(Holds(ino, model)) << "a chunk the file names was freed";
-
-  ASSERT_NO_FATAL_FAILURE(Close());
-  EXPECT_EQ(FsckText(), "");
-  ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_TRUE(Holds(ino, model));
+  ExpectKeptAcrossReopen(ino, model);
 }
 
 // A file written as a stream: its first batch is committed by the flush pipeline, and that
@@ -114,13 +110,7 @@ TEST_F(FsErrorsTest, StreamBatchWhoseCommitFailsAfterApplying) {
     ASSERT_TRUE(fs_->Fsync(ino, false).ok());
   }
   EXPECT_TRUE(Holds(ino, model));
-  ASSERT_TRUE(store_->chunks()->Reclaim().ok());
-  EXPECT_TRUE(Holds(ino, model)) << "a chunk the file names was freed";
-
-  ASSERT_NO_FATAL_FAILURE(Close());
-  EXPECT_EQ(FsckText(), "");
-  ASSERT_NO_FATAL_FAILURE(Open());
-  EXPECT_TRUE(Holds(ino, model));
+  ExpectKeptAcrossReopen(ino, model);
 }
 
 // copy_file_range takes references to the source's chunks for the copy's extents; the write of

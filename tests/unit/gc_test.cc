@@ -16,6 +16,7 @@
 #include "store/pack_format.h"
 #include "store/rocks_fault_env.h"
 #include "store/store.h"
+#include "tests/testutil/fsck_text.h"
 #include "tests/testutil/temp_dir.h"
 #include "tests/testutil/test_data.h"
 
@@ -136,14 +137,7 @@ class GcTest : public ::testing::Test {
   }
 
   static std::string FsckText(const std::string& dir, FsckReport* out = nullptr) {
-    auto r = Fsck(dir, FsckOptions());
-    if (!r.ok()) return "fsck failed: " + r.status().ToString();
-    std::string s;
-    for (const FsckFinding& f : r->findings) {
-      s += std::string(FsckIssueName(f.issue)) + ": " + f.message + "\n";
-    }
-    if (out) *out = *r;
-    return s;
+    return rankfs::FsckText(dir, nullptr, out);
   }
 
   // Opens the store (recovery runs), reads every live file back through its extent and checks
