@@ -67,6 +67,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   initial.created_ns = int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
   MetaStoreOptions mo = options.meta;
   mo.rocks_env = options.rocks_env;
+  mo.upgrade_format = true;
   auto meta = MetaStore::Open(dir + "/meta", mo, initial);
   if (!meta.ok()) return meta.status().Annotate("opening store " + dir);
   store->meta_ = std::move(meta).value();
