@@ -109,9 +109,11 @@ Status FsCore::Impl::Init() {
     a.nlink = 2;
     a.atime_ns = a.mtime_ns = a.ctime_ns = NowNs();
     a.generation = generation_;
+    a.parent = kRootIno;
     RANKFS_RETURN_IF_ERROR(PersistAttr(a, /*sync=*/true));
     root = a;
   }
+  root->parent = kRootIno;  // also for a record older than the field
   auto inode = std::make_shared<Inode>(*root);
   inode->nlookup = UINT64_MAX / 2;  // the kernel never forgets the root
   table_.emplace(kRootIno, inode);
@@ -377,6 +379,13 @@ Result<InodeAttr> FsCore::Lookup(Ino parent, std::string_view name) {
   RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(e->ino));
   impl_->AddLookup(inode);
   std::shared_lock<std::shared_mutex> l(inode->mu);
+  if (!IsDir(inode->attr) || inode->attr.parent != 0) return inode->attr;
+  // A directory whose record predates the parent field: a directory has one name, so the one
+  // it was found by names its parent. Rename sets the field under the same lock, so a rename
+  // racing this lookup wins. The record gets it with its next write.
+  l.unlock();
+  std::unique_lock<std::shared_mutex> wl(inode->mu);
+  if (inode->attr.parent == 0) inode->attr.parent = parent;
   return inode->attr;
 }
 
@@ -419,6 +428,7 @@ Result<InodeAttr> FsCore::Impl::MakeEntry(Ino parent, std::string_view name, con
     if (S_ISDIR(a.mode)) a.mode |= S_ISGID;
   }
   a.nlink = S_ISDIR(a.mode) ? 2 : 1;
+  if (S_ISDIR(a.mode)) a.parent = parent;
   a.rdev = ne.rdev;
   a.generation = impl->generation_;
   a.atime_ns = a.mtime_ns = a.ctime_ns = now;
