@@ -274,9 +274,15 @@ constexpr std::string_view kCaps = "security.capability";
 
 Status FsCore::Impl::DropPrivsLocked(Inode* inode) {
   InodeAttr& a = inode->attr;
-  if (!S_ISREG(a.mode)) return Status::Ok();
-  if ((a.mode & S_ISUID) || (a.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) {
-    a.mode &= ~mode_t(S_ISUID | S_ISGID);
+  // Writes and truncates reach regular files only; a chown clears the bits of every kind of
+  // file but a directory (fifos, sockets, device nodes included), as the kernel does.
+  if (S_ISDIR(a.mode)) return Status::Ok();
+  // Each bit on its own: setgid without group execute is no privilege and stays, even when
+  // setuid goes (the kernel's should_remove_suid).
+  uint32_t kill = a.mode & S_ISUID;
+  if ((a.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) kill |= S_ISGID;
+  if (kill != 0) {
+    a.mode &= ~kill;
     a.ctime_ns = NowNs();
   }
   if (!options_.xattrs || inode->no_caps) return Status::Ok();

@@ -1,4 +1,5 @@
-// FsCore semantics that users compare with ext4: `..` names the parent directory.
+// FsCore semantics that users compare with ext4: `..` names the parent directory, and chown
+// clears setuid/setgid of every non-directory.
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -62,6 +63,36 @@ TEST_F(FsSemanticsTest, DotDotIsTheParentAfterMkdirRenameAndExchange) {
   EXPECT_EQ(DotDot(e), kRootIno);
   EXPECT_EQ(DotDot(c), kRootIno);
   EXPECT_EQ(DotDot(kRootIno), kRootIno);
+}
+
+// ext4: chown clears setuid, and setgid when the group may execute, of any non-directory, for
+// root too; a directory keeps both. Under FUSE_HANDLE_KILLPRIV_V2 that is rankfs's job.
+TEST_F(FsSemanticsTest, ChownClearsSetuidAndSetgidOfEveryNonDirectory) {
+  struct Kind {
+    const char* name;
+    uint32_t type;
+  };
+  const Kind kinds[] = {{"fifo", S_IFIFO}, {"chr", S_IFCHR}, {"blk", S_IFBLK},
+                        {"sock", S_IFSOCK}, {"reg", S_IFREG}, {"dir", S_IFDIR}};
+  for (const Kind& k : kinds) {
+    for (uint32_t mode : {06555u, 06545u}) {
+      const std::string name = std::string(k.name) + std::to_string(mode);
+      auto a = k.type == S_IFDIR ? fs_->MkDir(kRootIno, name, mode, caller_)
+                                 : fs_->MkNod(kRootIno, name, k.type | mode, 0x0103, caller_);
+      ASSERT_TRUE(a.ok()) << name << ": " << a.status().ToString();
+      ASSERT_EQ(a->mode & 07777, mode) << name;
+      SetAttrRequest r;
+      r.set_gid = true;
+      r.gid = 2000;
+      auto after = fs_->SetAttr(a->ino, r);
+      ASSERT_TRUE(after.ok()) << after.status().ToString();
+      uint32_t want = mode & ~uint32_t(S_ISUID);
+      if (mode & S_IXGRP) want &= ~uint32_t(S_ISGID);
+      if (k.type == S_IFDIR) want = mode;
+      EXPECT_EQ(after->mode & 07777, want) << name;
+      EXPECT_EQ(fs_->GetAttr(a->ino)->mode & 07777, want) << name;
+    }
+  }
 }
 
 }  // namespace
