@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <ctime>
+#include <unordered_map>
 
 #include "fs/fs_core_impl.h"
 #include "store/logging.h"
@@ -275,18 +276,36 @@ Status FsCore::Impl::DeleteInodeData(Ino ino, bool in_store) {
     b.DeleteOrphan(ino);
     return meta_->Write(b, /*sync=*/false);
   }
-  for (;;) {
-    MetaStore::Batch b;
-    std::vector<ChunkHash> refs;
-    RANKFS_RETURN_IF_ERROR(meta_->ListExtents(ino, 0, UINT64_MAX, [&](uint64_t off, const Extent& e) {
-      b.DeleteExtent(ino, off);
-      refs.push_back(e.chunk);
-      return refs.size() < 4096;
-    }));
-    if (refs.empty()) break;
-    RANKFS_RETURN_IF_ERROR(meta_->Write(b, /*sync=*/false));
-    for (const ChunkHash& h : refs) RANKFS_RETURN_IF_ERROR(chunks_->Unref(h, 1));
-  }
+  // One forward scan over the extents, writing each batch of deletions while it goes on (the
+  // iterator keeps the view it started with). A new scan per batch would step over the
+  // tombstones of every extent deleted so far -- forward from offset 0, or backward from
+  // where the last batch ended (ListExtents looks for an extent reaching into its range) --
+  // quadratic in the file's extents.
+  // A batch's references are dropped per chunk, n at a time: slices of one chunk are common
+  // (copy_file_range, punched files).
+  constexpr size_t kBatchExtents = 4096;
+  MetaStore::Batch batch;
+  std::unordered_map<ChunkHash, uint64_t, ChunkHashHasher> refs;
+  auto write_batch = [&]() -> Status {
+    if (batch.Empty()) return Status::Ok();
+    RANKFS_RETURN_IF_ERROR(meta_->Write(batch, /*sync=*/false));
+    batch.Clear();
+    for (const auto& [h, n] : refs) RANKFS_RETURN_IF_ERROR(chunks_->Unref(h, n));
+    refs.clear();
+    return Status::Ok();
+  };
+  Status written;
+  auto visit = [&](uint64_t off, const Extent& e) {
+    batch.DeleteExtent(ino, off);
+    if (!e.unwritten) ++refs[e.chunk];  // an unwritten extent holds no reference
+    if (batch.Count() < kBatchExtents) return true;
+    written = write_batch();
+    return written.ok();
+  };
+  if (options_.on_delete_scan) options_.on_delete_scan(ino, 0);
+  RANKFS_RETURN_IF_ERROR(meta_->ListExtents(ino, 0, UINT64_MAX, visit));
+  RANKFS_RETURN_IF_ERROR(written);
+  RANKFS_RETURN_IF_ERROR(write_batch());
   MetaStore::Batch b;
   std::vector<std::string> names;
   RANKFS_RETURN_IF_ERROR(meta_->ListXattrs(ino, [&](std::string_view n) {

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -60,6 +61,9 @@ struct FsOptions {
   uint32_t root_uid = 0;
   uint32_t root_gid = 0;
   uint32_t root_mode = 0755;
+  // Test hook: called by the background deletion of an inode's data before each scan of its
+  // extents, with the file offset the scan starts at. Runs on the deletion thread.
+  std::function<void(Ino ino, uint64_t from)> on_delete_scan;
 };
 
 // Who makes a request (from fuse_req_ctx).

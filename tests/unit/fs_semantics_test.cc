@@ -1,12 +1,17 @@
-// FsCore semantics that users compare with ext4: `..` names the parent directory, and chown
-// clears setuid/setgid of every non-directory.
+// FsCore semantics that users compare with ext4: `..` names the parent directory, chown clears
+// setuid/setgid of every non-directory, and deleting a file with many extents scans each
+// extent once.
 #include <fcntl.h>
 #include <sys/stat.h>
+
+#include <mutex>
+#include <vector>
 
 #include <gtest/gtest.h>
 
 #include "fs/fs_core.h"
 #include "tests/testutil/fs_core_fixture.h"
+#include "tests/testutil/test_data.h"
 
 #ifndef RENAME_EXCHANGE
 #define RENAME_EXCHANGE (1 << 1)
@@ -93,6 +98,66 @@ TEST_F(FsSemanticsTest, ChownClearsSetuidAndSetgidOfEveryNonDirectory) {
       EXPECT_EQ(fs_->GetAttr(a->ino)->mode & 07777, want) << name;
     }
   }
+}
+
+// Deleting a file's extents goes in batches of 4096. A new scan per batch stepped over the
+// tombstones of every extent deleted so far (quadratic): the deletion must scan the extents
+// once, and release every reference.
+class FsDeleteTest : public FsCoreFixture {
+ protected:
+  void SetUp() override {
+    FsOptions fo;
+    fo.on_delete_scan = [this](Ino ino, uint64_t from) {
+      std::lock_guard<std::mutex> l(mu_);
+      scans_.emplace_back(ino, from);
+    };
+    Open(fo);
+  }
+  std::mutex mu_;
+  std::vector<std::pair<Ino, uint64_t>> scans_;  // guarded by mu_
+};
+
+TEST_F(FsDeleteTest, DeletingAFileScansItsExtentsOnce) {
+  const Ino src = CreateFile(kRootIno, "src");
+  const Ino dst = CreateFile(kRootIno, "dst");
+  ASSERT_TRUE(fs_->Write(src, 0, MakeRandomData(8192, 7)).ok());
+  ASSERT_TRUE(fs_->Fsync(src, false).ok());
+  // 9000 one-byte extents (three batches), each a slice of src's chunk, with gaps between.
+  constexpr uint64_t kExtents = 9000;
+  for (uint64_t i = 0; i < kExtents; ++i) {
+    auto n = fs_->CopyFileRange(src, i % 8192, dst, 2 * i, 1);
+    ASSERT_TRUE(n.ok() && *n == 1) << i;
+  }
+  MetaStore* meta = store_->meta();
+  ChunkHash chunk;
+  ASSERT_TRUE(meta->ListExtents(src, 0, 1, [&](uint64_t, const Extent& e) {
+                    chunk = e.chunk;
+                    return false;
+                  }).ok());
+  EXPECT_EQ((*meta->GetChunk(chunk))->refcount, kExtents + 1);
+
+  ASSERT_TRUE(fs_->Release(dst).ok());
+  ASSERT_TRUE(fs_->Unlink(kRootIno, "dst").ok());
+  fs_->Forget(dst, 1);
+  ASSERT_TRUE(fs_->DrainBackground().ok());
+
+  std::vector<uint64_t> starts;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto [ino, from] : scans_) {
+      if (ino == dst) starts.push_back(from);
+    }
+  }
+  EXPECT_EQ(starts, std::vector<uint64_t>{0}) << "the extents were scanned more than once";
+  // Every extent went, each reference with it.
+  size_t left = 0;
+  ASSERT_TRUE(meta->ListExtents(dst, 0, UINT64_MAX, [&](uint64_t, const Extent&) {
+                    ++left;
+                    return true;
+                  }).ok());
+  EXPECT_EQ(left, 0u);
+  EXPECT_EQ((*meta->GetChunk(chunk))->refcount, 1u);
+  EXPECT_FALSE(*meta->GetInode(dst));
 }
 
 }  // namespace
