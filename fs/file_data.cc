@@ -1,6 +1,7 @@
 // FsCore's data path, reading side and file operations: reads that lay uncommitted bytes over
 // the stored extents, truncate, hole punching, SEEK_DATA/SEEK_HOLE and copy_file_range. The
-// write path (dirty ranges, streams, batches, flushing) is in write_path.cc.
+// write path (dirty ranges, streams, batches, flushing) is in write_path.cc; the allocated-bytes
+// figure in file_space.cc.
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
@@ -135,16 +136,24 @@ Status FsCore::Impl::TruncateLocked(Inode* inode, uint64_t size) {
   RANKFS_RETURN_IF_ERROR(SettleLocked(inode, /*sync=*/false));
   inode->attr.size = size;
   DropStreamLocked(inode, size);  // the next write at the end starts a new stream
-  MetaStore::Batch attr;
-  attr.PutInode(inode->attr);
-  return ReplaceRange(inode->attr.ino, size, UINT64_MAX, {}, &attr, false);
+  InodeAttr rec = inode->attr;
+  RANKFS_RETURN_IF_ERROR(ReplaceRange(rec.ino, size, UINT64_MAX, {}, nullptr, false, &rec));
+  inode->attr.allocated_bytes = rec.allocated_bytes;
+  return Status::Ok();
 }
 
 Status FsCore::Impl::PunchLocked(Inode* inode, uint64_t offset, uint64_t length) {
-  uint64_t end = std::min(offset + length, inode->attr.size);
-  if (offset >= end) return Status::Ok();
-  RANKFS_RETURN_IF_ERROR(SettleLocked(inode, /*sync=*/false));
-  return ReplaceRange(inode->attr.ino, offset, end, {}, nullptr, false);
+  const uint64_t end = std::min(offset + length, inode->attr.size);
+  if (offset < end) RANKFS_RETURN_IF_ERROR(SettleLocked(inode, /*sync=*/false));
+  InodeAttr rec = inode->attr;
+  rec.mtime_ns = rec.ctime_ns = NowNs();
+  if (offset < end) {
+    RANKFS_RETURN_IF_ERROR(ReplaceRange(rec.ino, offset, end, {}, nullptr, false, &rec));
+  } else {
+    RANKFS_RETURN_IF_ERROR(PersistAttr(rec, false));
+  }
+  inode->attr = rec;
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -316,9 +325,7 @@ Status FsCore::Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) {
   std::unique_lock<std::shared_mutex> l(inode->mu);
   RANKFS_RETURN_IF_ERROR(CheckRegular(*inode));
   if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
-    RANKFS_RETURN_IF_ERROR(impl_->PunchLocked(inode.get(), offset, length));
-    inode->attr.mtime_ns = inode->attr.ctime_ns = NowNs();
-    return impl_->PersistAttr(inode->attr, false);
+    return impl_->PunchLocked(inode.get(), offset, length);
   }
   if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE) {
     return Status(EOPNOTSUPP, "fallocate mode " + std::to_string(mode) + " is not supported");
@@ -425,9 +432,7 @@ Result<uint64_t> FsCore::CopyFileRange(Ino in, uint64_t in_off, Ino out, uint64_
   InodeAttr a = dst->attr;
   a.size = std::max(a.size, out_off + len);
   a.mtime_ns = a.ctime_ns = NowNs();
-  MetaStore::Batch attr;
-  attr.PutInode(a);
-  Status st = impl_->ReplaceRange(out, out_off, out_off + len, added, &attr, false);
+  Status st = impl_->ReplaceRange(out, out_off, out_off + len, added, nullptr, false, &a);
   if (!st.ok()) {
     for (const ChunkHash& h : refs) impl_->chunks_->Unref(h, 1).IgnoreError();
     return st;

@@ -111,10 +111,12 @@ Status FsCore::Impl::Init() {
     a.atime_ns = a.mtime_ns = a.ctime_ns = NowNs();
     a.generation = generation_;
     a.parent = kRootIno;
+    a.allocated_bytes = 0;
     RANKFS_RETURN_IF_ERROR(PersistAttr(a, /*sync=*/true));
     root = a;
   }
   root->parent = kRootIno;  // also for a record older than the field
+  RANKFS_RETURN_IF_ERROR(FillAllocated(&*root));
   auto inode = std::make_shared<Inode>(*root);
   inode->nlookup = UINT64_MAX / 2;  // the kernel never forgets the root
   table_.emplace(kRootIno, inode);
@@ -150,6 +152,7 @@ Result<std::shared_ptr<Inode>> FsCore::Impl::GetInode(Ino ino) {
   }
   RANKFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> a, meta_->GetInode(ino));
   if (!a) return Status(ENOENT, "inode " + std::to_string(ino) + " does not exist");
+  RANKFS_RETURN_IF_ERROR(FillAllocated(&*a));
   std::lock_guard<std::mutex> l(table_mu_);
   auto [it, inserted] = table_.emplace(ino, nullptr);
   if (inserted) it->second = std::make_shared<Inode>(*a);
@@ -384,6 +387,7 @@ InodeAttr StatsAttr(size_t size) {
   a.mode = S_IFREG | 0444;
   a.nlink = 1;
   a.size = size;
+  a.allocated_bytes = 0;
   a.atime_ns = a.mtime_ns = a.ctime_ns = NowNs();
   return a;
 }
@@ -398,14 +402,14 @@ Result<InodeAttr> FsCore::Lookup(Ino parent, std::string_view name) {
   RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(e->ino));
   impl_->AddLookup(inode);
   std::shared_lock<std::shared_mutex> l(inode->mu);
-  if (!IsDir(inode->attr) || inode->attr.parent != 0) return inode->attr;
+  if (!IsDir(inode->attr) || inode->attr.parent != 0) return Impl::ReportLocked(*inode);
   // A directory whose record predates the parent field: a directory has one name, so the one
   // it was found by names its parent. Rename sets the field under the same lock, so a rename
   // racing this lookup wins. The record gets it with its next write.
   l.unlock();
   std::unique_lock<std::shared_mutex> wl(inode->mu);
   if (inode->attr.parent == 0) inode->attr.parent = parent;
-  return inode->attr;
+  return Impl::ReportLocked(*inode);
 }
 
 void FsCore::Forget(Ino ino, uint64_t nlookup) {
@@ -448,6 +452,7 @@ Result<InodeAttr> FsCore::Impl::MakeEntry(Ino parent, std::string_view name, con
   }
   a.nlink = S_ISDIR(a.mode) ? 2 : 1;
   if (S_ISDIR(a.mode)) a.parent = parent;
+  a.allocated_bytes = 0;
   a.rdev = ne.rdev;
   a.generation = impl->generation_;
   a.atime_ns = a.mtime_ns = a.ctime_ns = now;
@@ -533,7 +538,7 @@ Result<InodeAttr> FsCore::Link(Ino ino, Ino new_parent, std::string_view new_nam
   inode->attr = a;
   dir->attr = d;
   impl_->AddLookup(inode);
-  return a;
+  return Impl::ReportLocked(*inode);
 }
 
 // Drops one name of `child` (already removed from its directory in `b`): nlink goes down, and

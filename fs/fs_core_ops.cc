@@ -149,13 +149,14 @@ Result<InodeAttr> FsCore::GetAttr(Ino ino) {
     a.ino = kStatsIno;
     a.mode = S_IFREG | 0444;
     a.nlink = 1;
+    a.allocated_bytes = 0;
     a.size = StatsText().size();
     a.atime_ns = a.mtime_ns = a.ctime_ns = NowNs();
     return a;
   }
   RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
   std::shared_lock<std::shared_mutex> l(inode->mu);
-  return inode->attr;
+  return Impl::ReportLocked(*inode);
 }
 
 Result<InodeAttr> FsCore::SetAttr(Ino ino, const SetAttrRequest& r) {
@@ -194,7 +195,7 @@ Result<InodeAttr> FsCore::SetAttr(Ino ino, const SetAttrRequest& r) {
   const bool deferred = times_only && Impl::RecordFollowsLocked(*inode);
   if (a.nlink > 0 && !deferred) RANKFS_RETURN_IF_ERROR(impl_->PersistAttr(a, false));
   inode->attr = a;
-  return a;
+  return Impl::ReportLocked(*inode);
 }
 
 Result<std::unique_ptr<FsCore::DirListing>> FsCore::OpenDir(Ino ino) {
