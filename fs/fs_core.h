@@ -174,7 +174,10 @@ class FsCore {
   // Counts bytes the page filler (fs/page_fill.h) stored in the kernel's page cache.
   void CountPageFill(uint64_t bytes);
   Status Write(Ino ino, uint64_t offset, std::string_view data);
-  // mode: 0, FALLOC_FL_KEEP_SIZE, or FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE.
+  // mode: 0 (allocate), FALLOC_FL_ZERO_RANGE (each optionally | FALLOC_FL_KEEP_SIZE),
+  // FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE, FALLOC_FL_COLLAPSE_RANGE or
+  // FALLOC_FL_INSERT_RANGE, with ext4's rules (file_space.cc). Allocated and zeroed ranges are
+  // unwritten extents: they read as zeros, count in st_blocks and are holes to SEEK_DATA.
   Status Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length);
   // whence: SEEK_DATA or SEEK_HOLE (ENXIO past the end, as lseek(2)).
   Result<uint64_t> Lseek(Ino ino, uint64_t offset, int whence);

@@ -178,8 +178,9 @@ class FsCore::Impl {
                       const std::vector<std::pair<uint64_t, Extent>>& added,
                       MetaStore::Batch* extra, bool sync, InodeAttr* record = nullptr);
 
-  // --- allocated bytes (file_space.cc); REQUIRES: inode->mu held exclusively unless noted ---
-  // Bytes of extents within [start, end). REQUIRES: mu held (shared).
+  // --- allocated bytes and fallocate (file_space.cc); REQUIRES: inode->mu held exclusively
+  // unless noted ---
+  // Bytes of extents (data or unwritten) within [start, end). REQUIRES: mu held (shared).
   Result<uint64_t> StoredBytes(Inode* inode, uint64_t start, uint64_t end);
   // The stream's cut chunks are about to go to the pipeline, whose commit replaces their range
   // without the inode lock: their new bytes count in attr.allocated_bytes from now on, like
@@ -195,6 +196,17 @@ class FsCore::Impl {
   static InodeAttr ReportLocked(const Inode& inode);
   // The allocated bytes of a record older than the field, from its extents.
   Status FillAllocated(InodeAttr* attr);
+  // fallocate(2) modes other than punch, after their arguments were checked.
+  Status AllocateLocked(Inode* inode, uint64_t offset, uint64_t length, bool keep_size);
+  Status ZeroRangeLocked(Inode* inode, uint64_t offset, uint64_t length, bool keep_size);
+  Status CollapseRangeLocked(Inode* inode, uint64_t offset, uint64_t length);
+  Status InsertRangeLocked(Inode* inode, uint64_t offset, uint64_t length);
+  // Collapse: removes the extents' bytes in [offset, offset + length) and moves every byte
+  // after it down by `length`; insert: moves every byte from `offset` on up by `length`,
+  // leaving a hole. One metadata batch, with `record` (its allocated_bytes updated). A split
+  // extent takes a chunk reference; no data is copied.
+  Status ShiftExtents(Ino ino, uint64_t offset, uint64_t length, bool collapse,
+                      InodeAttr* record);
   void DropDirty(Inode* inode, uint64_t start, uint64_t end);
   // What the kernel leaves to the filesystem under FUSE_HANDLE_KILLPRIV_V2 (fs/killpriv_io.h):
   // a data change or a chown clears setuid, setgid-with-group-exec and security.capability.

@@ -455,9 +455,9 @@ Status FsCore::Impl::ReplaceRange(Ino ino, uint64_t start, uint64_t end,
       if (has_tail) {
         Extent tail = e;
         tail.length = e_end - end;
-        tail.chunk_offset = uint32_t(e.chunk_offset + (end - off));
+        if (!e.unwritten) tail.chunk_offset = uint32_t(e.chunk_offset + (end - off));
         b.PutExtent(ino, end, tail);
-        taken.push_back(e.chunk);
+        if (!e.unwritten) taken.push_back(e.chunk);  // an unwritten extent holds no reference
       }
       if (has_head) {
         Extent head = e;
@@ -465,6 +465,7 @@ Status FsCore::Impl::ReplaceRange(Ino ino, uint64_t start, uint64_t end,
         b.PutExtent(ino, off, head);  // same key, shorter: keeps its reference
       } else {
         b.DeleteExtent(ino, off);
+        if (e.unwritten) return true;  // it held no reference
         if (!has_tail)
           dropped.push_back(e.chunk);
         else {  // the tail took over this extent's reference

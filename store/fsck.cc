@@ -300,6 +300,7 @@ Status Checker::CheckExtents() {
       it->second.extent_offsets.push_back(off);
     }
     if (auto it = allocated_.find(ino); it != allocated_.end()) it->second.counted += e.length;
+    if (e.unwritten) return true;  // a preallocated range: no chunk
     ChunkEntry* c = FindChunk(e.chunk);
     if (c == nullptr) {
       MissingChunk& m = missing_[e.chunk];
