@@ -1,8 +1,8 @@
 // FsCore's data path, reading side and file operations: reads that lay uncommitted bytes over
 // the stored extents, truncate, hole punching, SEEK_DATA/SEEK_HOLE and copy_file_range. The
-// write path (dirty ranges, streams, batches, flushing) is in write_path.cc.
+// write path (dirty ranges, streams, batches, flushing) is in write_path.cc; fallocate and the
+// allocated-bytes figure in file_space.cc.
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,7 +36,7 @@ Status FsCore::Impl::ForEachStoredRangeLocked(Ino ino, uint64_t offset, uint64_t
   Status st;
   Status scan = meta_->ListExtents(ino, offset, end, [&](uint64_t off, const Extent& e) {
     const uint64_t s = std::max(off, offset), t = std::min(off + e.length, end);
-    if (s >= t) return true;
+    if (s >= t || e.unwritten) return true;  // an unwritten extent reads as a hole
     if (!st.ok()) {  // probing only: the first error is what the caller gets
       (void)cache_.Get(e.chunk);
       return --probes_left > 0;
@@ -120,8 +120,18 @@ Result<size_t> FsCore::Impl::ReadLocked(Inode* inode, uint64_t offset, size_t si
 // Truncate and punch
 
 Status FsCore::Impl::TruncateLocked(Inode* inode, uint64_t size) {
-  if (size >= inode->attr.size) {
+  if (size > inode->attr.size) {  // preallocated ranges past the old end stay, as on ext4
     inode->attr.size = size;
+    return Status::Ok();
+  }
+  if (size == inode->attr.size) {
+    // ext4 drops the preallocated (unwritten) ranges past the end: the only extents there.
+    // Bytes held in memory and in the pipeline all lie below the end.
+    RANKFS_ASSIGN_OR_RETURN(uint64_t past_end, StoredBytes(inode, size, UINT64_MAX));
+    if (past_end == 0) return Status::Ok();
+    InodeAttr rec = inode->attr;
+    RANKFS_RETURN_IF_ERROR(ReplaceRange(rec.ino, size, UINT64_MAX, {}, nullptr, false, &rec));
+    inode->attr.allocated_bytes = rec.allocated_bytes;
     return Status::Ok();
   }
   // Bytes past the new end need not be stored first; the rest are, so that no batch commits
@@ -135,16 +145,25 @@ Status FsCore::Impl::TruncateLocked(Inode* inode, uint64_t size) {
   RANKFS_RETURN_IF_ERROR(SettleLocked(inode, /*sync=*/false));
   inode->attr.size = size;
   DropStreamLocked(inode, size);  // the next write at the end starts a new stream
-  MetaStore::Batch attr;
-  attr.PutInode(inode->attr);
-  return ReplaceRange(inode->attr.ino, size, UINT64_MAX, {}, &attr, false);
+  InodeAttr rec = inode->attr;
+  RANKFS_RETURN_IF_ERROR(ReplaceRange(rec.ino, size, UINT64_MAX, {}, nullptr, false, &rec));
+  inode->attr.allocated_bytes = rec.allocated_bytes;
+  return Status::Ok();
 }
 
 Status FsCore::Impl::PunchLocked(Inode* inode, uint64_t offset, uint64_t length) {
-  uint64_t end = std::min(offset + length, inode->attr.size);
-  if (offset >= end) return Status::Ok();
-  RANKFS_RETURN_IF_ERROR(SettleLocked(inode, /*sync=*/false));
-  return ReplaceRange(inode->attr.ino, offset, end, {}, nullptr, false);
+  // Not past the end (ext4 leaves preallocated ranges there alone too).
+  const uint64_t end = std::min(offset + length, inode->attr.size);
+  if (offset < end) RANKFS_RETURN_IF_ERROR(SettleLocked(inode, /*sync=*/false));
+  InodeAttr rec = inode->attr;
+  rec.mtime_ns = rec.ctime_ns = NowNs();
+  if (offset < end) {
+    RANKFS_RETURN_IF_ERROR(ReplaceRange(rec.ino, offset, end, {}, nullptr, false, &rec));
+  } else {
+    RANKFS_RETURN_IF_ERROR(PersistAttr(rec, false));
+  }
+  inode->attr = rec;
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -274,9 +293,15 @@ constexpr std::string_view kCaps = "security.capability";
 
 Status FsCore::Impl::DropPrivsLocked(Inode* inode) {
   InodeAttr& a = inode->attr;
-  if (!S_ISREG(a.mode)) return Status::Ok();
-  if ((a.mode & S_ISUID) || (a.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) {
-    a.mode &= ~mode_t(S_ISUID | S_ISGID);
+  // Writes and truncates reach regular files only; a chown clears the bits of every kind of
+  // file but a directory (fifos, sockets, device nodes included), as the kernel does.
+  if (S_ISDIR(a.mode)) return Status::Ok();
+  // Each bit on its own: setgid without group execute is no privilege and stays, even when
+  // setuid goes (the kernel's should_remove_suid).
+  uint32_t kill = a.mode & S_ISUID;
+  if ((a.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP)) kill |= S_ISGID;
+  if (kill != 0) {
+    a.mode &= ~kill;
     a.ctime_ns = NowNs();
   }
   if (!options_.xattrs || inode->no_caps) return Status::Ok();
@@ -304,28 +329,6 @@ Status FsCore::Write(Ino ino, uint64_t offset, std::string_view data) {
   return impl_->WriteLocked(inode.get(), offset, data);
 }
 
-Status FsCore::Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) {
-  if (ino == kStatsIno) return Status(EBADF, "the stats file is read-only");
-  RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
-  std::unique_lock<std::shared_mutex> l(inode->mu);
-  RANKFS_RETURN_IF_ERROR(CheckRegular(*inode));
-  if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
-    RANKFS_RETURN_IF_ERROR(impl_->PunchLocked(inode.get(), offset, length));
-    inode->attr.mtime_ns = inode->attr.ctime_ns = NowNs();
-    return impl_->PersistAttr(inode->attr, false);
-  }
-  if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE) {
-    return Status(EOPNOTSUPP, "fallocate mode " + std::to_string(mode) + " is not supported");
-  }
-  // Space is not reserved ahead (chunks are shared and compressed); the size grows as asked.
-  if (mode == 0 && offset + length > inode->attr.size) {
-    inode->attr.size = offset + length;
-    inode->attr.ctime_ns = NowNs();
-    return impl_->PersistAttr(inode->attr, false);
-  }
-  return Status::Ok();
-}
-
 Result<uint64_t> FsCore::Lseek(Ino ino, uint64_t offset, int whence) {
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return Status(EINVAL, "lseek whence");
   RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
@@ -334,8 +337,9 @@ Result<uint64_t> FsCore::Lseek(Ino ino, uint64_t offset, int whence) {
   if (offset >= size) return Status(ENXIO, "offset past the end of the file");
   // Data regions in [offset, size): stored extents and buffered ranges, merged.
   std::vector<std::pair<uint64_t, uint64_t>> regions;
+  // Unwritten (preallocated) extents are holes, as ext4 reports them.
   RANKFS_RETURN_IF_ERROR(impl_->meta_->ListExtents(ino, offset, size, [&](uint64_t off, const Extent& e) {
-    regions.emplace_back(off, off + e.length);
+    if (!e.unwritten) regions.emplace_back(off, off + e.length);
     return true;
   }));
   for (const auto& [off, data] : inode->dirty) regions.emplace_back(off, off + data.size());
@@ -399,7 +403,7 @@ Result<uint64_t> FsCore::CopyFileRange(Ino in, uint64_t in_off, Ino out, uint64_
   uint64_t in_end = in_off + len;
   RANKFS_RETURN_IF_ERROR(impl_->meta_->ListExtents(in, in_off, in_end, [&](uint64_t off, const Extent& e) {
     uint64_t s = std::max(off, in_off), t = std::min(off + e.length, in_end);
-    if (s >= t) return true;
+    if (s >= t || e.unwritten) return true;  // zeros: a hole in the copy
     Extent slice = e;
     slice.length = t - s;
     slice.chunk_offset = uint32_t(e.chunk_offset + (s - off));
@@ -419,10 +423,9 @@ Result<uint64_t> FsCore::CopyFileRange(Ino in, uint64_t in_off, Ino out, uint64_
   InodeAttr a = dst->attr;
   a.size = std::max(a.size, out_off + len);
   a.mtime_ns = a.ctime_ns = NowNs();
-  MetaStore::Batch attr;
-  attr.PutInode(a);
   bool unknown = false;
-  Status st = impl_->ReplaceRange(out, out_off, out_off + len, added, &attr, false, &unknown);
+  Status st =
+      impl_->ReplaceRange(out, out_off, out_off + len, added, nullptr, false, &a, &unknown);
   if (!st.ok()) {
     if (!unknown) {  // else the extents may hold them (ReplaceRange)
       for (const ChunkHash& h : refs) impl_->chunks_->Unref(h, 1).IgnoreError();

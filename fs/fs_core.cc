@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cinttypes>
 #include <ctime>
+#include <unordered_map>
 
 #include "fs/fs_core_impl.h"
 #include "store/logging.h"
@@ -112,9 +113,13 @@ Status FsCore::Impl::Init() {
     a.nlink = 2;
     a.atime_ns = a.mtime_ns = a.ctime_ns = NowNs();
     a.generation = generation_;
+    a.parent = kRootIno;
+    a.allocated_bytes = 0;
     RANKFS_RETURN_IF_ERROR(PersistAttr(a, /*sync=*/true));
     root = a;
   }
+  root->parent = kRootIno;  // also for a record older than the field
+  RANKFS_RETURN_IF_ERROR(FillAllocated(&*root));
   auto inode = std::make_shared<Inode>(*root);
   inode->nlookup = UINT64_MAX / 2;  // the kernel never forgets the root
   table_.emplace(kRootIno, inode);
@@ -158,6 +163,7 @@ Result<std::shared_ptr<Inode>> FsCore::Impl::GetInode(Ino ino) {
   }
   RANKFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> a, meta_->GetInode(ino));
   if (!a) return Status(ENOENT, "inode " + std::to_string(ino) + " does not exist");
+  RANKFS_RETURN_IF_ERROR(FillAllocated(&*a));
   // Made before the table changes: an allocation that throws must not leave a null entry.
   auto fresh = std::make_shared<Inode>(*a);
   std::lock_guard<std::mutex> l(table_mu_);
@@ -284,18 +290,36 @@ Status FsCore::Impl::DeleteInodeData(Ino ino, bool in_store) {
     b.DeleteOrphan(ino);
     return meta_->Write(b, /*sync=*/false);
   }
-  for (;;) {
-    MetaStore::Batch b;
-    std::vector<ChunkHash> refs;
-    RANKFS_RETURN_IF_ERROR(meta_->ListExtents(ino, 0, UINT64_MAX, [&](uint64_t off, const Extent& e) {
-      b.DeleteExtent(ino, off);
-      refs.push_back(e.chunk);
-      return refs.size() < 4096;
-    }));
-    if (refs.empty()) break;
-    RANKFS_RETURN_IF_ERROR(meta_->Write(b, /*sync=*/false));
-    for (const ChunkHash& h : refs) RANKFS_RETURN_IF_ERROR(chunks_->Unref(h, 1));
-  }
+  // One forward scan over the extents, writing each batch of deletions while it goes on (the
+  // iterator keeps the view it started with). A new scan per batch would step over the
+  // tombstones of every extent deleted so far -- forward from offset 0, or backward from
+  // where the last batch ended (ListExtents looks for an extent reaching into its range) --
+  // quadratic in the file's extents.
+  // A batch's references are dropped per chunk, n at a time: slices of one chunk are common
+  // (copy_file_range, punched files).
+  constexpr size_t kBatchExtents = 4096;
+  MetaStore::Batch batch;
+  std::unordered_map<ChunkHash, uint64_t, ChunkHashHasher> refs;
+  auto write_batch = [&]() -> Status {
+    if (batch.Empty()) return Status::Ok();
+    RANKFS_RETURN_IF_ERROR(meta_->Write(batch, /*sync=*/false));
+    batch.Clear();
+    for (const auto& [h, n] : refs) RANKFS_RETURN_IF_ERROR(chunks_->Unref(h, n));
+    refs.clear();
+    return Status::Ok();
+  };
+  Status written;
+  auto visit = [&](uint64_t off, const Extent& e) {
+    batch.DeleteExtent(ino, off);
+    if (!e.unwritten) ++refs[e.chunk];  // an unwritten extent holds no reference
+    if (batch.Count() < kBatchExtents) return true;
+    written = write_batch();
+    return written.ok();
+  };
+  if (options_.on_delete_scan) options_.on_delete_scan(ino, 0);
+  RANKFS_RETURN_IF_ERROR(meta_->ListExtents(ino, 0, UINT64_MAX, visit));
+  RANKFS_RETURN_IF_ERROR(written);
+  RANKFS_RETURN_IF_ERROR(write_batch());
   MetaStore::Batch b;
   std::vector<std::string> names;
   RANKFS_RETURN_IF_ERROR(meta_->ListXattrs(ino, [&](std::string_view n) {
@@ -374,6 +398,7 @@ InodeAttr StatsAttr(size_t size) {
   a.mode = S_IFREG | 0444;
   a.nlink = 1;
   a.size = size;
+  a.allocated_bytes = 0;
   a.atime_ns = a.mtime_ns = a.ctime_ns = NowNs();
   return a;
 }
@@ -388,7 +413,14 @@ Result<InodeAttr> FsCore::Lookup(Ino parent, std::string_view name) {
   RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(e->ino));
   impl_->AddLookup(inode);
   std::shared_lock<std::shared_mutex> l(inode->mu);
-  return inode->attr;
+  if (!IsDir(inode->attr) || inode->attr.parent != 0) return Impl::ReportLocked(*inode);
+  // A directory whose record predates the parent field: a directory has one name, so the one
+  // it was found by names its parent. Rename sets the field under the same lock, so a rename
+  // racing this lookup wins. The record gets it with its next write.
+  l.unlock();
+  std::unique_lock<std::shared_mutex> wl(inode->mu);
+  if (inode->attr.parent == 0) inode->attr.parent = parent;
+  return Impl::ReportLocked(*inode);
 }
 
 void FsCore::Forget(Ino ino, uint64_t nlookup) {
@@ -430,6 +462,8 @@ Result<InodeAttr> FsCore::Impl::MakeEntry(Ino parent, std::string_view name, con
     if (S_ISDIR(a.mode)) a.mode |= S_ISGID;
   }
   a.nlink = S_ISDIR(a.mode) ? 2 : 1;
+  if (S_ISDIR(a.mode)) a.parent = parent;
+  a.allocated_bytes = 0;
   a.rdev = ne.rdev;
   a.generation = impl->generation_;
   a.atime_ns = a.mtime_ns = a.ctime_ns = now;
@@ -515,7 +549,7 @@ Result<InodeAttr> FsCore::Link(Ino ino, Ino new_parent, std::string_view new_nam
   inode->attr = a;
   dir->attr = d;
   impl_->AddLookup(inode);
-  return a;
+  return Impl::ReportLocked(*inode);
 }
 
 // Drops one name of `child` (already removed from its directory in `b`): nlink goes down, and

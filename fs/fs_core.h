@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -63,6 +64,9 @@ struct FsOptions {
   uint32_t root_uid = 0;
   uint32_t root_gid = 0;
   uint32_t root_mode = 0755;
+  // Test hook: called by the background deletion of an inode's data before each scan of its
+  // extents, with the file offset the scan starts at. Runs on the deletion thread.
+  std::function<void(Ino ino, uint64_t from)> on_delete_scan;
 };
 
 // Who makes a request (from fuse_req_ctx).
@@ -173,7 +177,10 @@ class FsCore {
   // Counts bytes the page filler (fs/page_fill.h) stored in the kernel's page cache.
   void CountPageFill(uint64_t bytes);
   Status Write(Ino ino, uint64_t offset, std::string_view data);
-  // mode: 0, FALLOC_FL_KEEP_SIZE, or FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE.
+  // mode: 0 (allocate), FALLOC_FL_ZERO_RANGE (each optionally | FALLOC_FL_KEEP_SIZE),
+  // FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE, FALLOC_FL_COLLAPSE_RANGE or
+  // FALLOC_FL_INSERT_RANGE, with ext4's rules (file_space.cc). Allocated and zeroed ranges are
+  // unwritten extents: they read as zeros, count in st_blocks and are holes to SEEK_DATA.
   Status Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length);
   // whence: SEEK_DATA or SEEK_HOLE (ENXIO past the end, as lseek(2)).
   Result<uint64_t> Lseek(Ino ino, uint64_t offset, int whence);

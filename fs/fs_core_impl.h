@@ -170,13 +170,47 @@ class FsCore::Impl {
   Status TruncateLocked(Inode* inode, uint64_t size);
   Status PunchLocked(Inode* inode, uint64_t offset, uint64_t length);
   // Removes [start, end) of the inode's stored extents and inserts `added` (whose chunk
-  // references the caller already holds) in one metadata batch, together with `extra`. When
-  // that write fails its outcome is unknown (it may have reached the disk): *outcome_unknown is
-  // set, and the caller must not drop the references of `added` -- they may be the extents'
-  // now. Reference counts then err high, never low (docs/reliability.md).
+  // references the caller already holds) in one metadata batch, together with `extra`. With
+  // `record`, its allocated_bytes changes by the extent bytes added minus those removed and
+  // it is written in the same batch (after `extra`), so that the store's record always
+  // matches its extents (docs/format.md); the caller copies the figure back on success.
+  // When that write fails its outcome is unknown (it may have reached the disk):
+  // *outcome_unknown is set, and the caller must not drop the references of `added` -- they
+  // may be the extents' now. Reference counts then err high, never low (docs/reliability.md).
   Status ReplaceRange(Ino ino, uint64_t start, uint64_t end,
                       const std::vector<std::pair<uint64_t, Extent>>& added,
-                      MetaStore::Batch* extra, bool sync, bool* outcome_unknown = nullptr);
+                      MetaStore::Batch* extra, bool sync, InodeAttr* record = nullptr,
+                      bool* outcome_unknown = nullptr);
+
+  // --- allocated bytes and fallocate (file_space.cc); REQUIRES: inode->mu held exclusively
+  // unless noted ---
+  // Bytes of extents (data or unwritten) within [start, end). REQUIRES: mu held (shared).
+  Result<uint64_t> StoredBytes(Inode* inode, uint64_t start, uint64_t end);
+  // The stream's cut chunks are about to go to the pipeline, whose commit replaces their range
+  // without the inode lock: their new bytes count in attr.allocated_bytes from now on, like
+  // the size that SubmitCutLocked writes ahead of them.
+  Status CountSubmitLocked(Inode* inode);
+  // A failed batch's bytes go back to the dirty ranges: take back what CountSubmitLocked
+  // counted for it (the store's extents of its range are as they were at its submit).
+  void UncountFailedLocked(Inode* inode, uint64_t start, uint64_t end);
+  // Bytes held in memory (stream, cut chunks, dirty ranges). REQUIRES: mu held (shared).
+  static uint64_t BufferedBytesLocked(const Inode& inode);
+  // The attributes as the kernel sees them: allocated_bytes includes the buffered bytes.
+  // REQUIRES: mu held (shared).
+  static InodeAttr ReportLocked(const Inode& inode);
+  // The allocated bytes of a record older than the field, from its extents.
+  Status FillAllocated(InodeAttr* attr);
+  // fallocate(2) modes other than punch, after their arguments were checked.
+  Status AllocateLocked(Inode* inode, uint64_t offset, uint64_t length, bool keep_size);
+  Status ZeroRangeLocked(Inode* inode, uint64_t offset, uint64_t length, bool keep_size);
+  Status CollapseRangeLocked(Inode* inode, uint64_t offset, uint64_t length);
+  Status InsertRangeLocked(Inode* inode, uint64_t offset, uint64_t length);
+  // Collapse: removes the extents' bytes in [offset, offset + length) and moves every byte
+  // after it down by `length`; insert: moves every byte from `offset` on up by `length`,
+  // leaving a hole. One metadata batch, with `record` (its allocated_bytes updated). A split
+  // extent takes a chunk reference; no data is copied.
+  Status ShiftExtents(Ino ino, uint64_t offset, uint64_t length, bool collapse,
+                      InodeAttr* record);
   void DropDirty(Inode* inode, uint64_t start, uint64_t end);
   // What the kernel leaves to the filesystem under FUSE_HANDLE_KILLPRIV_V2 (fs/killpriv_io.h):
   // a data change or a chown clears setuid, setgid-with-group-exec and security.capability.

@@ -97,6 +97,7 @@ Status FsCore::Rename(Ino parent, std::string_view name, Ino new_parent,
     if (exchange) {
       b.PutDirent(parent, name, DirEntry{da.ino, TypeOf(da.mode)});
       b.PutDirent(new_parent, new_name, DirEntry{sa.ino, TypeOf(sa.mode)});
+      if (IsDir(da)) da.parent = parent;
       if (p != np) {
         if (IsDir(sa)) { --pa.nlink; ++npa.nlink; }
         if (IsDir(da)) { --npa.nlink; ++pa.nlink; }
@@ -113,6 +114,8 @@ Status FsCore::Rename(Ino parent, std::string_view name, Ino new_parent,
       }
       if (IsDir(sa) && p != np) { --pa.nlink; ++npa.nlink; }
     }
+    // Set even within one directory: a record older than the field gets it here.
+    if (IsDir(sa)) sa.parent = new_parent;
     sa.ctime_ns = now;
     pa.mtime_ns = pa.ctime_ns = now;
     npa_ref.mtime_ns = npa_ref.ctime_ns = now;
@@ -146,13 +149,14 @@ Result<InodeAttr> FsCore::GetAttr(Ino ino) {
     a.ino = kStatsIno;
     a.mode = S_IFREG | 0444;
     a.nlink = 1;
+    a.allocated_bytes = 0;
     a.size = StatsText().size();
     a.atime_ns = a.mtime_ns = a.ctime_ns = NowNs();
     return a;
   }
   RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
   std::shared_lock<std::shared_mutex> l(inode->mu);
-  return inode->attr;
+  return Impl::ReportLocked(*inode);
 }
 
 Result<InodeAttr> FsCore::SetAttr(Ino ino, const SetAttrRequest& r) {
@@ -191,19 +195,23 @@ Result<InodeAttr> FsCore::SetAttr(Ino ino, const SetAttrRequest& r) {
   const bool deferred = times_only && Impl::RecordFollowsLocked(*inode);
   if (a.nlink > 0 && !deferred) RANKFS_RETURN_IF_ERROR(impl_->PersistAttr(a, false));
   inode->attr = a;
-  return a;
+  return Impl::ReportLocked(*inode);
 }
 
 Result<std::unique_ptr<FsCore::DirListing>> FsCore::OpenDir(Ino ino) {
   RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
+  Ino parent;
   {
     std::shared_lock<std::shared_mutex> l(inode->mu);
     if (!IsDir(inode->attr)) return Status(ENOTDIR, "not a directory");
+    // 0: a record older than the parent field, not reached by a lookup in this run (which
+    // would have filled it in): the directory itself, as rankfs answered before.
+    parent = inode->attr.parent != 0 ? inode->attr.parent : ino;
   }
   auto listing = std::make_unique<DirListing>();
   listing->dir = ino;
   listing->entries.push_back({".", ino, S_IFDIR});
-  listing->entries.push_back({"..", ino == kRootIno ? kRootIno : ino, S_IFDIR});
+  listing->entries.push_back({"..", ino == kRootIno ? kRootIno : parent, S_IFDIR});
   RANKFS_RETURN_IF_ERROR(impl_->meta_->ListDir(ino, "", [&](std::string_view n, const DirEntry& e) {
     listing->entries.push_back({std::string(n), e.ino, uint32_t(e.type) << 12});
     return true;

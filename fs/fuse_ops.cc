@@ -449,7 +449,7 @@ void FillStat(const InodeAttr& a, struct stat* st) {
   st->st_rdev = a.rdev;
   st->st_size = off_t(a.size);
   st->st_blksize = 4096;
-  st->st_blocks = blkcnt_t((a.size + 511) / 512);
+  st->st_blocks = blkcnt_t((a.allocated_bytes + 4095) / 4096 * 8);  // 4 KiB blocks, no holes
   auto to_ts = [](int64_t ns) {
     timespec ts;
     ts.tv_sec = ns / 1000000000;

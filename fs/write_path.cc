@@ -209,6 +209,7 @@ Status FsCore::Impl::FinishStreamLocked(Inode* inode) {
 
 Status FsCore::Impl::SubmitCutLocked(Inode* inode) {
   if (inode->cut.empty()) return Status::Ok();
+  RANKFS_RETURN_IF_ERROR(CountSubmitLocked(inode));
   auto b = std::make_shared<FlushBatch>();
   b->inode = inode->shared_from_this();
   b->ino = inode->attr.ino;
@@ -245,6 +246,7 @@ Status FsCore::Impl::WaitBatchesLocked(Inode* inode) {
     if (first.ok()) first = b->error;
     dirty_total_ -= b->bytes;
     if (inode->deleted || inode->attr.nlink == 0) continue;
+    UncountFailedLocked(inode, b->start, b->end);
     // Nothing is lost: the bytes are buffered again (under any newer dirty bytes) and the
     // next flush retries them.
     for (const ChunkRef& c : b->chunks) {
@@ -408,7 +410,7 @@ Status FsCore::Impl::CommitBatch(FlushBatch& b) {
   for (const ChunkRef& c : b.chunks) {
     added.emplace_back(c->offset, Extent{c->bytes->size(), c->hash, 0});
   }
-  return ReplaceRange(b.ino, b.start, b.end, added, nullptr, /*sync=*/false,
+  return ReplaceRange(b.ino, b.start, b.end, added, nullptr, /*sync=*/false, nullptr,
                       &b.outcome_unknown);
 }
 
@@ -440,22 +442,25 @@ void FsCore::Impl::BatchFinished(const std::shared_ptr<FlushBatch>& b, const Sta
 
 Status FsCore::Impl::ReplaceRange(Ino ino, uint64_t start, uint64_t end,
                                   const std::vector<std::pair<uint64_t, Extent>>& added,
-                                  MetaStore::Batch* extra, bool sync, bool* outcome_unknown) {
+                                  MetaStore::Batch* extra, bool sync, InodeAttr* record,
+                                  bool* outcome_unknown) {
   if (outcome_unknown != nullptr) *outcome_unknown = false;
   MetaStore::Batch b;
   std::vector<ChunkHash> dropped;  // references to release once the batch is written
   std::vector<ChunkHash> taken;    // references taken for split tails (undone on failure)
+  uint64_t removed = 0;            // extent bytes within [start, end)
   Status st;
   if (end > start) {
     st = meta_->ListExtents(ino, start, end, [&](uint64_t off, const Extent& e) {
       uint64_t e_end = off + e.length;
       bool has_head = off<start, has_tail = e_end> end;
+      removed += std::min(e_end, end) - std::max(off, start);
       if (has_tail) {
         Extent tail = e;
         tail.length = e_end - end;
-        tail.chunk_offset = uint32_t(e.chunk_offset + (end - off));
+        if (!e.unwritten) tail.chunk_offset = uint32_t(e.chunk_offset + (end - off));
         b.PutExtent(ino, end, tail);
-        taken.push_back(e.chunk);
+        if (!e.unwritten) taken.push_back(e.chunk);  // an unwritten extent holds no reference
       }
       if (has_head) {
         Extent head = e;
@@ -463,6 +468,7 @@ Status FsCore::Impl::ReplaceRange(Ino ino, uint64_t start, uint64_t end,
         b.PutExtent(ino, off, head);  // same key, shorter: keeps its reference
       } else {
         b.DeleteExtent(ino, off);
+        if (e.unwritten) return true;  // it held no reference
         if (!has_tail)
           dropped.push_back(e.chunk);
         else {  // the tail took over this extent's reference
@@ -482,6 +488,11 @@ Status FsCore::Impl::ReplaceRange(Ino ino, uint64_t start, uint64_t end,
   }
   for (const auto& [off, e] : added) b.PutExtent(ino, off, e);
   if (extra) b.Append(*extra);
+  if (record != nullptr) {
+    for (const auto& [off, e] : added) record->allocated_bytes += e.length;
+    record->allocated_bytes -= removed;
+    b.PutInode(*record);
+  }
   st = meta_->Write(b, sync);
   if (!st.ok()) {
     // The write may have happened (a WAL sync that failed after the append): the extents it
@@ -530,10 +541,9 @@ Status FsCore::Impl::FlushRange(Inode* inode, uint64_t start, bool sync) {
   // Chunks must be durable and indexed before the extents naming them are written.
   if (st.ok()) st = chunks_->Flush();
   inode->may_have_extents = true;
-  MetaStore::Batch attr;
-  attr.PutInode(inode->attr);
+  InodeAttr record = inode->attr;
   bool unknown = false;
-  if (st.ok()) st = ReplaceRange(ino, start, start + pos, added, &attr, sync, &unknown);
+  if (st.ok()) st = ReplaceRange(ino, start, start + pos, added, nullptr, sync, &record, &unknown);
   if (!st.ok()) {
     // The references go back unless the extents' write may have taken them (ReplaceRange).
     if (!unknown) {
@@ -541,6 +551,7 @@ Status FsCore::Impl::FlushRange(Inode* inode, uint64_t start, bool sync) {
     }
     return st.Annotate("writing inode " + std::to_string(ino));
   }
+  inode->attr.allocated_bytes = record.allocated_bytes;
   DropDirty(inode, start, start + pos);  // those bytes are in the store now
   return Status::Ok();
 }

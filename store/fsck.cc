@@ -127,6 +127,9 @@ Status Checker::Open() {
 Status Checker::LoadInodes() {
   RANKFS_RETURN_IF_ERROR(meta_->ForEachInode([&](const InodeAttr& a) {
     inodes_.insert(a.ino);
+    if (a.nlink > 0 && a.allocated_bytes != InodeAttr::kAllocatedUnknown) {
+      allocated_[a.ino].recorded = a.allocated_bytes;
+    }
     return true;
   }));
   report_.inodes = inodes_.size();
@@ -296,6 +299,8 @@ Status Checker::CheckExtents() {
       doomed = true;
       it->second.extent_offsets.push_back(off);
     }
+    if (auto it = allocated_.find(ino); it != allocated_.end()) it->second.counted += e.length;
+    if (e.unwritten) return true;  // a preallocated range: no chunk
     ChunkEntry* c = FindChunk(e.chunk);
     if (c == nullptr) {
       MissingChunk& m = missing_[e.chunk];
@@ -368,6 +373,16 @@ void Checker::CheckRefcounts() {
   }
 }
 
+void Checker::CheckAllocated() {
+  for (auto& [ino, a] : allocated_) {
+    if (a.recorded == a.counted) continue;
+    a.finding = AddFinding(FsckIssue::kAllocatedMismatch,
+                           "inode " + std::to_string(ino) + " records " +
+                               std::to_string(a.recorded) + " allocated bytes, its extents hold " +
+                               std::to_string(a.counted) + " (st_blocks is off)");
+  }
+}
+
 Result<FsckReport> Checker::Run() {
   RANKFS_RETURN_IF_ERROR(Open());
   RANKFS_RETURN_IF_ERROR(LoadInodes());
@@ -376,6 +391,7 @@ Result<FsckReport> Checker::Run() {
   RANKFS_RETURN_IF_ERROR(CheckExtents());
   RANKFS_RETURN_IF_ERROR(CollectDoomedXattrs());
   CheckRefcounts();
+  CheckAllocated();
   if (options_.repair && !report_.findings.empty()) RANKFS_RETURN_IF_ERROR(Repair());
   AddMoreLines();
   RANKFS_RETURN_IF_ERROR(meta_->Close());
@@ -409,6 +425,8 @@ std::string_view FsckIssueName(FsckIssue issue) {
       return "stale orphan entry";
     case FsckIssue::kDanglingRecord:
       return "records of a missing inode";
+    case FsckIssue::kAllocatedMismatch:
+      return "allocated bytes mismatch";
   }
   return "unknown";
 }

@@ -9,13 +9,16 @@
 //   refcounts recounted from the extents and compared with each chunk record (too low is
 //             dangerous, too high leaks space); extents naming a chunk missing from the index;
 //   inodes    orphan inodes (no name left; their data is normally released by the next mount)
-//             and extents, xattrs and orphan entries of inodes that do not exist.
+//             and extents, xattrs and orphan entries of inodes that do not exist; a file whose
+//             record's allocated bytes (st_blocks) differ from what its extents hold (a crash
+//             between the record and the commit of the data it counts).
 //
 // Repair (FsckOptions::repair) rewrites metadata through MetaStore::Batch:
 //   - drops the data of orphan inodes (extents, xattrs, inode, orphan entry) and the records of
 //     inodes that do not exist;
 //   - sets every chunk's refcount to the number of extents left naming it, and deletes the index
 //     entry of a chunk nothing names any more;
+//   - sets a file's allocated bytes to what its extents hold;
 //   - deletes pack files that hold no indexed chunk (after the metadata is durable).
 // It never invents data: damaged chunks and extents naming missing chunks are reported and
 // left (reads of those ranges keep failing with EIO, rather than silently reading zeros);
@@ -27,7 +30,7 @@
 // the metadata but never the PackChunkStore, whose recovery at open would delete orphan packs
 // and punch unindexed ranges before they could be reported.
 //
-// Memory: about 100 bytes per indexed chunk, plus the inode numbers (a store of 4 million
+// Memory: about 100 bytes per indexed chunk, plus ~50 bytes per inode (a store of 4 million
 // chunks, ~256 GiB of unique data, needs ~0.5 GiB).
 //
 // Thread-safety: Fsck may run on any thread; the progress callback runs on that thread.
@@ -71,6 +74,7 @@ enum class FsckIssue {
   kOrphanInode,        // on the orphan list: no name left, data not yet released
   kStaleOrphanEntry,   // on the orphan list but still linked (nlink > 0)
   kDanglingRecord,     // an extent, xattr or orphan entry of an inode that does not exist
+  kAllocatedMismatch,  // a file's allocated bytes (st_blocks) differ from its extents' bytes
 };
 
 // A short name of an issue kind ("damaged chunk", ...).

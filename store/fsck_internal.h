@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -45,6 +46,13 @@ struct DoomedInode {
   size_t finding = kNone;
 };
 
+// A file's allocated-bytes figure (InodeAttr::allocated_bytes) and what its extents hold.
+struct AllocatedBytes {
+  uint64_t recorded = 0;
+  uint64_t counted = 0;
+  size_t finding = kNone;
+};
+
 // A chunk named by extents but missing from the index.
 struct MissingChunk {
   size_t finding = kNone;
@@ -67,6 +75,7 @@ class Checker {
   Status CheckExtents();
   Status CollectDoomedXattrs();
   void CheckRefcounts();
+  void CheckAllocated();
   void AddMoreLines();
 
   // fsck_repair.cc
@@ -90,6 +99,8 @@ class Checker {
   std::vector<ChunkEntry> chunks_;  // sorted by hash
   std::map<uint32_t, PackInfo> packs_;
   std::unordered_set<Ino> inodes_;
+  // Linked inodes whose record carries the figure (records older than it do not).
+  std::unordered_map<Ino, AllocatedBytes> allocated_;
   std::map<Ino, DoomedInode> doomed_;
   std::vector<Ino> stale_orphans_;  // orphan entries of linked inodes
   std::vector<size_t> stale_orphan_findings_;

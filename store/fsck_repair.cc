@@ -88,7 +88,21 @@ Status Checker::Repair() {
     w.batch().DeleteOrphan(ino);
     w.Note("inode " + std::to_string(ino) + ": deleted its orphan entry (it is still linked)");
   }
+  // Allocated bytes from the extents (an inode the repair deletes is not in allocated_).
+  for (auto& [ino, a] : allocated_) {
+    if (a.finding == kNone) continue;
+    RANKFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> attr, meta_->GetInode(ino));
+    if (!attr) continue;
+    attr->allocated_bytes = a.counted;
+    w.batch().PutInode(*attr);
+    w.Note("inode " + std::to_string(ino) + ": allocated bytes " + std::to_string(a.recorded) +
+           " -> " + std::to_string(a.counted));
+    RANKFS_RETURN_IF_ERROR(w.MaybeWrite());
+  }
   RANKFS_RETURN_IF_ERROR(w.Write());
+  for (auto& [ino, a] : allocated_) {
+    if (a.finding != kNone) findings[a.finding].repaired = true;
+  }
   for (auto& [ino, d] : doomed_) findings[d.finding].repaired = true;
   for (size_t f : stale_orphan_findings_) findings[f].repaired = true;
   for (auto& [hash, m] : missing_) findings[m.finding].repaired = m.live_refs == 0;

@@ -10,8 +10,10 @@ namespace {
 // Encoding versions of each value kind. Bump one when its layout changes and keep decoding
 // the old layout.
 constexpr uint8_t kInodeAttrV1 = 1;
+constexpr uint8_t kInodeAttrV2 = 2;  // v1 + parent + allocated bytes
 constexpr uint8_t kDirEntryV1 = 1;
 constexpr uint8_t kExtentV1 = 1;
+constexpr uint8_t kExtentUnwrittenV2 = 2;  // a preallocated range: length only
 constexpr uint8_t kChunkRecordV1 = 1;
 constexpr uint8_t kChunkRecordV2 = 2;  // v1 + scope uid: a chunk of a per-uid dedup store
 constexpr uint8_t kPackStatsV1 = 1;
@@ -23,7 +25,9 @@ constexpr uint64_t kSuperMagic = 0x425353464B4E4152ull;  // the bytes "RANKFSSB"
 // Sizes of the v1 values, version byte included.
 constexpr size_t kInodeFixedSize = 1 + 8 + 4 * 4 + 8 * 3 + 8 * 3 + 4;  // + target bytes
 constexpr size_t kDirEntrySize = 1 + 8 + 1;
+constexpr size_t kInodeV2FixedSize = kInodeFixedSize + 8 + 8;
 constexpr size_t kExtentSize = 1 + 8 + 32 + 4;
+constexpr size_t kExtentUnwrittenSize = 1 + 8;
 constexpr size_t kChunkRecordSize = 1 + 4 + 8 + 4 + 4 + 4 + 1 + 4 + 8;
 constexpr size_t kPackStatsSize = 1 + 8 + 8;
 constexpr size_t kSuperblockSize = 1 + 8 + 4 + 16 + 4 * 3 + 4 + 8;
@@ -133,11 +137,14 @@ bool DecodePackKey(std::string_view key, uint32_t* pack_id) {
 
 // ---- InodeAttr: v1 | ino u64 | mode uid gid nlink u32 | size rdev generation u64 |
 //                 atime mtime ctime i64 | target_len u32 | target bytes
+//             v2: v1's fields up to ctime | parent u64 | allocated_bytes u64 | target_len u32 |
+//                 target bytes (always written; v1 decodes with parent 0 and
+//                 allocated_bytes kAllocatedUnknown)
 
 std::string EncodeInodeAttr(const InodeAttr& a) {
   std::string v;
-  v.reserve(kInodeFixedSize + a.symlink_target.size());
-  v.push_back(char(kInodeAttrV1));
+  v.reserve(kInodeV2FixedSize + a.symlink_target.size());
+  v.push_back(char(kInodeAttrV2));
   PutFixed64LE(&v, a.ino);
   PutFixed32LE(&v, a.mode);
   PutFixed32LE(&v, a.uid);
@@ -149,6 +156,8 @@ std::string EncodeInodeAttr(const InodeAttr& a) {
   PutFixed64LE(&v, uint64_t(a.atime_ns));
   PutFixed64LE(&v, uint64_t(a.mtime_ns));
   PutFixed64LE(&v, uint64_t(a.ctime_ns));
+  PutFixed64LE(&v, a.parent);
+  PutFixed64LE(&v, a.allocated_bytes);
   PutFixed32LE(&v, uint32_t(a.symlink_target.size()));
   v.append(a.symlink_target);
   return v;
@@ -157,12 +166,14 @@ std::string EncodeInodeAttr(const InodeAttr& a) {
 Result<InodeAttr> DecodeInodeAttr(std::string_view value) {
   constexpr std::string_view kKind = "inode";
   if (value.empty()) return Malformed(kKind, "empty value");
-  if (uint8_t(value[0]) != kInodeAttrV1) {
-    return Malformed(kKind, "unknown encoding version " + std::to_string(uint8_t(value[0])));
+  const uint8_t version = uint8_t(value[0]);
+  if (version != kInodeAttrV1 && version != kInodeAttrV2) {
+    return Malformed(kKind, "unknown encoding version " + std::to_string(version));
   }
-  if (value.size() < kInodeFixedSize) {
+  const size_t fixed = version == kInodeAttrV1 ? kInodeFixedSize : kInodeV2FixedSize;
+  if (value.size() < fixed) {
     return Malformed(kKind, "truncated (" + std::to_string(value.size()) + " of at least " +
-                                std::to_string(kInodeFixedSize) + " bytes)");
+                                std::to_string(fixed) + " bytes)");
   }
   ByteReader r(value.substr(1));
   InodeAttr a;
@@ -179,6 +190,12 @@ Result<InodeAttr> DecodeInodeAttr(std::string_view value) {
   r.GetI64(&a.atime_ns);
   r.GetI64(&a.mtime_ns);
   r.GetI64(&a.ctime_ns);
+  if (version == kInodeAttrV2) {
+    r.GetU64(&a.parent);
+    r.GetU64(&a.allocated_bytes);
+  } else {
+    a.allocated_bytes = InodeAttr::kAllocatedUnknown;
+  }
   r.GetU32(&target_len);
   if (a.ino == 0) return Malformed(kKind, "inode number 0");
   if (r.remaining() < target_len) {
@@ -215,9 +232,16 @@ Result<DirEntry> DecodeDirEntry(std::string_view value) {
 }
 
 // ---- Extent: v1 | length u64 | chunk hash 32 | chunk_offset u32
+//          v2 (unwritten): length u64
 
 std::string EncodeExtent(const Extent& e) {
   std::string v;
+  if (e.unwritten) {
+    v.reserve(kExtentUnwrittenSize);
+    v.push_back(char(kExtentUnwrittenV2));
+    PutFixed64LE(&v, e.length);
+    return v;
+  }
   v.reserve(kExtentSize);
   v.push_back(char(kExtentV1));
   PutFixed64LE(&v, e.length);
@@ -228,6 +252,12 @@ std::string EncodeExtent(const Extent& e) {
 
 Result<Extent> DecodeExtent(std::string_view value) {
   constexpr std::string_view kKind = "extent";
+  if (!value.empty() && uint8_t(value[0]) == kExtentUnwrittenV2) {
+    RANKFS_RETURN_IF_ERROR(CheckFixed(value, kKind, kExtentUnwrittenV2, kExtentUnwrittenSize));
+    Extent e = Extent::Unwritten(DecodeFixed64LE(value.data() + 1));
+    if (e.length == 0) return Malformed(kKind, "zero length");
+    return e;
+  }
   RANKFS_RETURN_IF_ERROR(CheckFixed(value, kKind, kExtentV1, kExtentSize));
   ByteReader r(value.substr(1));
   Extent e;

@@ -53,7 +53,8 @@ bool DecodePackKey(std::string_view key, uint32_t* pack_id);
 // record provided the record is valid (the conditions each decoder checks, listed below);
 // encoding an invalid record is a caller bug that the decoder will later report as corruption.
 
-// REQUIRES: attr.ino != 0.
+// REQUIRES: attr.ino != 0. Writes encoding version 2; version 1 (records of rankfs before
+// format version 2) decodes with parent 0 and allocated_bytes InodeAttr::kAllocatedUnknown.
 std::string EncodeInodeAttr(const InodeAttr& attr);
 Result<InodeAttr> DecodeInodeAttr(std::string_view value);
 
@@ -61,7 +62,8 @@ Result<InodeAttr> DecodeInodeAttr(std::string_view value);
 std::string EncodeDirEntry(const DirEntry& e);
 Result<DirEntry> DecodeDirEntry(std::string_view value);
 
-// REQUIRES: e.length > 0 and e.chunk_offset + e.length <= UINT32_MAX (a slice of one chunk).
+// REQUIRES: e.length > 0; for a data extent e.chunk_offset + e.length <= UINT32_MAX (a slice
+// of one chunk); for an unwritten one, chunk and chunk_offset zero (they are not stored).
 std::string EncodeExtent(const Extent& e);
 Result<Extent> DecodeExtent(std::string_view value);
 

@@ -319,6 +319,14 @@ Result<std::unique_ptr<MetaStore>> MetaStore::Open(const std::string& dir,
   if (found) {
     Result<Superblock> sb = DecodeSuperblock(value);
     if (!sb.ok()) return sb.status().Annotate(ctx);
+    if (options.upgrade_format && !options.read_only &&
+        sb->format_version < Superblock::kFormatVersion) {
+      sb->format_version = Superblock::kFormatVersion;
+      Batch b;
+      b.PutSuper(*sb);
+      RANKFS_RETURN_IF_ERROR(
+          store->Write(b, /*sync=*/true).Annotate(ctx + ": upgrading its format"));
+    }
     store->super_ = *sb;
     return store;
   }

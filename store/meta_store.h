@@ -50,6 +50,10 @@ struct MetaStoreOptions {
   // RocksDB Env to run on; nullptr for rocksdb::Env::Default(). Tests pass a fault-injecting
   // or in-memory one (rocks_fault_env.h). Not owned; must outlive the MetaStore.
   rocksdb::Env* rocks_env = nullptr;
+  // An existing store of an older format version gets this build's version in its superblock
+  // (synced) before Open returns: the daemon writes records those builds cannot read, so they
+  // must refuse the store (docs/format.md, "Format versions"). Offline tools leave it off.
+  bool upgrade_format = false;
   size_t block_cache_bytes = 64 << 20;
   size_t write_buffer_bytes = 32 << 20;
   MetaWriteHook* write_hook = nullptr;  // tests only; not owned, must outlive the MetaStore

@@ -73,8 +73,10 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const StoreOp
   MetaStoreOptions mo = options.meta;
   mo.rocks_env = options.rocks_env;
   if (options.read_only) {
-    mo.read_only = true;
+    mo.read_only = true;  // a read-only mount leaves even an older format as it is
     mo.create_if_missing = false;
+  } else {
+    mo.upgrade_format = true;
   }
   auto meta = MetaStore::Open(dir + "/meta", mo, initial);
   if (!meta.ok()) return meta.status().Annotate("opening store " + dir);

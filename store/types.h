@@ -57,6 +57,16 @@ struct InodeAttr {
   int64_t atime_ns = 0;
   int64_t mtime_ns = 0;
   int64_t ctime_ns = 0;
+  // A directory's parent directory (the root's is the root); 0 for other kinds, and for a
+  // directory whose record predates the field (docs/format.md, inode encoding version 1).
+  Ino parent = 0;
+  // Bytes of the file that are not holes: the lengths of its extents in the store, data and
+  // preallocated alike (docs/format.md). st_blocks is this, plus the bytes FsCore still
+  // buffers, rounded up to 4 KiB blocks. kAllocatedUnknown: a record older than the field, or
+  // one made without looking at the extents (FsCore computes it from them when it loads the
+  // inode; fsck does not check it). A new inode sets 0.
+  static constexpr uint64_t kAllocatedUnknown = UINT64_MAX;
+  uint64_t allocated_bytes = kAllocatedUnknown;
   std::string symlink_target;  // only for symlinks
   bool operator==(const InodeAttr&) const = default;
 };
@@ -70,10 +80,15 @@ struct DirEntry {
 
 // A file range [file_offset, file_offset + length) backed by bytes
 // [chunk_offset, chunk_offset + length) of chunk `chunk`. Ranges without an extent are holes.
+// An unwritten extent is a preallocated range (fallocate): it reads as zeros and counts as
+// allocated, like a hole that st_blocks does not skip; it names no chunk (chunk and
+// chunk_offset stay zero) and holds no reference.
 struct Extent {
   uint64_t length = 0;
   ChunkHash chunk;
   uint32_t chunk_offset = 0;
+  bool unwritten = false;
+  static Extent Unwritten(uint64_t length) { return Extent{length, ChunkHash{}, 0, true}; }
   bool operator==(const Extent&) const = default;
 };
 
@@ -125,7 +140,7 @@ enum class DedupScope : uint8_t { kGlobal = 0, kPerUid = 1 };
 
 // The store's superblock: what a reader must know before touching anything else.
 struct Superblock {
-  static constexpr uint32_t kFormatVersion = 1;
+  static constexpr uint32_t kFormatVersion = 2;  // docs/format.md, "Format versions"
   uint32_t format_version = kFormatVersion;
   std::array<uint8_t, 16> uuid{};
   ChunkerParams chunker;
