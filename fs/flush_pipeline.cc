@@ -71,8 +71,7 @@ void FlushPipeline::PutOne(FlushBatch& b, size_t i) {
   EnsureHashed(c, successors_, cache_);
   if (precheck_) st = precheck_();
   if (st.ok()) {
-    st = b.scope_uid ? chunks_->PutScoped(c.hash, *c.bytes, *b.scope_uid)
-                     : chunks_->Put(c.hash, *c.bytes);
+    st = c.scope ? chunks_->PutScoped(c.hash, *c.bytes, *c.scope) : chunks_->Put(c.hash, *c.bytes);
   }
   if (st.ok()) {
     b.referenced[i] = true;

@@ -215,7 +215,6 @@ Status FsCore::Impl::SubmitCutLocked(Inode* inode) {
   b->start = inode->cut.front()->offset;
   b->end = inode->cut.back()->offset + inode->cut.back()->bytes->size();
   b->bytes = inode->cut_bytes;
-  b->scope_uid = ScopeOf(*inode);
   b->chunks = std::move(inode->cut);
   inode->cut.clear();
   inode->cut_bytes = 0;
