@@ -69,13 +69,16 @@ FsCore::Impl::Impl(Store* store, const FsOptions& o)
       meta_(store->meta()),
       chunks_(store->chunks()),
       options_(o),
+      room_(o.write_buffer_bytes,
+            [this](const std::shared_ptr<Inode>& inode) { return PushHeld(inode); }),
       cdc_(store->super().chunker),
       cache_(store->chunks(), o.chunk_cache_bytes),
       successors_(kSuccessorSlots) {}
 
 FsCore::Impl::~Impl() {
-  // The lazy closer first (it submits to the pipeline), then the pipeline (finishing its
-  // batches queues eviction checks for the delete thread).
+  // The write buffer's keeper and the lazy closer first (they submit to the pipeline), then
+  // the pipeline (finishing its batches queues eviction checks for the delete thread).
+  room_.Stop();
   {
     std::lock_guard<std::mutex> l(lazy_mu_);
     lazy_stop_ = true;
@@ -125,6 +128,7 @@ Status FsCore::Impl::Init() {
   }));
   delete_thread_ = std::thread([this] { DeleteLoop(); });
   lazy_thread_ = std::thread([this] { LazyLoop(); });
+  room_.Start();
   int workers = options_.flush_threads;
   if (workers <= 0) workers = std::max(2, int(std::thread::hardware_concurrency()));
   pipeline_ = std::make_unique<FlushPipeline>(

@@ -36,7 +36,13 @@ namespace rankfs {
 struct FsOptions {
   double entry_timeout_s = 1.0;
   double attr_timeout_s = 1.0;
-  uint64_t write_buffer_bytes = 256ull << 20;  // cap on buffered dirty data of all files
+  // Cap on the written bytes of all files not yet in the store (stream buffers, cut chunks,
+  // dirty ranges, batches in flight). A write over it waits for room before it takes its
+  // inode's lock; the buffered bytes then exceed the cap by at most what the writes admitted
+  // at one time add: (threads calling Write at once) x (largest write), on a mount 16 FUSE
+  // worker threads x 1 MiB (max_write) = 16 MiB. Idle files' bytes are pushed to the store
+  // to make room (fs/write_room.h); a store that keeps failing fails the waiting writes.
+  uint64_t write_buffer_bytes = 256ull << 20;
   // A file's dirty (non-stream) ranges are flushed past twice this; its batches in the flush
   // pipeline may hold up to four times this before its writes wait.
   uint64_t inode_flush_bytes = 16ull << 20;
@@ -86,6 +92,8 @@ struct FsStats {
   uint64_t stored_bytes = 0;     // distinct chunk content, as stored
   uint64_t physical_bytes = 0;   // allocated bytes of the store's packs
   uint64_t dirty_bytes = 0;      // buffered, not yet in the store
+  uint64_t dirty_peak_bytes = 0;    // the highest dirty_bytes since the start
+  uint64_t write_buffer_waits = 0;  // writes that waited for room in the write buffer
   ChunkStoreStats chunks;
   uint64_t cache_hits = 0, cache_misses = 0;
   uint64_t cache_shared_loads = 0;  // misses that waited for another reader's load of the chunk

@@ -301,7 +301,9 @@ FsStats FsCore::Stats() {
   s.chunks = impl_->chunks_->GetStats();
   s.unique_raw_bytes = s.chunks.raw_bytes;
   s.stored_bytes = s.chunks.stored_bytes;
-  s.dirty_bytes = impl_->dirty_total_;
+  s.dirty_bytes = impl_->room_.buffered();
+  s.dirty_peak_bytes = impl_->room_.peak();
+  s.write_buffer_waits = impl_->room_.waits();
   s.cache_hits = impl_->cache_.hits();
   s.cache_misses = impl_->cache_.misses();
   s.cache_shared_loads = impl_->cache_.shared_loads();
@@ -356,6 +358,8 @@ std::string FsCore::StatsText() {
   line("stored_bytes", std::to_string(s.stored_bytes));
   line("physical_bytes", std::to_string(s.physical_bytes));
   line("dirty_bytes", std::to_string(s.dirty_bytes));
+  line("dirty_peak_bytes", std::to_string(s.dirty_peak_bytes));
+  line("write_buffer_waits", std::to_string(s.write_buffer_waits));
   line("chunks", std::to_string(s.chunks.chunks));
   line("dedup_ratio", ratio(s.logical_bytes, s.unique_raw_bytes));
   line("compression_ratio", ratio(s.unique_raw_bytes, s.stored_bytes));

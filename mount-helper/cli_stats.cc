@@ -38,6 +38,8 @@ constexpr KeyInfo kKeys[] = {
     {"stored_bytes", "Distinct chunk content as stored (compressed, with record headers).", false},
     {"physical_bytes", "Disk space allocated to the store's pack files.", false},
     {"dirty_bytes", "Written data buffered in memory, not yet in the store.", false},
+    {"dirty_peak_bytes", "Highest dirty_bytes since the mount started (the cap is write_buffer plus 16 MiB).", false},
+    {"write_buffer_waits", "Writes that waited for room in the write buffer.", true},
     {"chunks", "Distinct chunks in the store.", false},
     {"dedup_ratio", "logical_bytes / unique_bytes.", false},
     {"compression_ratio", "unique_bytes / stored_bytes.", false},
