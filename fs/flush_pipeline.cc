@@ -171,11 +171,13 @@ void FlushPipeline::CommitterLoop() {
     // Freed chunk buffers go back to the OS at most once a second while batches flow: without
     // it the heap keeps the high-water mark of every arena (fs/daemon.cc, LimitHeapArenas).
     const auto now = std::chrono::steady_clock::now();
-    if (now - last_trim_ >= std::chrono::seconds(1)) {
+    const bool trim = now - last_trim_ >= std::chrono::seconds(1);
+    if (trim) {
       last_trim_ = now;
       malloc_trim(0);
     }
     l.lock();
+    if (trim) ++stats_.heap_trims;
     committing_ = false;
     if (order_.empty()) drained_cv_.notify_all();
   }

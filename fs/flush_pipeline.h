@@ -71,6 +71,7 @@ struct FlushPipelineStats {
   uint64_t batches = 0;        // finished batches
   uint64_t commit_rounds = 0;  // chunk-store Flush() calls made by the committer
   uint64_t failed_batches = 0;
+  uint64_t heap_trims = 0;  // malloc_trim calls made by the committer
 };
 
 class FlushPipeline {

@@ -69,7 +69,7 @@ FsCore::Impl::Impl(Store* store, const FsOptions& o)
       meta_(store->meta()),
       chunks_(store->chunks()),
       options_(o),
-      room_(o.write_buffer_bytes,
+      room_(o.write_buffer_bytes, o.idle_trim_ms,
             [this](const std::shared_ptr<Inode>& inode) { return PushHeld(inode); }),
       cdc_(store->super().chunker),
       cache_(store->chunks(), o.chunk_cache_bytes),
@@ -262,6 +262,7 @@ void FsCore::Impl::DeleteLoop() {
     if (!st.ok()) {
       Log(LogLevel::kError, "fs", "releasing inode " + std::to_string(ino) + ": " + st.ToString());
     }
+    room_.NoteActivity();  // a job's rmtree: trim the heap once it is over too
     l.lock();
     deleting_ = false;
     delete_cv_.notify_all();

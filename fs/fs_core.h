@@ -54,6 +54,9 @@ struct FsOptions {
   int64_t lazy_close_ms = 5000;
   uint64_t lazy_close_bytes = 64 << 10;
   uint64_t chunk_cache_bytes = 128ull << 20;   // decompressed-chunk cache
+  // Once no write was buffered and no batch finished for this long after some were, freed heap
+  // is given back to the OS (malloc_trim), once. 0: never.
+  int64_t idle_trim_ms = 3000;
   bool xattrs = true;                          // false: xattr calls answer ENOSYS (the kernel then stops asking)
   // Free space on the store's filesystem that calls adding data or names may not use: below it
   // write/create/mkdir/symlink/link/setxattr fail with ENOSPC (and flushing buffered data
@@ -112,6 +115,9 @@ struct FsStats {
   uint64_t chunk_buffer_bytes = 0;
   uint64_t meta_memtable_bytes = 0, meta_block_cache_bytes = 0, meta_table_reader_bytes = 0;
   uint64_t heap_used_bytes = 0, heap_free_bytes = 0;
+  // malloc_trim calls: all (the pipeline's while batches flow, and these) and those made once
+  // the mount went quiet (FsOptions::idle_trim_ms).
+  uint64_t heap_trims = 0, idle_heap_trims = 0;
 };
 
 // Name of the read-only statistics file at the root of every mount. It answers lookups but

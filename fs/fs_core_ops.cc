@@ -304,6 +304,8 @@ FsStats FsCore::Stats() {
   s.dirty_bytes = impl_->room_.buffered();
   s.dirty_peak_bytes = impl_->room_.peak();
   s.write_buffer_waits = impl_->room_.waits();
+  s.idle_heap_trims = impl_->room_.idle_trims();
+  s.heap_trims = s.idle_heap_trims;
   s.cache_hits = impl_->cache_.hits();
   s.cache_misses = impl_->cache_.misses();
   s.cache_shared_loads = impl_->cache_.shared_loads();
@@ -315,6 +317,7 @@ FsStats FsCore::Stats() {
     FlushPipelineStats p = impl_->pipeline_->GetStats();
     s.batches = p.batches;
     s.commit_rounds = p.commit_rounds;
+    s.heap_trims += p.heap_trims;
   }
   s.chunk_cache_bytes = impl_->cache_.bytes();
   s.chunk_buffer_bytes = LiveChunkBytes();
@@ -383,6 +386,8 @@ std::string FsCore::StatsText() {
   line("meta_table_reader_bytes", std::to_string(s.meta_table_reader_bytes));
   line("heap_used_bytes", std::to_string(s.heap_used_bytes));
   line("heap_free_bytes", std::to_string(s.heap_free_bytes));
+  line("heap_trims", std::to_string(s.heap_trims));
+  line("idle_heap_trims", std::to_string(s.idle_heap_trims));
   return out;
 }
 

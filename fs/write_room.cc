@@ -1,5 +1,7 @@
 #include "fs/write_room.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <chrono>
 
@@ -9,8 +11,8 @@ namespace rankfs {
 
 namespace {
 
-// How often the keeper looks at the counts: a sweep that a lost race left unrequested is
-// started at the latest then.
+// How often the keeper looks at the counts when there is no idle trim to time: a sweep that a
+// lost race left unrequested is started at the latest then.
 constexpr int64_t kTickNs = 1'000'000'000;
 
 }  // namespace
@@ -21,8 +23,10 @@ WriteRoom::Listing::~Listing() {
   if (listed_.load(std::memory_order_relaxed)) room_->Unlist(this);
 }
 
-WriteRoom::WriteRoom(uint64_t cap_bytes, PushFn push)
-    : cap_(std::max<uint64_t>(cap_bytes, 1)), push_(std::move(push)) {}
+WriteRoom::WriteRoom(uint64_t cap_bytes, int64_t idle_trim_ms, PushFn push)
+    : cap_(std::max<uint64_t>(cap_bytes, 1)),
+      idle_trim_ns_(std::max<int64_t>(idle_trim_ms, 0) * 1'000'000),
+      push_(std::move(push)) {}
 
 WriteRoom::~WriteRoom() {
   Stop();
@@ -59,6 +63,7 @@ void WriteRoom::Add(uint64_t n) {
 void WriteRoom::Release(uint64_t n) {
   if (n == 0) return;
   buffered_ -= n;
+  releases_.fetch_add(1, std::memory_order_relaxed);
   // seq_cst against WaitForRoom's increment of waiters_ and its check of buffered_: either it
   // sees the new count or this sees the waiter, and then the notify cannot be lost (the waiter
   // holds mu_ from its check until it sleeps).
@@ -76,6 +81,7 @@ void WriteRoom::Finished(uint64_t n, const Status& st) {
     Release(n);
     return;
   }
+  releases_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> l(mu_);
   RecordFailure(st);
   // The batch's inode is listed: the keeper retries its bytes for the writers waiting now (a
@@ -168,7 +174,11 @@ void WriteRoom::Sweep(std::unique_lock<std::mutex>& l) {
 void WriteRoom::KeeperLoop() {
   using Clock = std::chrono::steady_clock;
   std::unique_lock<std::mutex> l(mu_);
-  auto next_tick = Clock::now() + std::chrono::nanoseconds(kTickNs);
+  const int64_t tick_ns = idle_trim_ns_ > 0 ? idle_trim_ns_ : kTickNs;
+  auto next_tick = Clock::now() + std::chrono::nanoseconds(tick_ns);
+  // The counts at the last tick, and whether they moved since the last trim.
+  uint64_t seen_buffered = buffered_.load(), seen_releases = releases_.load();
+  bool trim_due = false;
   while (!stop_) {
     if (sweep_requested_) {
       if (SweepWanted()) {
@@ -180,8 +190,21 @@ void WriteRoom::KeeperLoop() {
     }
     keeper_cv_.wait_until(l, next_tick);
     if (stop_ || Clock::now() < next_tick) continue;
-    next_tick = Clock::now() + std::chrono::nanoseconds(kTickNs);
+    next_tick = Clock::now() + std::chrono::nanoseconds(tick_ns);
     if (waiters_.load() > 0) sweep_requested_ = true;
+    if (idle_trim_ns_ == 0) continue;
+    const uint64_t b = buffered_.load(), r = releases_.load();
+    if (b != seen_buffered || r != seen_releases) {
+      seen_buffered = b;
+      seen_releases = r;
+      trim_due = true;
+    } else if (trim_due) {
+      trim_due = false;
+      l.unlock();
+      malloc_trim(0);
+      idle_trims_.fetch_add(1, std::memory_order_relaxed);
+      l.lock();
+    }
   }
 }
 

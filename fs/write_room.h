@@ -24,8 +24,15 @@
 // failure was reported during its wait, no batch is in flight and no push is under way or due,
 // nothing is left that could give memory back.
 //
+// Idle trim: when neither the count nor the number of releases moved for a whole idle period
+// after they last did (no write buffered, no batch finished, no file deleted: NoteActivity),
+// the keeper calls malloc_trim(0) once. The pipeline trims at most once a second while
+// batches flow, so what the end of a job freed would otherwise stay with the daemon until the
+// next job. (malloc's own count of free heap does not fall with it: trimmed pages stay free
+// chunks; the daemon's VmRSS does.)
+//
 // Thread-safety: every method may be called from any thread. mu_ is a leaf: no other lock is
-// taken while it is held (PushFn runs without it).
+// taken while it is held (PushFn and malloc_trim run without it).
 #pragma once
 
 #include <atomic>
@@ -67,7 +74,8 @@ class WriteRoom {
 
   // Hands on the held bytes of an inode; called by the keeper with no lock held.
   using PushFn = std::function<Status(const std::shared_ptr<Inode>&)>;
-  WriteRoom(uint64_t cap_bytes, PushFn push);
+  // `idle_trim_ms`: the quiet period before the idle trim (0: no idle trim).
+  WriteRoom(uint64_t cap_bytes, int64_t idle_trim_ms, PushFn push);
   ~WriteRoom();  // Stop()s
   WriteRoom(const WriteRoom&) = delete;
   WriteRoom& operator=(const WriteRoom&) = delete;
@@ -90,6 +98,8 @@ class WriteRoom {
   // writers may get `st`.
   void Submitted(uint64_t n);
   void Finished(uint64_t n, const Status& st);
+  // Other work that frees heap (a file's data deleted): the idle trim waits for quiet after it.
+  void NoteActivity() { releases_.fetch_add(1, std::memory_order_relaxed); }
 
   // Puts the inode on the list of files holding bytes, unless it is there. Callers that hold
   // the inode's lock may skip the call when listing->listed(): the keeper unlists a file before
@@ -99,6 +109,7 @@ class WriteRoom {
   uint64_t buffered() const { return buffered_.load(std::memory_order_relaxed); }
   uint64_t peak() const { return peak_.load(std::memory_order_relaxed); }
   uint64_t waits() const { return waits_.load(std::memory_order_relaxed); }
+  uint64_t idle_trims() const { return idle_trims_.load(std::memory_order_relaxed); }
 
  private:
   struct Holder {
@@ -122,13 +133,16 @@ class WriteRoom {
   void KeeperLoop();
 
   const uint64_t cap_;
+  const int64_t idle_trim_ns_;
   const PushFn push_;
 
   std::atomic<uint64_t> buffered_{0};
   std::atomic<uint64_t> in_flight_{0};  // bytes of batches the pipeline has not finished
   std::atomic<uint64_t> peak_{0};
-  std::atomic<int> waiters_{0};         // writers in WaitForRoom
+  std::atomic<uint64_t> releases_{0};  // Release, Finished, NoteActivity: for the idle trim
+  std::atomic<int> waiters_{0};        // writers in WaitForRoom
   std::atomic<uint64_t> waits_{0};
+  std::atomic<uint64_t> idle_trims_{0};
 
   std::mutex mu_;  // guards everything below and every Listing's pos_; a leaf lock
   std::condition_variable room_cv_;    // waiting writers: room, a failure, a sweep ended, stop

@@ -63,6 +63,8 @@ constexpr KeyInfo kKeys[] = {
     {"meta_table_reader_bytes", "RocksDB table readers held outside the block cache.", false},
     {"heap_used_bytes", "Daemon heap in use, as malloc counts it.", false},
     {"heap_free_bytes", "Daemon heap free but kept by malloc (fragmentation, not yet trimmed).", false},
+    {"heap_trims", "Times free heap was given back to the OS (malloc_trim).", true},
+    {"idle_heap_trims", "Heap trims made once the mount went quiet after writing.", true},
 };
 
 const KeyInfo* FindKey(std::string_view key) {

@@ -1,7 +1,8 @@
 // The write buffer (FsOptions::write_buffer_bytes, fs/write_room.h): buffered bytes stay under
 // the cap plus one write per writing thread however many files hold some, because idle files'
 // bytes are pushed to the store to make room; a failing store fails the waiting writes
-// instead of hanging them and loses nothing it acknowledged.
+// instead of hanging them and loses nothing it acknowledged; freed heap goes back to the OS
+// once the mount is quiet.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
@@ -59,6 +60,27 @@ TEST_F(WriteBufferTest, AThousandOpenFilesStayUnderTheCap) {
     ASSERT_TRUE(ReadAll(files[i]) == content(i)) << "file " << i;
   }
   EXPECT_EQ(SettledStats().dirty_bytes, 0u);
+}
+
+TEST_F(WriteBufferTest, FreedHeapGoesBackOnceTheMountIsQuiet) {
+  FsOptions fo;
+  fo.idle_trim_ms = 50;
+  Reopen(fo);
+  Ino ino = CreateFile(kRootIno, "f");
+  WriteAll(ino, MakeRealData(8 << 20, 32), 1 << 20);
+  ASSERT_TRUE(fs_->Release(ino).ok());
+  // Every batch has finished: the pipeline's own trims (while batches flow) are over.
+  const FsStats before = SettledStats();
+  ASSERT_GT(before.batches, 0u);
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  FsStats now = fs_->Stats();
+  while (now.heap_trims == before.heap_trims && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // polling the condition
+    now = fs_->Stats();
+  }
+  EXPECT_GT(now.heap_trims, before.heap_trims) << "no trim after the last batch";
+  EXPECT_GE(now.idle_heap_trims, 1u);
+  EXPECT_EQ(now.batches, before.batches);
 }
 
 // Pack writes fail: batches fail, pushes fail, and the bytes stay buffered. A writer over the
