@@ -109,8 +109,8 @@ class FsCore::Impl {
   // Called when nlookup, open_count or nlink may have dropped to zero.
   void MaybeEvict(Ino ino);
 
-  // --- data path (write_path.cc, file_data.cc); REQUIRES: inode->mu held exclusively
-  // unless noted ---
+  // --- data path (write_path.cc, close_path.cc, file_data.cc); REQUIRES: inode->mu held
+  // exclusively unless noted ---
   Status WriteLocked(Inode* inode, uint64_t offset, std::string_view data);
   // End of the file's writing for now (FLUSH, RELEASE): the stream's last chunk is cut and
   // submitted, dirty ranges are flushed. Does not wait for the pipeline unless there are
