@@ -321,6 +321,9 @@ Status FsCore::Write(Ino ino, uint64_t offset, std::string_view data) {
     return Status(EFBIG, "write past the largest file size");
   }
   RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
+  // Over the write buffer's cap, wait for room before taking the lock: whoever makes room may
+  // need this inode's lock (fs/write_room.h).
+  RANKFS_RETURN_IF_ERROR(impl_->room_.Admit());
   std::unique_lock<std::shared_mutex> l(inode->mu);
   RANKFS_RETURN_IF_ERROR(CheckRegular(*inode));
   if (data.empty()) return Status::Ok();

@@ -71,8 +71,7 @@ void FlushPipeline::PutOne(FlushBatch& b, size_t i) {
   EnsureHashed(c, successors_, cache_);
   if (precheck_) st = precheck_();
   if (st.ok()) {
-    st = b.scope_uid ? chunks_->PutScoped(c.hash, *c.bytes, *b.scope_uid)
-                     : chunks_->Put(c.hash, *c.bytes);
+    st = c.scope ? chunks_->PutScoped(c.hash, *c.bytes, *c.scope) : chunks_->Put(c.hash, *c.bytes);
   }
   if (st.ok()) {
     b.referenced[i] = true;
@@ -172,11 +171,13 @@ void FlushPipeline::CommitterLoop() {
     // Freed chunk buffers go back to the OS at most once a second while batches flow: without
     // it the heap keeps the high-water mark of every arena (fs/daemon.cc, LimitHeapArenas).
     const auto now = std::chrono::steady_clock::now();
-    if (now - last_trim_ >= std::chrono::seconds(1)) {
+    const bool trim = now - last_trim_ >= std::chrono::seconds(1);
+    if (trim) {
       last_trim_ = now;
       malloc_trim(0);
     }
     l.lock();
+    if (trim) ++stats_.heap_trims;
     committing_ = false;
     if (order_.empty()) drained_cv_.notify_all();
   }

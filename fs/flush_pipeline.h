@@ -48,9 +48,11 @@ struct FlushBatch {
   std::shared_ptr<Inode> inode;  // kept alive until the batch finishes
   Ino ino = 0;
   uint64_t start = 0, end = 0;
-  std::optional<uint32_t> scope_uid;  // PutScoped's uid in a per-uid store
-  std::vector<ChunkRef> chunks;       // contiguous, in file order, covering [start, end)
-  uint64_t bytes = 0;                 // end - start
+  // Contiguous, in file order, covering [start, end). Each is stored in its own scope (the
+  // uid its address was computed with), which may differ from chunk to chunk: the file's owner
+  // can change between the cuts of one batch.
+  std::vector<ChunkRef> chunks;
+  uint64_t bytes = 0;  // end - start
 
   // Owner's state, guarded by the owner (Inode::batch_mu): finished with an error.
   bool failed = false;
@@ -73,6 +75,7 @@ struct FlushPipelineStats {
   uint64_t batches = 0;        // finished batches
   uint64_t commit_rounds = 0;  // chunk-store Flush() calls made by the committer
   uint64_t failed_batches = 0;
+  uint64_t heap_trims = 0;  // malloc_trim calls made by the committer
 };
 
 class FlushPipeline {

@@ -70,13 +70,16 @@ FsCore::Impl::Impl(Store* store, const FsOptions& o)
       meta_(store->meta()),
       chunks_(store->chunks()),
       options_(o),
+      room_(o.write_buffer_bytes, o.idle_trim_ms,
+            [this](const std::shared_ptr<Inode>& inode) { return PushHeld(inode); }),
       cdc_(store->super().chunker),
       cache_(store->chunks(), o.chunk_cache_bytes),
       successors_(kSuccessorSlots) {}
 
 FsCore::Impl::~Impl() {
-  // The lazy closer first (it submits to the pipeline), then the pipeline (finishing its
-  // batches queues eviction checks for the delete thread).
+  // The write buffer's keeper and the lazy closer first (they submit to the pipeline), then
+  // the pipeline (finishing its batches queues eviction checks for the delete thread).
+  room_.Stop();
   {
     std::lock_guard<std::mutex> l(lazy_mu_);
     lazy_stop_ = true;
@@ -133,6 +136,7 @@ Status FsCore::Impl::Init() {
   }));
   delete_thread_ = std::thread([this] { DeleteLoop(); });
   lazy_thread_ = std::thread([this] { LazyLoop(); });
+  room_.Start();
   int workers = options_.flush_threads;
   if (workers <= 0) workers = std::max(2, int(std::thread::hardware_concurrency()));
   pipeline_ = std::make_unique<FlushPipeline>(
@@ -275,6 +279,7 @@ void FsCore::Impl::DeleteLoop() {
     if (!st.ok()) {
       Log(LogLevel::kError, "fs", "releasing inode " + std::to_string(ino) + ": " + st.ToString());
     }
+    room_.NoteActivity();  // a job's rmtree: trim the heap once it is over too
     l.lock();
     deleting_ = false;
     delete_cv_.notify_all();

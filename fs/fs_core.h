@@ -37,7 +37,13 @@ namespace rankfs {
 struct FsOptions {
   double entry_timeout_s = 1.0;
   double attr_timeout_s = 1.0;
-  uint64_t write_buffer_bytes = 256ull << 20;  // cap on buffered dirty data of all files
+  // Cap on the written bytes of all files not yet in the store (stream buffers, cut chunks,
+  // dirty ranges, batches in flight). A write over it waits for room before it takes its
+  // inode's lock; the buffered bytes then exceed the cap by at most what the writes admitted
+  // at one time add: (threads calling Write at once) x (largest write), on a mount 16 FUSE
+  // worker threads x 1 MiB (max_write) = 16 MiB. Idle files' bytes are pushed to the store
+  // to make room (fs/write_room.h); a store that keeps failing fails the waiting writes.
+  uint64_t write_buffer_bytes = 256ull << 20;
   // A file's dirty (non-stream) ranges are flushed past twice this; its batches in the flush
   // pipeline may hold up to four times this before its writes wait.
   uint64_t inode_flush_bytes = 16ull << 20;
@@ -49,6 +55,9 @@ struct FsOptions {
   int64_t lazy_close_ms = 5000;
   uint64_t lazy_close_bytes = 64 << 10;
   uint64_t chunk_cache_bytes = 128ull << 20;   // decompressed-chunk cache
+  // Once no write was buffered and no batch finished for this long after some were, freed heap
+  // is given back to the OS (malloc_trim), once. 0: never.
+  int64_t idle_trim_ms = 3000;
   bool xattrs = true;                          // false: xattr calls answer ENOSYS (the kernel then stops asking)
   // Free space on the store's filesystem that calls adding data or names may not use: below it
   // write/create/mkdir/symlink/link/setxattr fail with ENOSPC (and flushing buffered data
@@ -93,6 +102,8 @@ struct FsStats {
   uint64_t stored_bytes = 0;     // distinct chunk content, as stored
   uint64_t physical_bytes = 0;   // allocated bytes of the store's packs
   uint64_t dirty_bytes = 0;      // buffered, not yet in the store
+  uint64_t dirty_peak_bytes = 0;    // the highest dirty_bytes since the start
+  uint64_t write_buffer_waits = 0;  // writes that waited for room in the write buffer
   ChunkStoreStats chunks;
   uint64_t cache_hits = 0, cache_misses = 0;
   uint64_t cache_shared_loads = 0;  // misses that waited for another reader's load of the chunk
@@ -111,6 +122,9 @@ struct FsStats {
   uint64_t chunk_buffer_bytes = 0;
   uint64_t meta_memtable_bytes = 0, meta_block_cache_bytes = 0, meta_table_reader_bytes = 0;
   uint64_t heap_used_bytes = 0, heap_free_bytes = 0;
+  // malloc_trim calls: all (the pipeline's while batches flow, and these) and those made once
+  // the mount went quiet (FsOptions::idle_trim_ms).
+  uint64_t heap_trims = 0, idle_heap_trims = 0;
 };
 
 // Name of the read-only statistics file at the root of every mount. It answers lookups but

@@ -20,6 +20,7 @@
 #include "fs/fs_core.h"
 #include "fs/stream_chunker.h"
 #include "fs/successor_table.h"
+#include "fs/write_room.h"
 #include "store/chunker.h"
 
 namespace rankfs {
@@ -73,6 +74,9 @@ struct Inode : std::enable_shared_from_this<Inode> {
   std::condition_variable batch_cv;  // a batch of this inode finished
   std::deque<std::shared_ptr<FlushBatch>> batches;
 
+  // Its place among the files holding bytes that only their owner can hand on (WriteRoom).
+  WriteRoom::Listing room_listing;
+
   // Guarded by Impl::table_mu_.
   uint64_t nlookup = 0;
   uint32_t open_count = 0;
@@ -105,8 +109,8 @@ class FsCore::Impl {
   // Called when nlookup, open_count or nlink may have dropped to zero.
   void MaybeEvict(Ino ino);
 
-  // --- data path (write_path.cc, file_data.cc); REQUIRES: inode->mu held exclusively
-  // unless noted ---
+  // --- data path (write_path.cc, close_path.cc, file_data.cc); REQUIRES: inode->mu held
+  // exclusively unless noted ---
   Status WriteLocked(Inode* inode, uint64_t offset, std::string_view data);
   // End of the file's writing for now (FLUSH, RELEASE): the stream's last chunk is cut and
   // submitted, dirty ranges are flushed. Does not wait for the pipeline unless there are
@@ -150,8 +154,17 @@ class FsCore::Impl {
   static bool RecordFollowsLocked(const Inode& inode);
   // Takes the inode out of the lazy-close state (a write, a finish, a deletion).
   void EndLazyLocked(Inode* inode);
-  // Keeps the buffered bytes of all files under write_buffer_bytes, called before a write.
-  Status MakeRoomLocked(Inode* inode);
+  // Waits while the file's own batches in flight hold 4 x inode_flush_bytes or more, called
+  // before a write. (The cap on all files' bytes is room_'s, checked before the inode lock.)
+  void ThrottleLocked(Inode* inode);
+  // Lists the inode with room_ as holding bytes that only its owner can hand on (one relaxed
+  // load when it is listed already).
+  void ListLocked(Inode* inode) {
+    if (!inode->room_listing.listed()) room_.List(&inode->room_listing, inode->weak_from_this());
+  }
+  // room_'s keeper: hands on the inode's held bytes (stream, cut chunks, dirty ranges, failed
+  // batches). Takes the inode's lock; REQUIRES: no lock held.
+  Status PushHeld(const std::shared_ptr<Inode>& inode);
   // The pipeline's callbacks (no inode lock held).
   Status CommitBatch(FlushBatch& b);
   void BatchFinished(const std::shared_ptr<FlushBatch>& b, const Status& st);
@@ -260,6 +273,9 @@ class FsCore::Impl {
   MetaStore* const meta_;
   ChunkStore* const chunks_;
   const FsOptions options_;
+  // Counts every buffered byte and keeps them under write_buffer_bytes (fs/write_room.h).
+  // Declared before the inode table: inodes leave its list when they die.
+  WriteRoom room_;
   const FastCdc cdc_;
   ChunkCache cache_;
   SuccessorTable successors_;
@@ -275,7 +291,6 @@ class FsCore::Impl {
   std::unordered_map<Ino, std::shared_ptr<Inode>> table_;
 
   std::atomic<Ino> next_ino_{kFirstAllocatedIno};
-  std::atomic<uint64_t> dirty_total_{0};
   std::atomic<uint64_t> getxattr_requests_{0};
   std::atomic<uint64_t> page_fill_bytes_{0};
   uint64_t generation_ = 1;

@@ -320,7 +320,11 @@ FsStats FsCore::Stats() {
   s.chunks = impl_->chunks_->GetStats();
   s.unique_raw_bytes = s.chunks.raw_bytes;
   s.stored_bytes = s.chunks.stored_bytes;
-  s.dirty_bytes = impl_->dirty_total_;
+  s.dirty_bytes = impl_->room_.buffered();
+  s.dirty_peak_bytes = impl_->room_.peak();
+  s.write_buffer_waits = impl_->room_.waits();
+  s.idle_heap_trims = impl_->room_.idle_trims();
+  s.heap_trims = s.idle_heap_trims;
   s.cache_hits = impl_->cache_.hits();
   s.cache_misses = impl_->cache_.misses();
   s.cache_shared_loads = impl_->cache_.shared_loads();
@@ -332,6 +336,7 @@ FsStats FsCore::Stats() {
     FlushPipelineStats p = impl_->pipeline_->GetStats();
     s.batches = p.batches;
     s.commit_rounds = p.commit_rounds;
+    s.heap_trims += p.heap_trims;
   }
   s.chunk_cache_bytes = impl_->cache_.bytes();
   s.chunk_buffer_bytes = LiveChunkBytes();
@@ -369,6 +374,8 @@ std::string FsCore::StatsText() {
   line("stored_bytes", std::to_string(s.stored_bytes));
   line("physical_bytes", std::to_string(s.physical_bytes));
   line("dirty_bytes", std::to_string(s.dirty_bytes));
+  line("dirty_peak_bytes", std::to_string(s.dirty_peak_bytes));
+  line("write_buffer_waits", std::to_string(s.write_buffer_waits));
   line("chunks", std::to_string(s.chunks.chunks));
   line("dedup_ratio", ratio(s.logical_bytes, s.unique_raw_bytes));
   line("compression_ratio", ratio(s.unique_raw_bytes, s.stored_bytes));
@@ -392,6 +399,8 @@ std::string FsCore::StatsText() {
   line("meta_table_reader_bytes", std::to_string(s.meta_table_reader_bytes));
   line("heap_used_bytes", std::to_string(s.heap_used_bytes));
   line("heap_free_bytes", std::to_string(s.heap_free_bytes));
+  line("heap_trims", std::to_string(s.heap_trims));
+  line("idle_heap_trims", std::to_string(s.idle_heap_trims));
   return out;
 }
 

@@ -33,9 +33,21 @@ void EnsureHashed(StreamChunk& c, SuccessorTable* successors, ChunkCache* cache)
 StreamChunker::StreamChunker(const Context& ctx, uint64_t start, uint64_t owner)
     : ctx_(ctx), owner_(owner), pos_(start) {}
 
+void StreamChunker::SetScope(const std::optional<uint32_t>& scope) {
+  if (scope == scope_) return;
+  scope_ = scope;
+  // The guess being confirmed carries the old scope's address, and a successor entry from the
+  // last chunk would link the two scopes. (No claim is left open here: a claim is made only
+  // when the chunk after it is cut in the same call.)
+  guess_.reset();
+  prev_key_.reset();
+  no_guess_here_ = false;
+}
+
 void StreamChunker::Append(std::string_view data, const std::optional<uint32_t>& scope,
                            std::vector<ChunkRef>* out) {
   if (data.empty()) return;
+  SetScope(scope);
   size_t i = 0;  // data[0, i) is in the buffer or emitted
   if (buffered() > 0) {
     // The chunk at the buffer's head needs its bytes contiguous: join up to max_size bytes
@@ -67,6 +79,7 @@ void StreamChunker::Append(std::string_view data, const std::optional<uint32_t>&
 }
 
 void StreamChunker::Finish(const std::optional<uint32_t>& scope, std::vector<ChunkRef>* out) {
+  SetScope(scope);
   ProcessBuffer(/*final=*/true, scope, out);
   std::string().swap(buf_);  // an ended stream keeps no buffer
   head_ = 0;

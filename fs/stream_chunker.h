@@ -19,6 +19,11 @@
 // the cutter has attached the chunk to its claim, confirm their bytes against it and hash it
 // themselves (EnsureHashed runs once per chunk, whichever thread gets there first).
 //
+// Dedup scope (per-uid stores): a chunk's address is computed in the scope of the call that
+// emits it, and the chunk carries that scope to the store (StreamChunk::scope). The owner of a
+// file can change between calls (chown); the stream then drops its guess and its link to the
+// previous chunk, so that no guessed chunk and no successor entry joins two scopes.
+//
 // Memory and copies: a write is cut in place; only its uncut tail (under max_size bytes, more
 // while a guess or claim waits for bytes, up to kMaxWaitBytes: fs/successor_table.h) is copied
 // into the buffer, to be joined with the next write. A cut chunk's bytes are copied once into
@@ -47,7 +52,9 @@ namespace rankfs {
 struct StreamChunk {
   uint64_t offset = 0;                       // of its first byte in the file
   std::shared_ptr<const std::string> bytes;  // its raw bytes (shared with the chunk cache)
-  std::optional<uint32_t> scope;             // the uid addresses are scoped by (per-uid stores)
+  // The uid its address is scoped by (per-uid stores): fixed when it is emitted, and the one
+  // its record is stored under.
+  std::optional<uint32_t> scope;
   uint64_t key = 0;                          // its successor-table key (MakeKey)
   // The key of the chunk before it in the stream, when both ends are content-defined: once
   // this chunk is hashed it is recorded as that chunk's successor.
@@ -112,6 +119,8 @@ class StreamChunker {
   // chunk must be cut here; sets *wait when the caller should wait for more bytes instead.
   bool TryGuess(const char* p, size_t avail, bool final, const std::optional<uint32_t>& scope,
                 std::vector<ChunkRef>* out, bool* wait);
+  // Called first by Append and Finish: a new scope forgets the guess and the previous chunk.
+  void SetScope(const std::optional<uint32_t>& scope);
   // Emits a chunk known without hashing (a confirmed guess or claim): `bytes` at pos_.
   void EmitPredicted(std::shared_ptr<const std::string> bytes, uint64_t key, const ChunkHash& hash,
                      const std::optional<uint32_t>& scope, std::vector<ChunkRef>* out);
@@ -124,6 +133,7 @@ class StreamChunker {
   std::string buf_;  // the stream's bytes from pos_ - head_ on; the first head_ are emitted
   size_t head_ = 0;
   std::optional<uint64_t> prev_key_;  // the last emitted chunk's key, if its end is content-defined
+  std::optional<uint32_t> scope_;     // of the last call; prev_key_ and guess_ belong to it
   // The guess being confirmed for the chunk at pos_, while its bytes arrive.
   struct Guess {
     SuccessorTable::Next next;

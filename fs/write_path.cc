@@ -1,6 +1,6 @@
 // FsCore's write path: dirty ranges, the stream chunker, batches on their way through the
-// flush pipeline, and flushing dirty ranges into chunks and extents. Reads, truncation and the
-// file operations are in file_data.cc.
+// flush pipeline, and flushing dirty ranges into chunks and extents. Closing files is in
+// close_path.cc; reads, truncation and the file operations are in file_data.cc.
 #include <algorithm>
 #include <cstring>
 
@@ -14,9 +14,6 @@ namespace rankfs {
 // Dirty ranges
 
 namespace {
-
-// How late the lazy thread wakes after the first deadline, to store the next ones with it.
-constexpr int64_t kLazySlackNs = 20'000'000;
 
 // Removes [start, end) from the dirty ranges, keeping the parts of ranges outside it. Returns
 // the bytes removed.
@@ -72,7 +69,7 @@ uint64_t InsertDirty(std::map<uint64_t, std::string>* dirty, uint64_t off, std::
 void FsCore::Impl::DropDirty(Inode* inode, uint64_t start, uint64_t end) {
   const uint64_t removed = CutOut(&inode->dirty, start, end);
   inode->dirty_bytes -= removed;
-  dirty_total_ -= removed;
+  room_.Release(removed);
 }
 
 namespace {
@@ -117,7 +114,9 @@ std::optional<uint32_t> FsCore::Impl::ScopeOf(const Inode& inode) const {
 
 Status FsCore::Impl::WriteLocked(Inode* inode, uint64_t offset, std::string_view data) {
   EndLazyLocked(inode);  // written again: its next close decides anew
-  RANKFS_RETURN_IF_ERROR(MakeRoomLocked(inode));
+  ThrottleLocked(inode);
+  // Whatever happens below, the bytes end up held by this inode until it hands them on.
+  ListLocked(inode);
   const uint64_t end = offset + data.size();
   // The size first: a batch cut from these bytes persists it ahead of them (SubmitCutLocked).
   const uint64_t old_size = inode->attr.size;
@@ -138,6 +137,7 @@ Status FsCore::Impl::WriteLocked(Inode* inode, uint64_t offset, std::string_view
   // A write continues the stream when it starts at the stream's end and no dirty range
   // overlaps it (a newer dirty byte there would hide the stream's).
   if (offset == s.end() && !Overlaps(inode->dirty, offset, end)) {
+    room_.Add(data.size());
     RANKFS_RETURN_IF_ERROR(AppendStreamLocked(inode, data));
     RANKFS_RETURN_IF_ERROR(AbsorbDirtyLocked(inode));
   } else {
@@ -147,7 +147,7 @@ Status FsCore::Impl::WriteLocked(Inode* inode, uint64_t offset, std::string_view
     if (offset < s.end() && end > held_from) RANKFS_RETURN_IF_ERROR(FinishStreamLocked(inode));
     uint64_t added = InsertDirty(&inode->dirty, offset, data);
     inode->dirty_bytes += added;
-    dirty_total_ += added;
+    room_.Add(added);
     // Dirty ranges that all lie ahead of the stream are writeback that arrived out of order
     // (the kernel has up to max_background WRITEs in flight, and the FUSE threads take the
     // inode lock in any order): the stream absorbs them as it reaches them, and flushing them
@@ -166,7 +166,6 @@ Status FsCore::Impl::AppendStreamLocked(Inode* inode, std::string_view data) {
   const uint64_t predicted = s.predicted_bytes(), cut = s.cut_bytes();
   s.Append(data, ScopeOf(*inode), &inode->cut);
   TakeCutLocked(inode, first, predicted, cut);
-  dirty_total_ += data.size();
   if (inode->cut_bytes >= options_.batch_bytes) return SubmitCutLocked(inode);
   return Status::Ok();
 }
@@ -189,8 +188,7 @@ Status FsCore::Impl::AbsorbDirtyLocked(Inode* inode) {
     if (it == inode->dirty.end()) return Status::Ok();
     std::string data = std::move(it->second);
     inode->dirty.erase(it);
-    inode->dirty_bytes -= data.size();
-    dirty_total_ -= data.size();
+    inode->dirty_bytes -= data.size();  // still counted by room_: they only move
     RANKFS_RETURN_IF_ERROR(AppendStreamLocked(inode, data));
   }
 }
@@ -216,7 +214,6 @@ Status FsCore::Impl::SubmitCutLocked(Inode* inode) {
   b->start = inode->cut.front()->offset;
   b->end = inode->cut.back()->offset + inode->cut.back()->bytes->size();
   b->bytes = inode->cut_bytes;
-  b->scope_uid = ScopeOf(*inode);
   b->chunks = std::move(inode->cut);
   inode->cut.clear();
   inode->cut_bytes = 0;
@@ -225,6 +222,7 @@ Status FsCore::Impl::SubmitCutLocked(Inode* inode) {
     std::lock_guard<std::mutex> bl(inode->batch_mu);
     inode->batches.push_back(b);
   }
+  room_.Submitted(b->bytes);
   pipeline_->Submit(std::move(b));
   // The size reaches the store ahead of the data: after a crash the file is at most this long,
   // with zeros where a batch did not commit (never bytes that were not written).
@@ -244,64 +242,20 @@ Status FsCore::Impl::WaitBatchesLocked(Inode* inode) {
   Status first;
   for (const auto& b : failed) {
     if (first.ok()) first = b->error;
-    dirty_total_ -= b->bytes;
-    if (inode->deleted || inode->attr.nlink == 0) continue;
-    UncountFailedLocked(inode, b->start, b->end);
-    // Nothing is lost: the bytes are buffered again (under any newer dirty bytes) and the
-    // next flush retries them.
-    for (const ChunkRef& c : b->chunks) {
-      uint64_t added = InsertDirtyUnder(&inode->dirty, c->offset, *c->bytes);
-      inode->dirty_bytes += added;
-      dirty_total_ += added;
-    }
-  }
-  return first;
-}
-
-void FsCore::Impl::EndLazyLocked(Inode* inode) {
-  if (inode->lazy_until_ns == 0) return;
-  lazy_bytes_ -= inode->lazy_bytes;
-  inode->lazy_bytes = 0;
-  inode->lazy_until_ns = 0;  // the lazy thread skips its entry
-}
-
-Status FsCore::Impl::CloseLocked(Inode* inode) {
-  // A small file whose bytes are all still in the stream's buffer: keep them there for a while.
-  // A temporary file deleted meanwhile then costs no chunk, batch, extent or deletion work.
-  const uint64_t buffered = inode->stream ? inode->stream->buffered() : 0;
-  if (options_.lazy_close_ms > 0 && buffered > 0 && buffered <= options_.lazy_close_bytes &&
-      inode->cut.empty() && inode->dirty.empty() &&
-      lazy_bytes_.load() + buffered <= options_.write_buffer_bytes / 8) {
-    bool batches;
-    {
-      std::lock_guard<std::mutex> bl(inode->batch_mu);
-      batches = !inode->batches.empty();
-    }
-    if (!batches) {
-      if (inode->lazy_until_ns == 0) {
-        const int64_t until = SteadyNs() + options_.lazy_close_ms * 1'000'000;
-        inode->lazy_until_ns = until;
-        inode->lazy_bytes = buffered;
-        lazy_bytes_ += buffered;
-        std::lock_guard<std::mutex> l(lazy_mu_);
-        // Deadlines only grow, so the lazy thread, asleep until the first one, needs waking
-        // only for the first entry: a wake-up per close costs two context switches.
-        const bool wake = lazy_.empty();
-        lazy_.emplace_back(until, inode->weak_from_this());
-        if (wake) lazy_cv_.notify_one();
+    uint64_t kept = 0;
+    if (!inode->deleted && inode->attr.nlink > 0) {
+      UncountFailedLocked(inode, b->start, b->end);
+      // Nothing is lost: the bytes are buffered again (under any newer dirty bytes) and the
+      // next flush retries them.
+      for (const ChunkRef& c : b->chunks) {
+        kept += InsertDirtyUnder(&inode->dirty, c->offset, *c->bytes);
       }
-      return Status::Ok();
+      inode->dirty_bytes += kept;
     }
+    room_.Release(b->bytes - kept);  // counted already; only those under newer bytes go
   }
-  RANKFS_RETURN_IF_ERROR(FinishStreamLocked(inode));
-  bool failed;
-  {
-    std::lock_guard<std::mutex> bl(inode->batch_mu);
-    failed = std::any_of(inode->batches.begin(), inode->batches.end(),
-                         [](const auto& b) { return b->failed; });
-  }
-  if (inode->dirty.empty() && !failed) return Status::Ok();
-  return FlushDirtyLocked(inode, /*sync=*/false);
+  if (!inode->dirty.empty()) ListLocked(inode);
+  return first;
 }
 
 Status FsCore::Impl::SettleLocked(Inode* inode, bool sync) {
@@ -325,7 +279,7 @@ bool FsCore::Impl::DropHeldDataLocked(Inode* inode) {
     for (const auto& b : inode->batches) {
       if (!b->failed) return false;  // the committer finishes it first
     }
-    for (const auto& b : inode->batches) dirty_total_ -= b->bytes;
+    for (const auto& b : inode->batches) room_.Release(b->bytes);
     inode->batches.clear();
   }
   DropDirty(inode, 0, UINT64_MAX);
@@ -333,72 +287,43 @@ bool FsCore::Impl::DropHeldDataLocked(Inode* inode) {
   return true;
 }
 
-void FsCore::Impl::LazyLoop() {
-  std::unique_lock<std::mutex> l(lazy_mu_);
-  while (!lazy_stop_) {
-    if (lazy_.empty()) {
-      lazy_cv_.wait(l);
-      continue;
-    }
-    const int64_t now = SteadyNs();
-    if (lazy_.front().first > now) {
-      // A little late on purpose: the files closed in the next few milliseconds are stored in
-      // the same wake-up.
-      lazy_cv_.wait_for(l, std::chrono::nanoseconds(lazy_.front().first - now + kLazySlackNs));
-      continue;
-    }
-    std::shared_ptr<Inode> inode = lazy_.front().second.lock();
-    lazy_.pop_front();
-    l.unlock();
-    if (inode) {
-      std::unique_lock<std::shared_mutex> il(inode->mu);
-      // Still lazy, not written or finished since: store it now.
-      if (inode->lazy_until_ns != 0 && inode->lazy_until_ns <= now && !inode->deleted) {
-        Status st = FinishStreamLocked(inode.get());
-        if (!st.ok()) {
-          Log(LogLevel::kError, "fs", "storing a closed file's data: " + st.ToString());
-        }
-      }
-    }
-    l.lock();
-  }
-}
-
 void FsCore::Impl::DropStreamLocked(Inode* inode, uint64_t restart_at) {
   EndLazyLocked(inode);
-  if (inode->stream) dirty_total_ -= inode->stream->buffered();
+  room_.Release((inode->stream ? inode->stream->buffered() : 0) + inode->cut_bytes);
   inode->stream.reset();
   inode->stream_end = restart_at;
-  dirty_total_ -= inode->cut_bytes;
   inode->cut.clear();
   inode->cut_bytes = 0;
 }
 
-Status FsCore::Impl::MakeRoomLocked(Inode* inode) {
+void FsCore::Impl::ThrottleLocked(Inode* inode) {
+  // One file's batches must not take the whole write buffer from the others. The pipeline
+  // finishes batches without the inode lock, so waiting here with it held is safe.
   const uint64_t inode_cap = 4 * options_.inode_flush_bytes;
-  for (;;) {
-    const bool over = dirty_total_.load() >= options_.write_buffer_bytes;
-    {
-      // Wait while this file's own batches hold too much, or all files together do and this
-      // one can give some back by waiting: the pipeline frees memory as it commits.
-      std::unique_lock<std::mutex> bl(inode->batch_mu);
-      uint64_t inflight = 0;
-      for (const auto& b : inode->batches) inflight += b->failed ? 0 : b->bytes;
-      if (inflight > 0 && (over || inflight >= inode_cap)) {
-        const size_t n = inode->batches.size();
-        inode->batch_cv.wait_for(bl, std::chrono::milliseconds(100),
-                                 [&] { return inode->batches.size() < n; });
-        continue;
-      }
-    }
-    if (!over) return Status::Ok();
-    if (!inode->cut.empty()) {
-      RANKFS_RETURN_IF_ERROR(SubmitCutLocked(inode));
-      continue;
-    }
-    if (!inode->dirty.empty()) return FlushDirtyLocked(inode, /*sync=*/false);
-    return Status::Ok();  // the memory is other files': they make room at their own writes
+  std::unique_lock<std::mutex> bl(inode->batch_mu);
+  inode->batch_cv.wait(bl, [&] {
+    uint64_t inflight = 0;
+    for (const auto& b : inode->batches) inflight += b->failed ? 0 : b->bytes;
+    return inflight < inode_cap;
+  });
+}
+
+Status FsCore::Impl::PushHeld(const std::shared_ptr<Inode>& inode) {
+  std::unique_lock<std::shared_mutex> l(inode->mu);
+  if (inode->deleted) return Status::Ok();
+  Status st = FinishStreamLocked(inode.get());
+  bool failed;
+  {
+    std::lock_guard<std::mutex> bl(inode->batch_mu);
+    failed = std::any_of(inode->batches.begin(), inode->batches.end(),
+                         [](const auto& b) { return b->failed; });
   }
+  if (st.ok() && (!inode->dirty.empty() || failed)) st = FlushDirtyLocked(inode.get(), false);
+  if (!st.ok()) {
+    ListLocked(inode.get());  // still holds them: a later sweep tries again
+    return st.Annotate("making room in the write buffer");
+  }
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -416,6 +341,9 @@ Status FsCore::Impl::CommitBatch(FlushBatch& b) {
 
 void FsCore::Impl::BatchFinished(const std::shared_ptr<FlushBatch>& b, const Status& st) {
   Inode* inode = b->inode.get();
+  // A failed batch's bytes stay with its inode until it buffers them again: listed first, so
+  // that the keeper finds it when the failure wakes it.
+  if (!st.ok()) room_.List(&inode->room_listing, b->inode);
   bool idle;
   {
     std::lock_guard<std::mutex> bl(inode->batch_mu);
@@ -429,11 +357,8 @@ void FsCore::Impl::BatchFinished(const std::shared_ptr<FlushBatch>& b, const Sta
     idle = inode->batches.empty();
     inode->batch_cv.notify_all();
   }
-  if (st.ok()) {
-    dirty_total_ -= b->bytes;
-  } else {
-    Log(LogLevel::kError, "fs", "storing buffered data: " + st.ToString());
-  }
+  room_.Finished(b->bytes, st);
+  if (!st.ok()) Log(LogLevel::kError, "fs", "storing buffered data: " + st.ToString());
   if (idle) QueueEvictCheck(b->ino);
 }
 

@@ -38,6 +38,8 @@ constexpr KeyInfo kKeys[] = {
     {"stored_bytes", "Distinct chunk content as stored (compressed, with record headers).", false},
     {"physical_bytes", "Disk space allocated to the store's pack files.", false},
     {"dirty_bytes", "Written data buffered in memory, not yet in the store.", false},
+    {"dirty_peak_bytes", "Highest dirty_bytes since the mount started (the cap is write_buffer plus 16 MiB).", false},
+    {"write_buffer_waits", "Writes that waited for room in the write buffer.", true},
     {"chunks", "Distinct chunks in the store.", false},
     {"dedup_ratio", "logical_bytes / unique_bytes.", false},
     {"compression_ratio", "unique_bytes / stored_bytes.", false},
@@ -61,6 +63,8 @@ constexpr KeyInfo kKeys[] = {
     {"meta_table_reader_bytes", "RocksDB table readers held outside the block cache.", false},
     {"heap_used_bytes", "Daemon heap in use, as malloc counts it.", false},
     {"heap_free_bytes", "Daemon heap free but kept by malloc (fragmentation, not yet trimmed).", false},
+    {"heap_trims", "Times free heap was given back to the OS (malloc_trim).", true},
+    {"idle_heap_trims", "Heap trims made once the mount went quiet after writing.", true},
 };
 
 const KeyInfo* FindKey(std::string_view key) {

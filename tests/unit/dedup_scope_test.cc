@@ -82,6 +82,59 @@ TEST(DedupScopeTest, GlobalStoresOneCopyPerUidStoresTwo) {
   }
 }
 
+// A chunk's scope is the owner's uid when its address was computed, and its record must say
+// the same: a chown between the cut of a stream's chunks and their submission used to store
+// them as the new owner's under addresses computed for the old one, which Verify and fsck
+// report as damage.
+TEST(DedupScopeTest, AChownWhileTheStreamHoldsCutChunksStoresThemAsTheyWereHashed) {
+  TempDir tmp;
+  const std::string dir = tmp.Join("s");
+  const std::string data = MakeRealData(6 << 20, 43);
+  std::vector<ChunkHash> chunks;
+  {
+    StoreOptions so;
+    so.dedup_scope = DedupScope::kPerUid;
+    auto store = Store::Open(dir, so);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    auto core = FsCore::Create(store->get(), FsOptions{});  // batches of 4 MiB
+    ASSERT_TRUE(core.ok()) << core.status().ToString();
+    auto f = (*core)->Create(kRootIno, "f", S_IFREG | 0644, O_RDWR, Caller{1000, 1000, 1});
+    ASSERT_TRUE(f.ok()) << f.status().ToString();
+    const size_t half = 2 << 20;  // cut into chunks, not yet a batch
+    for (size_t off = 0; off < data.size(); off += 8192) {
+      if (off == half) {
+        SetAttrRequest r;
+        r.set_uid = r.set_gid = true;
+        r.uid = r.gid = 2000;
+        ASSERT_TRUE((*core)->SetAttr(f->ino, r).ok());
+      }
+      ASSERT_TRUE((*core)->Write(f->ino, off, std::string_view(data).substr(off, 8192)).ok());
+    }
+    ASSERT_TRUE((*core)->Release(f->ino).ok());
+    ASSERT_TRUE((*core)->DrainBackground().ok());
+    Status listed =
+        (*store)->meta()->ListExtents(f->ino, 0, UINT64_MAX, [&](uint64_t, const Extent& e) {
+          chunks.push_back(e.chunk);
+          return true;
+        });
+    ASSERT_TRUE(listed.ok()) << listed.ToString();
+    ASSERT_GT(chunks.size(), 10u);
+    for (const ChunkHash& h : chunks) {
+      Status st = (*store)->chunks()->Verify(h);
+      EXPECT_TRUE(st.ok()) << st.ToString();
+    }
+    std::string back(data.size(), '\0');
+    auto n = (*core)->Read(f->ino, 0, back.size(), back.data());
+    ASSERT_TRUE(n.ok() && *n == data.size());
+    EXPECT_TRUE(back == data);
+    ASSERT_TRUE((*core)->Shutdown().ok());
+    ASSERT_TRUE((*store)->Close().ok());
+  }
+  auto report = Fsck(dir, FsckOptions{});
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->ExitCode(), 0);
+}
+
 TEST(DedupScopeTest, ScopeIsFixedAtCreationAndRecorded) {
   TempDir tmp;
   const std::string dir = tmp.Join("s");

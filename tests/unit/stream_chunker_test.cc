@@ -351,6 +351,39 @@ TEST(StreamChunkerTest, GuessesNeverCrossDedupScopes) {
   EXPECT_GT(c.predicted_bytes(), Data().size() * 9 / 10);
 }
 
+// A file's owner can change in the middle of its stream (chown). The guess being confirmed
+// when it does was made for the old scope: completing it under the new one would emit a chunk
+// whose address belongs to the old owner but whose record says the new one.
+TEST(StreamChunkerTest, AScopeChangeInTheMiddleOfAGuessCutsTheChunkAnew) {
+  Harness h;
+  const std::string& d = Data();
+  StreamChunker a(h.Ctx(), 0, 1);
+  Feed(&h, &a, d, 1 << 20, 1, /*scope=*/1000u);
+  auto cuts = h.cdc.Split(reinterpret_cast<const uint8_t*>(d.data()), d.size());
+  ASSERT_GE(cuts.size(), 10u);
+  size_t split = 0;  // half-way into the ninth chunk, whose guess is then half confirmed
+  for (size_t i = 0; i < 8; ++i) split += cuts[i];
+  split += cuts[8] / 2;
+  StreamChunker b(h.Ctx(), 0, 2);
+  std::vector<ChunkRef> got;
+  b.Append(std::string_view(d).substr(0, split), 1000u, &got);
+  HashNew(&h, got, 0);
+  ASSERT_GT(b.predicted_bytes(), 0u) << "the first part is guessed from a's chunks";
+  size_t first = got.size();
+  b.Append(std::string_view(d).substr(split), 2000u, &got);
+  HashNew(&h, got, first);
+  first = got.size();
+  b.Finish(2000u, &got);
+  HashNew(&h, got, first);
+  for (const auto& c : got) {
+    ASSERT_EQ(c->hash, ChunkHash::ForScope(c->scope, *c->bytes)) << "chunk at " << c->offset;
+    // Bytes that arrived after the change are the new owner's.
+    if (c->offset + c->bytes->size() > split) {
+      EXPECT_EQ(c->scope, 2000u) << "chunk at " << c->offset;
+    }
+  }
+}
+
 TEST(SuccessorTableTest, ClaimsHoldOffOthersUntilRecordedOrGivenUp) {
   SuccessorTable t(1024);
   const uint64_t a = MakeKey(std::nullopt, "a"), b = MakeKey(std::nullopt, "b");
