@@ -9,8 +9,8 @@
 #include "store/compressor.h"
 #include "store/crc32c.h"
 #include "store/fsck_internal.h"
+#include "store/offline_store.h"
 #include "store/pack_format.h"
-#include "store/store.h"
 
 namespace rankfs {
 namespace fsck_internal {

@@ -11,8 +11,8 @@
 #include "store/crc32c.h"
 #include "store/env.h"
 #include "store/meta_store.h"
+#include "store/offline_store.h"
 #include "store/pack_format.h"
-#include "store/store.h"
 
 namespace rankfs {
 namespace {
