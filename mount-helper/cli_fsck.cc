@@ -92,12 +92,13 @@ int FsckCommand(const std::vector<std::string>& args, const CliIo& io) {
   const std::string& dir = positional[0];
   FsckOptions options;
   options.repair = repair;
-  return RunOfflineCommand(kFsck, dir, options, &Fsck,
-                           [&](const FsckReport& report) {
-                             PrintReport(*io.out, dir, report, repair);
-                             return report.ExitCode();
-                           },
-                           io);
+  return RunOfflineCommand(
+      kFsck, dir, options, &Fsck,
+      [&](const FsckReport& report) {
+        PrintReport(*io.out, dir, report, repair);
+        return report.ExitCode();
+      },
+      io);
 }
 
 }  // namespace rankfs

@@ -126,13 +126,14 @@ int GcCommand(const std::vector<std::string>& args, const CliIo& io) {
   }
   if (positional.size() != 1) return UsageError(io, "needs one STORE directory");
   const std::string& dir = positional[0];
-  return RunOfflineCommand(kGc, dir, options, &Gc,
-                           [&](const GcReport& report) {
-                             PrintReport(*io.out, dir, report, options.threshold_percent);
-                             // A pack left alone holds damage: the run did not finish its job.
-                             return report.Skipped() > 0 ? kGc.exit_failed : 0;
-                           },
-                           io);
+  return RunOfflineCommand(
+      kGc, dir, options, &Gc,
+      [&](const GcReport& report) {
+        PrintReport(*io.out, dir, report, options.threshold_percent);
+        // A pack left alone holds damage: the run did not finish its job.
+        return report.Skipped() > 0 ? kGc.exit_failed : 0;
+      },
+      io);
 }
 
 }  // namespace rankfs

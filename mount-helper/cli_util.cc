@@ -43,9 +43,8 @@ void ProgressBar::Update(std::string_view phase, uint64_t done, uint64_t total) 
 }
 
 OfflineProgress ProgressBar::Callback() {
-  return [this](std::string_view phase, uint64_t done, uint64_t total) {
-    Update(phase, done, total);
-  };
+  return
+      [this](std::string_view phase, uint64_t done, uint64_t total) { Update(phase, done, total); };
 }
 
 void ProgressBar::Clear() {

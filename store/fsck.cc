@@ -24,8 +24,8 @@ std::string ExtentText(Ino ino, uint64_t offset, uint64_t length) {
 
 // Reads a chunk's record at its indexed location and checks all of it, its content hash too.
 // Returns "" when the chunk is intact, otherwise what is wrong.
-std::string VerifyChunk(File* file, uint64_t pack_size, const IndexedChunk& chunk,
-                        std::string* rec, std::string* raw) {
+std::string VerifyChunk(File* file, uint64_t pack_size, const IndexedChunk& chunk, std::string* rec,
+                        std::string* raw) {
   const ChunkLocation& loc = chunk.rec.location;
   Result<std::string> damage = ReadIndexedRecord(file, pack_size, chunk.hash, loc, rec);
   if (!damage.ok()) return "read failed: " + damage.status().ToString();
@@ -123,9 +123,9 @@ Status Checker::CheckPacks() {
     }
     for (size_t i : pack.chunks) {
       const IndexedChunk& c = store_->chunks()[i];
-      checks_[i].damage = AddFinding(FsckIssue::kDamagedChunk,
-                                     "chunk " + c.hash.ToHex() + " (" + Where(c.rec.location) +
-                                         "): its pack file is missing");
+      checks_[i].damage = AddFinding(
+          FsckIssue::kDamagedChunk,
+          "chunk " + c.hash.ToHex() + " (" + Where(c.rec.location) + "): its pack file is missing");
     }
   }
   report_.packs = pack_checks_.size();
@@ -193,9 +193,9 @@ Status Checker::CheckPack(uint32_t pack_id, const OfflinePack& pack, uint64_t* p
     if (why.empty()) {
       report_.chunk_bytes += c.rec.location.raw_length;
     } else {
-      checks_[i].damage = AddFinding(FsckIssue::kDamagedChunk, "chunk " + c.hash.ToHex() + " (" +
-                                                                   Where(c.rec.location) + "): " +
-                                                                   why);
+      checks_[i].damage =
+          AddFinding(FsckIssue::kDamagedChunk,
+                     "chunk " + c.hash.ToHex() + " (" + Where(c.rec.location) + "): " + why);
     }
   }
   if (pack.chunks.empty()) {
@@ -245,8 +245,7 @@ Status Checker::CheckExtents() {
       size_t f = AddFinding(FsckIssue::kExtentOutOfRange,
                             ExtentText(ino, off, e.length) + " at chunk offset " +
                                 std::to_string(e.chunk_offset) + " runs past the end of chunk " +
-                                e.chunk.ToHex() + " (" + std::to_string(raw_length) +
-                                " bytes)");
+                                e.chunk.ToHex() + " (" + std::to_string(raw_length) + " bytes)");
       out_of_range_.emplace_back(f, doomed);
     }
     return true;

@@ -85,7 +85,7 @@ class Checker {
   FsckReport report_;
 
   std::unique_ptr<OfflineStore> store_;
-  std::vector<ChunkCheck> checks_;  // one per OfflineStore::chunks() entry
+  std::vector<ChunkCheck> checks_;             // one per OfflineStore::chunks() entry
   std::map<uint32_t, PackCheck> pack_checks_;  // one per pack file
   std::unordered_set<Ino> inodes_;
   // Linked inodes whose record carries the figure (records older than it do not).

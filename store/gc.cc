@@ -283,7 +283,7 @@ class Compactor {
   const GcOptions options_;
   GcReport report_;
   std::unique_ptr<OfflineStore> store_;
-  Env* env_ = nullptr;  // the store's
+  Env* env_ = nullptr;                       // the store's
   std::vector<std::vector<size_t>> groups_;  // candidates (indices) sharing one new pack
   uint32_t next_id_ = 1;
   uint64_t copy_total_ = 0;  // live bytes of all candidates

@@ -17,8 +17,7 @@ class Env;
 // Called during a tool's long phases with the phase's name, the work done so far and the
 // phase's total (0: unknown). It runs on the thread that runs the tool; each tool's header says
 // which phases it reports.
-using OfflineProgress =
-    std::function<void(std::string_view phase, uint64_t done, uint64_t total)>;
+using OfflineProgress = std::function<void(std::string_view phase, uint64_t done, uint64_t total)>;
 
 struct OfflineOptions {
   Env* env = nullptr;                 // the pack files; nullptr: Env::Default(). Not owned.

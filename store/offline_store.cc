@@ -81,9 +81,8 @@ Status OfflineStore::Load() {
 }
 
 size_t OfflineStore::Find(const ChunkHash& hash) const {
-  auto it = std::lower_bound(
-      chunks_.begin(), chunks_.end(), hash,
-      [](const IndexedChunk& e, const ChunkHash& k) { return e.hash < k; });
+  auto it = std::lower_bound(chunks_.begin(), chunks_.end(), hash,
+                             [](const IndexedChunk& e, const ChunkHash& k) { return e.hash < k; });
   return it != chunks_.end() && it->hash == hash ? size_t(it - chunks_.begin()) : kNoChunk;
 }
 
