@@ -8,11 +8,15 @@
 namespace rankfs {
 namespace {
 
-constexpr char kFsckUsage[] = "usage: rankfs fsck STORE [--repair]\n";
-constexpr int kFsckExitUsage = 16;  // e2fsck: usage or syntax error
+constexpr OfflineCommand kFsck = {
+    .name = "fsck",
+    .usage = "usage: rankfs fsck STORE [--repair]\n",
+    .exit_failed = kFsckExitOperational,
+    .exit_usage = 16,  // e2fsck: usage or syntax error
+};
 
 void PrintFsckHelp(std::ostream& os) {
-  os << kFsckUsage
+  os << kFsck.usage
      << "\nChecks a store that no daemon has open (unmount it first):\n"
         "  - every pack file: readable header, and whether it holds any indexed chunk;\n"
         "  - every indexed chunk: read back, CRC32C, decompressed, SHA-256 compared; damaged\n"
@@ -79,35 +83,22 @@ int FsckCommand(const std::vector<std::string>& args, const CliIo& io) {
     } else if (a == "--repair") {
       repair = true;
     } else if (a.size() > 1 && a[0] == '-') {
-      *io.err << "rankfs fsck: unknown flag '" << a << "'\n" << kFsckUsage;
-      return kFsckExitUsage;
+      return OfflineUsageError(kFsck, io, "unknown flag '" + a + "'");
     } else {
       positional.push_back(a);
     }
   }
-  if (positional.size() != 1) {
-    *io.err << "rankfs fsck: needs one STORE directory\n" << kFsckUsage;
-    return kFsckExitUsage;
-  }
+  if (positional.size() != 1) return OfflineUsageError(kFsck, io, "needs one STORE directory");
   const std::string& dir = positional[0];
-  if (!BecomeStoreOwner(dir, "fsck", io)) return kFsckExitOperational;
-
   FsckOptions options;
   options.repair = repair;
-  ProgressBar bar(*io.out);
-  if (io.interactive) {
-    options.progress = [&](std::string_view phase, uint64_t done, uint64_t total) {
-      bar.Update(phase, done, total);
-    };
-  }
-  Result<FsckReport> report = Fsck(dir, options);
-  bar.Clear();
-  if (!report.ok()) {
-    *io.err << "rankfs fsck: " << report.status().message() << "\n";
-    return kFsckExitOperational;
-  }
-  PrintReport(*io.out, dir, *report, repair);
-  return report->ExitCode();
+  return RunOfflineCommand(
+      kFsck, dir, options, &Fsck,
+      [&](const FsckReport& report) {
+        PrintReport(*io.out, dir, report, repair);
+        return report.ExitCode();
+      },
+      io);
 }
 
 }  // namespace rankfs

@@ -13,12 +13,15 @@
 namespace rankfs {
 namespace {
 
-constexpr char kGcUsage[] = "usage: rankfs gc STORE [--threshold PCT] [--dry-run]\n";
-constexpr int kGcExitFailed = 1;
-constexpr int kGcExitUsage = 2;
+constexpr OfflineCommand kGc = {
+    .name = "gc",
+    .usage = "usage: rankfs gc STORE [--threshold PCT] [--dry-run]\n",
+    .exit_failed = 1,
+    .exit_usage = 2,
+};
 
 void PrintGcHelp(std::ostream& os) {
-  os << kGcUsage
+  os << kGc.usage
      << "\nCompacts the pack files of a store that no daemon has open (unmount it first).\n"
         "A pack's dead space is its size minus its 32-byte header and the records of the\n"
         "chunks still in use; holes the daemon punched count as dead. Every pack whose dead\n"
@@ -32,10 +35,7 @@ void PrintGcHelp(std::ostream& os) {
         "it holds a damaged chunk (run rankfs fsck), 2 usage error.\n";
 }
 
-int UsageError(const CliIo& io, const std::string& why) {
-  *io.err << "rankfs gc: " << why << "\n" << kGcUsage;
-  return kGcExitUsage;
-}
+int UsageError(const CliIo& io, std::string_view why) { return OfflineUsageError(kGc, io, why); }
 
 // "50", "12.5", "50%" -> percent; false unless a number in [0, 100].
 bool ParsePercent(std::string text, double* out) {
@@ -126,22 +126,14 @@ int GcCommand(const std::vector<std::string>& args, const CliIo& io) {
   }
   if (positional.size() != 1) return UsageError(io, "needs one STORE directory");
   const std::string& dir = positional[0];
-  if (!BecomeStoreOwner(dir, "gc", io)) return kGcExitFailed;
-
-  ProgressBar bar(*io.out);
-  if (io.interactive) {
-    options.progress = [&](std::string_view phase, uint64_t done, uint64_t total) {
-      bar.Update(phase, done, total);
-    };
-  }
-  Result<GcReport> report = Gc(dir, options);
-  bar.Clear();
-  if (!report.ok()) {
-    *io.err << "rankfs gc: " << report.status().message() << "\n";
-    return kGcExitFailed;
-  }
-  PrintReport(*io.out, dir, *report, options.threshold_percent);
-  return report->Skipped() > 0 ? kGcExitFailed : 0;
+  return RunOfflineCommand(
+      kGc, dir, options, &Gc,
+      [&](const GcReport& report) {
+        PrintReport(*io.out, dir, report, options.threshold_percent);
+        // A pack left alone holds damage: the run did not finish its job.
+        return report.Skipped() > 0 ? kGc.exit_failed : 0;
+      },
+      io);
 }
 
 }  // namespace rankfs

@@ -42,6 +42,11 @@ void ProgressBar::Update(std::string_view phase, uint64_t done, uint64_t total) 
   shown_ = true;
 }
 
+OfflineProgress ProgressBar::Callback() {
+  return
+      [this](std::string_view phase, uint64_t done, uint64_t total) { Update(phase, done, total); };
+}
+
 void ProgressBar::Clear() {
   if (shown_) os_ << "\r\033[K" << std::flush;
   shown_ = false;
@@ -58,6 +63,11 @@ bool BecomeStoreOwner(const std::string& dir, std::string_view command, const Cl
   *io.err << "rankfs " << command << ": running as the store's owner (uid " << st.st_uid << ", gid "
           << st.st_gid << ")\n";
   return true;
+}
+
+int OfflineUsageError(const OfflineCommand& command, const CliIo& io, std::string_view why) {
+  *io.err << "rankfs " << command.name << ": " << why << "\n" << command.usage;
+  return command.exit_usage;
 }
 
 }  // namespace rankfs

@@ -3,14 +3,11 @@
 #include "store/fsck.h"
 
 #include <algorithm>
-#include <cinttypes>
-#include <cstdio>
 
 #include "store/compressor.h"
-#include "store/crc32c.h"
 #include "store/fsck_internal.h"
+#include "store/offline_store.h"
 #include "store/pack_format.h"
-#include "store/store.h"
 
 namespace rankfs {
 namespace fsck_internal {
@@ -25,43 +22,24 @@ std::string ExtentText(Ino ino, uint64_t offset, uint64_t length) {
          std::to_string(length) + " bytes";
 }
 
-
-// Reads a chunk's record at its indexed location and checks all of it. Returns "" when the
-// chunk is intact, otherwise what is wrong.
-std::string VerifyChunk(File* file, uint64_t pack_size, const ChunkHash& hash,
-                        const ChunkLocation& loc, const std::optional<uint32_t>& scope_uid,
-                        std::string* rec, std::string* raw) {
-  if (loc.record_length != kRecordHeaderSize + uint64_t(loc.stored_length)) {
-    return "index entry is inconsistent (record length " + std::to_string(loc.record_length) +
-           ", stored length " + std::to_string(loc.stored_length) + ")";
-  }
-  if (loc.offset + loc.record_length > pack_size) {
-    return "record runs past the end of the pack (" + std::to_string(pack_size) + " bytes)";
-  }
-  rec->resize(loc.record_length);
-  size_t got = 0;
-  Status s = file->PRead(loc.offset, rec->size(), rec->data(), &got);
-  if (!s.ok()) return "read failed: " + s.ToString();
-  if (got != rec->size()) return "record cut short";
-  Result<RecordHeader> h = DecodeRecordHeader(*rec);
-  if (!h.ok()) return "no valid record header there: " + h.status().message();
-  if (h->hash != hash || h->stored_length != loc.stored_length || h->raw_length != loc.raw_length ||
-      h->codec != loc.codec || h->stored_crc != loc.stored_crc) {
-    return "record header does not match the index entry";
-  }
-  std::string_view stored(rec->data() + kRecordHeaderSize, h->stored_length);
-  if (Crc32c(stored.data(), stored.size()) != h->stored_crc) {
-    return "stored bytes fail their CRC32C";
-  }
-  std::string_view content = stored;
-  if (h->codec == Codec::kZstd) {
-    raw->resize(h->raw_length);
-    Status d = DecompressChunk(stored, h->raw_length, raw->data());
+// Reads a chunk's record at its indexed location and checks all of it, its content hash too.
+// Returns "" when the chunk is intact, otherwise what is wrong.
+std::string VerifyChunk(File* file, uint64_t pack_size, const IndexedChunk& chunk, std::string* rec,
+                        std::string* raw) {
+  const ChunkLocation& loc = chunk.rec.location;
+  Result<std::string> damage = ReadIndexedRecord(file, pack_size, chunk.hash, loc, rec);
+  if (!damage.ok()) return "read failed: " + damage.status().ToString();
+  if (!damage->empty()) return *damage;
+  std::string_view content(rec->data() + kRecordHeaderSize, loc.stored_length);
+  if (loc.codec == Codec::kZstd) {
+    raw->resize(loc.raw_length);
+    Status d = DecompressChunk(content, loc.raw_length, raw->data());
     if (!d.ok()) return "does not decompress: " + d.message();
     content = *raw;
   }
   // A per-uid store's chunk address covers its owner uid too (ChunkHash::OfScoped).
-  if (ChunkHash::ForScope(scope_uid, content) != hash) {
+  const std::optional<uint32_t>& scope_uid = chunk.rec.scope_uid;
+  if (ChunkHash::ForScope(scope_uid, content) != chunk.hash) {
     return scope_uid ? "content does not match its SHA-256 (scoped to uid " +
                            std::to_string(*scope_uid) + ")"
                      : "content does not match its SHA-256";
@@ -72,11 +50,7 @@ std::string VerifyChunk(File* file, uint64_t pack_size, const ChunkHash& hash,
 }  // namespace
 
 Checker::Checker(std::string dir, const FsckOptions& options)
-    : dir_(std::move(dir)), options_(options), env_(options.env ? options.env : Env::Default()) {}
-
-Checker::~Checker() {
-  if (meta_) meta_->Close().IgnoreError();
-}
+    : dir_(std::move(dir)), options_(options) {}
 
 size_t Checker::AddFinding(FsckIssue issue, std::string message) {
   report_.findings.push_back(FsckFinding{issue, std::move(message), {}, false});
@@ -101,31 +75,10 @@ void Checker::AddMoreLines() {
   }
 }
 
-ChunkEntry* Checker::FindChunk(const ChunkHash& h) {
-  auto it = std::lower_bound(chunks_.begin(), chunks_.end(), h,
-                             [](const ChunkEntry& e, const ChunkHash& k) { return e.hash < k; });
-  return it != chunks_.end() && it->hash == h ? &*it : nullptr;
-}
-
-std::string Checker::PackPath(uint32_t pack_id) const {
-  return dir_ + "/packs/" + PackFileName(pack_id);
-}
-
-void Checker::Progress(std::string_view phase, uint64_t done, uint64_t total) {
-  if (options_.progress) options_.progress(phase, done, total);
-}
-
-Status Checker::Open() {
-  RANKFS_ASSIGN_OR_RETURN(OfflineStore store, OpenOfflineStore(env_, dir_, options_.rocks_env));
-  lock_ = std::move(store.lock);
-  meta_ = std::move(store.meta);
-  return Status::Ok();
-}
-
 // Inode numbers, and the orphan list sorted into orphans (data to drop), stale entries of
 // linked inodes, and entries of inodes that do not exist.
 Status Checker::LoadInodes() {
-  RANKFS_RETURN_IF_ERROR(meta_->ForEachInode([&](const InodeAttr& a) {
+  RANKFS_RETURN_IF_ERROR(meta()->ForEachInode([&](const InodeAttr& a) {
     inodes_.insert(a.ino);
     if (a.nlink > 0 && a.allocated_bytes != InodeAttr::kAllocatedUnknown) {
       allocated_[a.ino].recorded = a.allocated_bytes;
@@ -134,13 +87,13 @@ Status Checker::LoadInodes() {
   }));
   report_.inodes = inodes_.size();
   std::vector<Ino> orphans;
-  RANKFS_RETURN_IF_ERROR(meta_->ForEachOrphan([&](Ino ino) {
+  RANKFS_RETURN_IF_ERROR(meta()->ForEachOrphan([&](Ino ino) {
     orphans.push_back(ino);
     return true;
   }));
   report_.orphans = orphans.size();
   for (Ino ino : orphans) {
-    RANKFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> attr, meta_->GetInode(ino));
+    RANKFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> attr, meta()->GetInode(ino));
     if (!attr) {
       DoomedInode& d = doomed_[ino];
       d.orphan_entry = true;
@@ -159,66 +112,36 @@ Status Checker::LoadInodes() {
   return Status::Ok();
 }
 
-Status Checker::LoadIndex() {
-  RANKFS_RETURN_IF_ERROR(meta_->ForEachChunk([&](const ChunkHash& h, const ChunkRecord& r) {
-    chunks_.push_back(ChunkEntry{h, r});
-    return true;
-  }));
-  std::sort(chunks_.begin(), chunks_.end(),
-            [](const ChunkEntry& a, const ChunkEntry& b) { return a.hash < b.hash; });
-  report_.chunks = chunks_.size();
-  return Status::Ok();
-}
-
 Status Checker::CheckPacks() {
-  Result<std::vector<std::string>> names = env_->ListDir(dir_ + "/packs");
-  if (!names.ok() && names.status().code() != ENOENT) return names.status();
-  if (names.ok()) {
-    for (const std::string& name : *names) {
-      uint32_t id;
-      if (ParsePackFileName(name, &id)) packs_[id];
-    }
-  }
-  // The chunks of each pack, by offset, so that each pack is read front to back.
-  std::map<uint32_t, std::vector<size_t>> by_pack;
-  for (size_t i = 0; i < chunks_.size(); ++i) by_pack[chunks_[i].rec.location.pack_id].push_back(i);
-  for (auto& [id, list] : by_pack) {
-    std::sort(list.begin(), list.end(), [&](size_t a, size_t b) {
-      return chunks_[a].rec.location.offset < chunks_[b].rec.location.offset;
-    });
-    if (packs_.count(id) == 0) {
-      for (size_t i : list) {
-        ChunkEntry& e = chunks_[i];
-        e.damage = AddFinding(FsckIssue::kDamagedChunk, "chunk " + e.hash.ToHex() + " (" +
-                                                            Where(e.rec.location) +
-                                                            "): its pack file is missing");
-      }
-    }
-  }
+  // Chunks whose pack file is gone; then each pack file, front to back.
   uint64_t total = 0;
-  for (auto& [id, pack] : packs_) {
-    Result<FileInfo> info = env_->Stat(PackPath(id));
-    if (!info.ok()) return info.status().Annotate("fsck");
-    pack.size = info->size;
-    total += pack.size;
+  for (const auto& [id, pack] : store_->packs()) {
+    if (pack.has_file) {
+      pack_checks_[id];
+      total += pack.size;
+      continue;
+    }
+    for (size_t i : pack.chunks) {
+      const IndexedChunk& c = store_->chunks()[i];
+      checks_[i].damage = AddFinding(
+          FsckIssue::kDamagedChunk,
+          "chunk " + c.hash.ToHex() + " (" + Where(c.rec.location) + "): its pack file is missing");
+    }
   }
-  report_.packs = packs_.size();
+  report_.packs = pack_checks_.size();
   report_.pack_bytes = total;
   uint64_t done = 0;
-  static const std::vector<size_t> kNoChunks;
-  for (auto& [id, pack] : packs_) {
-    auto it = by_pack.find(id);
-    RANKFS_RETURN_IF_ERROR(
-        CheckPack(id, pack, it == by_pack.end() ? kNoChunks : it->second, &done, total));
+  for (const auto& [id, pack] : store_->packs()) {
+    if (pack.has_file) RANKFS_RETURN_IF_ERROR(CheckPack(id, pack, &done, total));
   }
   return Status::Ok();
 }
 
-Status Checker::CheckPack(uint32_t pack_id, PackInfo& pack, const std::vector<size_t>& indexed,
-                          uint64_t* progress_base, uint64_t progress_total) {
-  const std::string path = PackPath(pack_id);
-  RANKFS_ASSIGN_OR_RETURN(std::unique_ptr<File> file, env_->OpenFile(path, OpenMode::kReadOnly));
-  pack.indexed = indexed.size();
+Status Checker::CheckPack(uint32_t pack_id, const OfflinePack& pack, uint64_t* progress_base,
+                          uint64_t progress_total) {
+  RANKFS_ASSIGN_OR_RETURN(std::unique_ptr<File> file,
+                          store_->env()->OpenFile(store_->PackPath(pack_id), OpenMode::kReadOnly));
+  PackCheck& check = pack_checks_[pack_id];
 
   // The header: readable, and naming this pack and this store.
   std::string hb(kPackHeaderSize, '\0');
@@ -231,19 +154,19 @@ Status Checker::CheckPack(uint32_t pack_id, PackInfo& pack, const std::vector<si
     bad = header.status().message();
   } else if (header->pack_id != pack_id) {
     bad = "it names pack " + std::to_string(header->pack_id);
-  } else if (header->store_uuid != meta_->super().uuid) {
+  } else if (header->store_uuid != meta()->super().uuid) {
     bad = "it names another store (uuid differs from the superblock's)";
   }
   if (!bad.empty()) {
-    pack.bad_header =
+    check.bad_header =
         AddFinding(FsckIssue::kBadPack, "pack " + std::to_string(pack_id) + ": bad header: " + bad);
   }
 
   // Every record in the pack; those the index does not name are leftovers of released chunks.
   if (header.ok()) {
     std::vector<uint64_t> offsets;
-    offsets.reserve(indexed.size());
-    for (size_t i : indexed) offsets.push_back(chunks_[i].rec.location.offset);
+    offsets.reserve(pack.chunks.size());
+    for (size_t i : pack.chunks) offsets.push_back(store_->chunks()[i].rec.location.offset);
     uint64_t last_report = 0;
     Status scan = ScanPack(
         file.get(),
@@ -254,7 +177,7 @@ Status Checker::CheckPack(uint32_t pack_id, PackInfo& pack, const std::vector<si
           }
           if (r.offset - last_report > (8u << 20)) {
             last_report = r.offset;
-            Progress("scanning packs", *progress_base + r.offset, progress_total);
+            store_->Progress("scanning packs", *progress_base + r.offset, progress_total);
           }
           return true;
         },
@@ -264,24 +187,24 @@ Status Checker::CheckPack(uint32_t pack_id, PackInfo& pack, const std::vector<si
 
   // Every indexed chunk of the pack, read back and verified.
   std::string rec, raw;
-  for (size_t i : indexed) {
-    ChunkEntry& e = chunks_[i];
-    std::string why = VerifyChunk(file.get(), pack.size, e.hash, e.rec.location,
-                                  e.rec.scope_uid, &rec, &raw);
+  for (size_t i : pack.chunks) {
+    const IndexedChunk& c = store_->chunks()[i];
+    std::string why = VerifyChunk(file.get(), pack.size, c, &rec, &raw);
     if (why.empty()) {
-      report_.chunk_bytes += e.rec.location.raw_length;
+      report_.chunk_bytes += c.rec.location.raw_length;
     } else {
-      e.damage = AddFinding(FsckIssue::kDamagedChunk,
-                            "chunk " + e.hash.ToHex() + " (" + Where(e.rec.location) + "): " + why);
+      checks_[i].damage =
+          AddFinding(FsckIssue::kDamagedChunk,
+                     "chunk " + c.hash.ToHex() + " (" + Where(c.rec.location) + "): " + why);
     }
   }
-  if (indexed.empty()) {
-    pack.orphan = AddFinding(FsckIssue::kOrphanPack, "pack " + std::to_string(pack_id) + " (" +
-                                                         std::to_string(pack.size) +
-                                                         " bytes) holds no indexed chunk");
+  if (pack.chunks.empty()) {
+    check.orphan = AddFinding(FsckIssue::kOrphanPack, "pack " + std::to_string(pack_id) + " (" +
+                                                          std::to_string(pack.size) +
+                                                          " bytes) holds no indexed chunk");
   }
   *progress_base += pack.size;
-  Progress("scanning packs", *progress_base, progress_total);
+  store_->Progress("scanning packs", *progress_base, progress_total);
   return Status::Ok();
 }
 
@@ -289,8 +212,8 @@ Status Checker::CheckPack(uint32_t pack_id, PackInfo& pack, const std::vector<si
 // extents naming missing chunks or running past their chunk, and who uses damaged chunks.
 Status Checker::CheckExtents() {
   uint64_t n = 0;
-  RANKFS_RETURN_IF_ERROR(meta_->ForEachExtent([&](Ino ino, uint64_t off, const Extent& e) {
-    if (++n % 65536 == 0) Progress("checking extents", n, 0);
+  RANKFS_RETURN_IF_ERROR(meta()->ForEachExtent([&](Ino ino, uint64_t off, const Extent& e) {
+    if (++n % 65536 == 0) store_->Progress("checking extents", n, 0);
     bool doomed = false;
     if (inodes_.count(ino) == 0) {
       doomed = true;
@@ -301,8 +224,8 @@ Status Checker::CheckExtents() {
     }
     if (auto it = allocated_.find(ino); it != allocated_.end()) it->second.counted += e.length;
     if (e.unwritten) return true;  // a preallocated range: no chunk
-    ChunkEntry* c = FindChunk(e.chunk);
-    if (c == nullptr) {
+    const size_t i = store_->Find(e.chunk);
+    if (i == OfflineStore::kNoChunk) {
       MissingChunk& m = missing_[e.chunk];
       if (m.finding == kNone) {
         m.finding = AddFinding(FsckIssue::kMissingChunk,
@@ -313,15 +236,16 @@ Status Checker::CheckExtents() {
       AddDetail(m.finding, ExtentText(ino, off, e.length));
       return true;
     }
-    ++c->refs;
-    if (doomed) ++c->doomed_refs;
-    if (c->damage != kNone) AddDetail(c->damage, "used by " + ExtentText(ino, off, e.length));
-    if (uint64_t(e.chunk_offset) + e.length > c->rec.location.raw_length) {
+    ChunkCheck& c = checks_[i];
+    ++c.refs;
+    if (doomed) ++c.doomed_refs;
+    if (c.damage != kNone) AddDetail(c.damage, "used by " + ExtentText(ino, off, e.length));
+    const uint32_t raw_length = store_->chunks()[i].rec.location.raw_length;
+    if (uint64_t(e.chunk_offset) + e.length > raw_length) {
       size_t f = AddFinding(FsckIssue::kExtentOutOfRange,
                             ExtentText(ino, off, e.length) + " at chunk offset " +
                                 std::to_string(e.chunk_offset) + " runs past the end of chunk " +
-                                e.chunk.ToHex() + " (" +
-                                std::to_string(c->rec.location.raw_length) + " bytes)");
+                                e.chunk.ToHex() + " (" + std::to_string(raw_length) + " bytes)");
       out_of_range_.emplace_back(f, doomed);
     }
     return true;
@@ -337,7 +261,7 @@ Status Checker::CollectDoomedXattrs() {
     // Not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
     const Ino ino = entry.first;
     DoomedInode& d = entry.second;
-    RANKFS_RETURN_IF_ERROR(meta_->ListXattrs(ino, [&](std::string_view name) {
+    RANKFS_RETURN_IF_ERROR(meta()->ListXattrs(ino, [&](std::string_view name) {
       d.xattrs.emplace_back(name);
       return true;
     }));
@@ -357,9 +281,11 @@ Status Checker::CollectDoomedXattrs() {
 }
 
 void Checker::CheckRefcounts() {
-  for (ChunkEntry& e : chunks_) {
-    const uint64_t recorded = e.rec.refcount;
-    const std::string head = "chunk " + e.hash.ToHex() + ": refcount " + std::to_string(recorded) +
+  for (size_t i = 0; i < checks_.size(); ++i) {
+    const IndexedChunk& c = store_->chunks()[i];
+    ChunkCheck& e = checks_[i];
+    const uint64_t recorded = c.rec.refcount;
+    const std::string head = "chunk " + c.hash.ToHex() + ": refcount " + std::to_string(recorded) +
                              ", but " + std::to_string(e.refs) + " extent(s) name it";
     if (recorded < e.refs) {
       e.refcount =
@@ -384,9 +310,11 @@ void Checker::CheckAllocated() {
 }
 
 Result<FsckReport> Checker::Run() {
-  RANKFS_RETURN_IF_ERROR(Open());
+  RANKFS_ASSIGN_OR_RETURN(store_, OfflineStore::Open(dir_, options_));
   RANKFS_RETURN_IF_ERROR(LoadInodes());
-  RANKFS_RETURN_IF_ERROR(LoadIndex());
+  RANKFS_RETURN_IF_ERROR(store_->Load());
+  report_.chunks = store_->chunks().size();
+  checks_.resize(store_->chunks().size());
   RANKFS_RETURN_IF_ERROR(CheckPacks());
   RANKFS_RETURN_IF_ERROR(CheckExtents());
   RANKFS_RETURN_IF_ERROR(CollectDoomedXattrs());
@@ -394,8 +322,7 @@ Result<FsckReport> Checker::Run() {
   CheckAllocated();
   if (options_.repair && !report_.findings.empty()) RANKFS_RETURN_IF_ERROR(Repair());
   AddMoreLines();
-  RANKFS_RETURN_IF_ERROR(meta_->Close());
-  meta_.reset();
+  RANKFS_RETURN_IF_ERROR(store_->Close());
   return std::move(report_);
 }
 

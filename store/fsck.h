@@ -30,34 +30,26 @@
 // the metadata but never the PackChunkStore, whose recovery at open would delete orphan packs
 // and punch unindexed ranges before they could be reported.
 //
-// Memory: about 100 bytes per indexed chunk, plus ~50 bytes per inode (a store of 4 million
+// Memory: about 130 bytes per indexed chunk, plus ~50 bytes per inode (a store of 4 million
 // chunks, ~256 GiB of unique data, needs ~0.5 GiB).
 //
 // Thread-safety: Fsck may run on any thread; the progress callback runs on that thread.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "store/offline_options.h"
 #include "store/status.h"
-
-namespace rocksdb {
-class Env;
-}
 
 namespace rankfs {
 
-class Env;
-
-struct FsckOptions {
+// OfflineOptions::progress reports the phases "scanning packs" (bytes of pack files read, of
+// their total) and "checking extents" (extents so far, total unknown).
+struct FsckOptions : OfflineOptions {
   bool repair = false;
-  Env* env = nullptr;                 // the pack files; nullptr: Env::Default(). Not owned.
-  rocksdb::Env* rocks_env = nullptr;  // the metadata; nullptr: RocksDB's default. Not owned.
-  // Called during the long phases with the work done so far and the total (0: unknown).
-  std::function<void(std::string_view phase, uint64_t done, uint64_t total)> progress;
   // How many referring extents a finding lists before it says "... and N more".
   size_t max_listed = 16;
 };

@@ -10,28 +10,25 @@
 #include <utility>
 #include <vector>
 
-#include "store/env.h"
 #include "store/fsck.h"
 #include "store/meta_store.h"
+#include "store/offline_store.h"
 #include "store/types.h"
 
 namespace rankfs::fsck_internal {
 
 inline constexpr size_t kNone = size_t(-1);
 
-// One chunk of the index, with what the checks learned about it.
-struct ChunkEntry {
-  ChunkHash hash;
-  ChunkRecord rec;
+// What the checks learned about one chunk of the index (OfflineStore::chunks(), same index).
+struct ChunkCheck {
   uint64_t refs = 0;         // extents naming it
   uint64_t doomed_refs = 0;  // of those, extents the repair deletes (their inode goes)
   size_t damage = kNone;     // index of its kDamagedChunk finding
   size_t refcount = kNone;   // index of its refcount finding
 };
 
-struct PackInfo {
-  uint64_t size = 0;
-  uint64_t indexed = 0;       // chunks of the index in this pack
+// What the checks found about one pack file.
+struct PackCheck {
   size_t bad_header = kNone;  // index of its kBadPack finding
   size_t orphan = kNone;      // index of its kOrphanPack finding
 };
@@ -62,16 +59,13 @@ struct MissingChunk {
 class Checker {
  public:
   Checker(std::string dir, const FsckOptions& options);
-  ~Checker();
   Result<FsckReport> Run();
 
  private:
-  Status Open();
   Status LoadInodes();
-  Status LoadIndex();
   Status CheckPacks();
-  Status CheckPack(uint32_t pack_id, PackInfo& pack, const std::vector<size_t>& indexed,
-                   uint64_t* progress_base, uint64_t progress_total);
+  Status CheckPack(uint32_t pack_id, const OfflinePack& pack, uint64_t* progress_base,
+                   uint64_t progress_total);
   Status CheckExtents();
   Status CollectDoomedXattrs();
   void CheckRefcounts();
@@ -84,20 +78,15 @@ class Checker {
 
   size_t AddFinding(FsckIssue issue, std::string message);
   void AddDetail(size_t finding, std::string detail);
-  ChunkEntry* FindChunk(const ChunkHash& h);
-  std::string PackPath(uint32_t pack_id) const;
-  void Progress(std::string_view phase, uint64_t done, uint64_t total);
+  MetaStore* meta() const { return store_->meta(); }
 
   const std::string dir_;
   const FsckOptions options_;
-  Env* const env_;
   FsckReport report_;
 
-  std::unique_ptr<FileLock> lock_;
-  std::unique_ptr<MetaStore> meta_;
-
-  std::vector<ChunkEntry> chunks_;  // sorted by hash
-  std::map<uint32_t, PackInfo> packs_;
+  std::unique_ptr<OfflineStore> store_;
+  std::vector<ChunkCheck> checks_;             // one per OfflineStore::chunks() entry
+  std::map<uint32_t, PackCheck> pack_checks_;  // one per pack file
   std::unordered_set<Ino> inodes_;
   // Linked inodes whose record carries the figure (records older than it do not).
   std::unordered_map<Ino, AllocatedBytes> allocated_;

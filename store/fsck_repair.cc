@@ -43,9 +43,9 @@ class BatchWriter {
 Status Checker::RewritePackHeader(uint32_t pack_id) {
   PackFileHeader h;
   h.pack_id = pack_id;
-  h.store_uuid = meta_->super().uuid;
+  h.store_uuid = meta()->super().uuid;
   RANKFS_ASSIGN_OR_RETURN(std::unique_ptr<File> file,
-                          env_->OpenFile(PackPath(pack_id), OpenMode::kReadWrite));
+                          store_->env()->OpenFile(store_->PackPath(pack_id), OpenMode::kReadWrite));
   RANKFS_RETURN_IF_ERROR(file->PWrite(0, EncodePackFileHeader(h)));
   return file->Sync();
 }
@@ -55,14 +55,16 @@ Status Checker::RewritePackHeader(uint32_t pack_id) {
 // durable. Every prefix therefore keeps each count >= the extents naming its chunk.
 Status Checker::Repair() {
   std::vector<FsckFinding>& findings = report_.findings;
-  BatchWriter w(meta_.get(), &report_.changes);
+  const std::vector<IndexedChunk>& chunks = store_->chunks();
+  BatchWriter w(meta(), &report_.changes);
 
   // 1. Raise counts that are too low.
-  for (ChunkEntry& e : chunks_) {
-    if (e.rec.refcount >= e.refs) continue;
-    ChunkRecord r = e.rec;
-    r.refcount = e.refs;
-    w.batch().PutChunk(e.hash, r);
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const IndexedChunk& c = chunks[i];
+    if (c.rec.refcount >= checks_[i].refs) continue;
+    ChunkRecord r = c.rec;
+    r.refcount = checks_[i].refs;
+    w.batch().PutChunk(c.hash, r);
     RANKFS_RETURN_IF_ERROR(w.MaybeWrite());
   }
   RANKFS_RETURN_IF_ERROR(w.Write());
@@ -91,7 +93,7 @@ Status Checker::Repair() {
   // Allocated bytes from the extents (an inode the repair deletes is not in allocated_).
   for (auto& [ino, a] : allocated_) {
     if (a.finding == kNone) continue;
-    RANKFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> attr, meta_->GetInode(ino));
+    RANKFS_ASSIGN_OR_RETURN(std::optional<InodeAttr> attr, meta()->GetInode(ino));
     if (!attr) continue;
     attr->allocated_bytes = a.counted;
     w.batch().PutInode(*attr);
@@ -110,56 +112,60 @@ Status Checker::Repair() {
 
   // 3. Counts down to the extents left; an index entry nothing names any more goes.
   std::map<uint32_t, uint64_t> remaining;  // indexed chunks per pack after the repair
-  for (ChunkEntry& e : chunks_) {
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    const IndexedChunk& c = chunks[i];
+    const ChunkCheck& e = checks_[i];
     const uint64_t target = e.refs - e.doomed_refs;
-    const uint64_t current = std::max(e.rec.refcount, e.refs);
-    const std::string chunk = "chunk " + e.hash.ToHex();
+    const uint64_t current = std::max(c.rec.refcount, e.refs);
+    const std::string chunk = "chunk " + c.hash.ToHex();
     if (target == 0) {
-      w.batch().DeleteChunk(e.hash);
-      w.Note(chunk + ": index entry deleted (refcount was " + std::to_string(e.rec.refcount) +
+      w.batch().DeleteChunk(c.hash);
+      w.Note(chunk + ": index entry deleted (refcount was " + std::to_string(c.rec.refcount) +
              ", no extent names it any more); the next mount releases its bytes");
     } else {
-      ++remaining[e.rec.location.pack_id];
+      ++remaining[c.rec.location.pack_id];
       if (target != current) {
-        ChunkRecord r = e.rec;
+        ChunkRecord r = c.rec;
         r.refcount = target;
-        w.batch().PutChunk(e.hash, r);
+        w.batch().PutChunk(c.hash, r);
       }
-      if (target != e.rec.refcount) {
-        w.Note(chunk + ": refcount " + std::to_string(e.rec.refcount) + " -> " +
+      if (target != c.rec.refcount) {
+        w.Note(chunk + ": refcount " + std::to_string(c.rec.refcount) + " -> " +
                std::to_string(target));
       }
     }
     RANKFS_RETURN_IF_ERROR(w.MaybeWrite());
   }
   RANKFS_RETURN_IF_ERROR(w.Write());
-  RANKFS_RETURN_IF_ERROR(meta_->SyncWal().Annotate("fsck repair"));
-  for (ChunkEntry& e : chunks_) {
+  RANKFS_RETURN_IF_ERROR(meta()->SyncWal().Annotate("fsck repair"));
+  for (const ChunkCheck& e : checks_) {
     if (e.refcount != kNone) findings[e.refcount].repaired = true;
     if (e.damage != kNone && e.refs == e.doomed_refs) findings[e.damage].repaired = true;
   }
 
   // 4. Pack files: delete those that hold no indexed chunk; give the others a valid header.
   bool deleted_any = false;
-  for (auto& [id, pack] : packs_) {
+  for (const auto& [id, check] : pack_checks_) {
+    const OfflinePack& pack = store_->packs().at(id);
     if (remaining[id] == 0) {
-      RANKFS_RETURN_IF_ERROR(env_->DeleteFile(PackPath(id)).Annotate("fsck repair"));
+      RANKFS_RETURN_IF_ERROR(
+          store_->env()->DeleteFile(store_->PackPath(id)).Annotate("fsck repair"));
       deleted_any = true;
       report_.changes.push_back(
           "pack " + std::to_string(id) + ": deleted (" + std::to_string(pack.size) +
           " bytes; it held " +
-          (pack.indexed == 0 ? "no indexed chunk" : "only chunks the repair dropped") + ")");
-      RANKFS_ASSIGN_OR_RETURN(std::optional<PackStats> stats, meta_->GetPack(id));
+          (pack.chunks.empty() ? "no indexed chunk" : "only chunks the repair dropped") + ")");
+      RANKFS_ASSIGN_OR_RETURN(std::optional<PackStats> stats, meta()->GetPack(id));
       if (stats) w.batch().DeletePack(id);
-      if (pack.orphan != kNone) findings[pack.orphan].repaired = true;
-      if (pack.bad_header != kNone) findings[pack.bad_header].repaired = true;
-    } else if (pack.bad_header != kNone) {
+      if (check.orphan != kNone) findings[check.orphan].repaired = true;
+      if (check.bad_header != kNone) findings[check.bad_header].repaired = true;
+    } else if (check.bad_header != kNone) {
       RANKFS_RETURN_IF_ERROR(RewritePackHeader(id).Annotate("fsck repair"));
       report_.changes.push_back("pack " + std::to_string(id) + ": header rewritten");
-      findings[pack.bad_header].repaired = true;
+      findings[check.bad_header].repaired = true;
     }
   }
-  if (deleted_any) RANKFS_RETURN_IF_ERROR(env_->SyncDir(dir_ + "/packs"));
+  if (deleted_any) RANKFS_RETURN_IF_ERROR(store_->env()->SyncDir(store_->PacksDir()));
   RANKFS_RETURN_IF_ERROR(w.Write());
   return Status::Ok();
 }

@@ -3,40 +3,17 @@
 #include "store/gc.h"
 
 #include <algorithm>
-#include <cinttypes>
-#include <cstdio>
-#include <map>
 #include <memory>
 
-#include "store/crc32c.h"
 #include "store/env.h"
 #include "store/meta_store.h"
+#include "store/offline_store.h"
 #include "store/pack_format.h"
-#include "store/store.h"
 
 namespace rankfs {
 namespace {
 
 constexpr size_t kWriteBufferBytes = 8u << 20;  // new-pack bytes gathered before one pwrite
-
-// Checks a record read from its indexed location before it is copied verbatim. Returns "" when
-// it is intact, otherwise what is wrong.
-std::string CheckRecord(const std::string& rec, const ChunkHash& hash, const ChunkLocation& loc) {
-  if (loc.record_length != kRecordHeaderSize + uint64_t(loc.stored_length)) {
-    return "index entry is inconsistent";
-  }
-  if (rec.size() != loc.record_length) return "record cut short";
-  Result<RecordHeader> h = DecodeRecordHeader(rec);
-  if (!h.ok()) return "no valid record header: " + h.status().message();
-  if (h->hash != hash || h->stored_length != loc.stored_length || h->raw_length != loc.raw_length ||
-      h->codec != loc.codec || h->stored_crc != loc.stored_crc) {
-    return "record header does not match the index entry";
-  }
-  if (Crc32c(rec.data() + kRecordHeaderSize, h->stored_length) != h->stored_crc) {
-    return "stored bytes fail their CRC32C";
-  }
-  return "";
-}
 
 // A new pack being written. Appends are gathered in memory and written in large pieces, so the
 // offset of the next record (end()) is known before its bytes reach the file.
@@ -98,90 +75,40 @@ class PackWriter {
   std::string buf_;
 };
 
-struct LiveChunk {
-  ChunkHash hash;
-  ChunkRecord rec;
-};
-
-struct PackState {
-  uint64_t size = 0;
-  uint64_t allocated = 0;
-  std::vector<LiveChunk> chunks;  // sorted by offset before copying
-};
-
 class Compactor {
  public:
-  Compactor(std::string dir, const GcOptions& o)
-      : dir_(std::move(dir)), options_(o), env_(o.env ? o.env : Env::Default()) {}
-  ~Compactor() {
-    if (meta_) meta_->Close().IgnoreError();
-  }
+  Compactor(std::string dir, const GcOptions& o) : dir_(std::move(dir)), options_(o) {}
 
   Result<GcReport> Run() {
     if (!(options_.threshold_percent >= 0 && options_.threshold_percent <= 100)) {
       return Status(EINVAL, "gc threshold must be between 0 and 100 percent");
     }
     report_.dry_run = options_.dry_run;
-    RANKFS_RETURN_IF_ERROR(Open());
-    RANKFS_RETURN_IF_ERROR(Load());
+    RANKFS_ASSIGN_OR_RETURN(store_, OfflineStore::Open(dir_, options_));
+    RANKFS_RETURN_IF_ERROR(store_->Load());
+    env_ = store_->env();
+    next_id_ = store_->max_pack_id() + 1;
     Plan();
     for (const std::vector<size_t>& group : groups_) RANKFS_RETURN_IF_ERROR(RunGroup(group));
-    RANKFS_RETURN_IF_ERROR(meta_->Close());
-    meta_.reset();
+    RANKFS_RETURN_IF_ERROR(store_->Close());
     return std::move(report_);
   }
 
  private:
-  std::string PackPath(uint32_t id) const {
-    return PacksDir() + "/" + PackFileName(id);
-  }
-  std::string PacksDir() const { return dir_ + "/packs"; }
-  void Progress(uint64_t done) {
-    if (options_.progress) options_.progress("compacting packs", done, copy_total_);
-  }
-
-  Status Open() {
-    RANKFS_ASSIGN_OR_RETURN(OfflineStore store, OpenOfflineStore(env_, dir_, options_.rocks_env));
-    lock_ = std::move(store.lock);
-    meta_ = std::move(store.meta);
-    return Status::Ok();
-  }
-
-  // The pack files and, from the chunk index, what lives in each.
-  Status Load() {
-    Result<std::vector<std::string>> names = env_->ListDir(PacksDir());
-    if (!names.ok() && names.status().code() != ENOENT) return names.status();
-    uint32_t max_id = 0;
-    if (names.ok()) {
-      for (const std::string& name : *names) {
-        uint32_t id;
-        if (!ParsePackFileName(name, &id)) continue;
-        RANKFS_ASSIGN_OR_RETURN(FileInfo fi, env_->Stat(PackPath(id)));
-        PackState& p = packs_[id];
-        p.size = fi.size;
-        p.allocated = fi.allocated_bytes;
-        max_id = std::max(max_id, id);
-      }
-    }
-    RANKFS_RETURN_IF_ERROR(meta_->ForEachChunk([&](const ChunkHash& h, const ChunkRecord& r) {
-      max_id = std::max(max_id, r.location.pack_id);  // never reuse an id the index names
-      auto it = packs_.find(r.location.pack_id);
-      if (it != packs_.end()) it->second.chunks.push_back(LiveChunk{h, r});
-      return true;
-    }));
-    next_id_ = max_id + 1;
-    return Status::Ok();
-  }
+  std::string PackPath(uint32_t id) const { return store_->PackPath(id); }
+  std::string PacksDir() const { return store_->PacksDir(); }
+  void Progress(uint64_t done) { store_->Progress("compacting packs", done, copy_total_); }
 
   // Picks the packs that pass the threshold and groups them into new packs of at most
   // max_pack_bytes (a pack is never split between two new packs).
   void Plan() {
     std::vector<size_t> group;
     uint64_t group_live = 0;
-    for (auto& [id, p] : packs_) {
+    for (const auto& [id, p] : store_->packs()) {
+      if (!p.has_file) continue;  // only index entries name it: fsck's business, not gc's
       const uint64_t size = p.size;
       uint64_t live = 0;
-      for (const LiveChunk& c : p.chunks) live += c.rec.location.record_length;
+      for (size_t i : p.chunks) live += store_->chunks()[i].rec.location.record_length;
       const uint64_t area = size > kPackHeaderSize ? size - kPackHeaderSize : 0;
       const uint64_t dead = area - std::min(area, live);
       ++report_.packs;
@@ -216,10 +143,7 @@ class Compactor {
   // Copies the live records of `c` to `out`. Returns OK with c.skipped set when a record is
   // damaged or unreadable (out is rewound), and an error only when writing `out` fails.
   Status CopyPack(GcPack& c, PackWriter& out, MetaStore::Batch* batch) {
-    std::vector<LiveChunk>& chunks = packs_[c.pack_id].chunks;
-    std::sort(chunks.begin(), chunks.end(), [](const LiveChunk& a, const LiveChunk& b) {
-      return a.rec.location.offset < b.rec.location.offset;
-    });
+    const OfflinePack& pack = store_->packs().at(c.pack_id);
     const uint64_t start = out.end();
     Result<std::unique_ptr<File>> in = env_->OpenFile(PackPath(c.pack_id), OpenMode::kReadOnly);
     if (!in.ok()) {
@@ -228,19 +152,17 @@ class Compactor {
     }
     std::vector<std::pair<ChunkHash, ChunkRecord>> moved;
     std::string rec;
-    for (const LiveChunk& chunk : chunks) {
+    for (size_t i : pack.chunks) {
+      const IndexedChunk& chunk = store_->chunks()[i];
       const ChunkLocation& loc = chunk.rec.location;
-      rec.resize(loc.record_length);
-      size_t got = 0;
-      Status rs = (*in)->PRead(loc.offset, rec.size(), rec.data(), &got);
-      if (!rs.ok()) {
-        c.skipped = "chunk " + chunk.hash.ToHex() + ": " + rs.ToString();
+      Result<std::string> damage = ReadIndexedRecord(in->get(), pack.size, chunk.hash, loc, &rec);
+      if (!damage.ok()) {
+        c.skipped = "chunk " + chunk.hash.ToHex() + ": " + damage.status().ToString();
         break;
       }
-      rec.resize(got);
-      if (std::string why = CheckRecord(rec, chunk.hash, loc); !why.empty()) {
+      if (!damage->empty()) {
         c.skipped = "chunk " + chunk.hash.ToHex() + " at offset " + std::to_string(loc.offset) +
-                    " is damaged (" + why + "); run rankfs fsck";
+                    " is damaged (" + *damage + "); run rankfs fsck";
         break;
       }
       ChunkRecord nr = chunk.rec;
@@ -300,7 +222,7 @@ class Compactor {
       if (!out) {
         const uint32_t id = next_id_++;
         out = std::make_unique<PackWriter>(env_, PackPath(id), id);
-        if (Status s = out->Create(meta_->super().uuid); !s.ok()) {
+        if (Status s = out->Create(store_->meta()->super().uuid); !s.ok()) {
           out.reset();  // not created: nothing to delete
           return s.Annotate("gc: creating pack " + std::to_string(id));
         }
@@ -334,7 +256,8 @@ class Compactor {
     }
     // 2. The index moves, atomically and durably. If this fails the outcome is unknown (the
     // batch may be in the log), so neither the new pack nor the old ones may go.
-    RANKFS_RETURN_IF_ERROR(meta_->Write(batch, /*sync=*/true).Annotate("gc: updating the index"));
+    RANKFS_RETURN_IF_ERROR(
+        store_->meta()->Write(batch, /*sync=*/true).Annotate("gc: updating the index"));
     if (created) {
       report_.new_packs.push_back(GcNewPack{out->id(), out->end(), new_chunks});
       report_.bytes_after += out->end();
@@ -358,11 +281,9 @@ class Compactor {
 
   const std::string dir_;
   const GcOptions options_;
-  Env* const env_;
   GcReport report_;
-  std::unique_ptr<FileLock> lock_;
-  std::unique_ptr<MetaStore> meta_;
-  std::map<uint32_t, PackState> packs_;      // every pack file, by id
+  std::unique_ptr<OfflineStore> store_;
+  Env* env_ = nullptr;                       // the store's
   std::vector<std::vector<size_t>> groups_;  // candidates (indices) sharing one new pack
   uint32_t next_id_ = 1;
   uint64_t copy_total_ = 0;  // live bytes of all candidates

@@ -29,28 +29,23 @@
 // Gc takes STORE/LOCK (EBUSY while a daemon has the store mounted) and opens the metadata but
 // not the PackChunkStore, whose recovery would change the store even in a dry run.
 //
-// Memory: about 80 bytes per indexed chunk, plus one pack's records in flight (up to 8 MiB).
+// Memory: about 100 bytes per indexed chunk, plus one pack's records in flight (up to 8 MiB).
 //
 // Thread-safety: Gc may run on any thread; the progress callback runs on that thread.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <string>
-#include <string_view>
 #include <vector>
 
+#include "store/offline_options.h"
 #include "store/status.h"
-
-namespace rocksdb {
-class Env;
-}
 
 namespace rankfs {
 
-class Env;
-
-struct GcOptions {
+// OfflineOptions::progress reports the phase "compacting packs" (live bytes copied so far, of
+// the total to copy).
+struct GcOptions : OfflineOptions {
   // Compact packs whose dead share is at least this many percent (0..100). At 0 every pack
   // with any dead byte is compacted; at 100 only packs that hold no live chunk are deleted.
   double threshold_percent = 50;
@@ -60,10 +55,6 @@ struct GcOptions {
   // New packs are filled up to about this size (the daemon's default); a pack whose live bytes
   // alone are larger gets a new pack of its own.
   uint64_t max_pack_bytes = 256ull << 20;
-  Env* env = nullptr;                 // the pack files; nullptr: Env::Default(). Not owned.
-  rocksdb::Env* rocks_env = nullptr;  // the metadata; nullptr: RocksDB's default. Not owned.
-  // Called while copying with the live bytes copied so far and the total to copy.
-  std::function<void(std::string_view phase, uint64_t done, uint64_t total)> progress;
 };
 
 // One pack that passed the threshold.

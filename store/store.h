@@ -50,16 +50,6 @@ struct StoreOptions {
   MetaStoreOptions meta;        // rocks_env is taken from above
 };
 
-// An existing, unmounted store opened for an offline tool (fsck, gc): its LOCK held (EBUSY
-// while a daemon has the store), its metadata open, its packs untouched. `lock` outlives
-// `meta` (members are destroyed in reverse order).
-struct OfflineStore {
-  std::unique_ptr<FileLock> lock;
-  std::unique_ptr<MetaStore> meta;
-};
-// `rocks_env`: the metadata's RocksDB Env; nullptr for RocksDB's default. Not owned.
-Result<OfflineStore> OpenOfflineStore(Env* env, const std::string& dir, rocksdb::Env* rocks_env);
-
 class Store {
  public:
   static Result<std::unique_ptr<Store>> Open(const std::string& dir, const StoreOptions& options);

@@ -347,6 +347,28 @@ TEST(GcCliTest, UsageAndOperationalErrors) {
   }
 }
 
+// On a terminal, fsck and gc draw a progress bar on `out` and erase it before their report.
+TEST(OfflineCliTest, ProgressBarOnATerminalIsErasedBeforeTheReport) {
+  TempDir tmp;
+  const std::string store = tmp.Join("store");
+  ASSERT_NO_FATAL_FAILURE(MakeStoreWithDeadSpace(store));
+  struct Case {
+    std::string command, phase;
+  };
+  for (const Case& c : {Case{"fsck", "scanning packs"}, Case{"gc", "compacting packs"}}) {
+    std::ostringstream out, err;
+    const int code = RankfsMain({"rankfs", c.command, store}, CliIo{&out, &err, true});
+    EXPECT_EQ(code, 0) << out.str() << err.str();
+    const std::string text = out.str();
+    EXPECT_TRUE(text.starts_with("\r" + c.phase + " [")) << text;
+    const size_t erased = text.find("\r\033[K");
+    ASSERT_NE(erased, std::string::npos) << text;
+    const std::string report = text.substr(erased + 4);  // after the erasing sequence
+    EXPECT_TRUE(report.starts_with("rankfs " + c.command + " " + store)) << text;
+    EXPECT_FALSE(Has(report, "\r")) << text;
+  }
+}
+
 // ---- mount.rankfs ---------------------------------------------------------------------------
 
 class MountHelperTest : public ::testing::Test {
