@@ -72,6 +72,8 @@ class FstabTest : public ::testing::Test {
         "SBIN=$(readlink -f /sbin)\n"
         "mount -t overlay overlay -o lowerdir=$SBIN,upperdir=$T/up,workdir=$T/work $SBIN "
         "|| setup_failed cannot overlay $SBIN\n"
+        // An installed rankfs (cmake --install, the .deb) must not stand in for the built one.
+        "rm -f $SBIN/mount.rankfs $SBIN/mount.fuse.rankfs $SBIN/rankfs\n"
         "ln -s \"$HELPER\" $SBIN/mount.rankfs\n"
         "trap 'for m in $T/mnt $T/mnt2 $T/u/mnt; do umount -l $m 2>/dev/null || true; done' "
         "EXIT\n" +
@@ -172,6 +174,10 @@ TEST_F(FstabTest, FuseSubtypeAndLegacySourceThroughMountFuse3) {
   CommandResult r = RunInNamespace(
       "[ -x $SBIN/mount.fuse3 ] || setup_failed no mount.fuse3\n"
       "ln -s \"$RANKFS\" $SBIN/rankfs\n"
+      // sh looks in /usr/local before $SBIN: an installed rankfs there gives way too.
+      "for d in /usr/local/sbin /usr/local/bin; do\n"
+      "  if [ -e $d/rankfs ]; then mount --bind \"$RANKFS\" $d/rankfs; fi\n"
+      "done\n"
       "mount -T $T/fstab $T/mnt\n"
       "mount -T $T/fstab $T/mnt2\n"
       "echo \"FINDMNT: $(findmnt -n -o FSTYPE $T/mnt) $(findmnt -n -o FSTYPE $T/mnt2)\"\n"
