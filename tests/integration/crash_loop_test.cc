@@ -33,7 +33,7 @@
 
 #include "tests/testutil/crash_workload.h"
 #include "tests/testutil/mount_fixture.h"
-#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/mount_test.h"
 #include "tests/testutil/test_env.h"
 #include "tests/testutil/test_data.h"
 
@@ -123,20 +123,11 @@ std::vector<std::string> FsckFindingKinds(const std::string& output, const std::
   return kinds;
 }
 
-class CrashLoopTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
-    store_ = tmp_.Join("store");
-    mnt_ = tmp_.Join("mnt");
-    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
-  }
+uint64_t Iterations() { return EnvNumber("RANKFS_CRASH_ITERATIONS", kSanitized ? 3 : 6); }
 
-  void Mount() {
-    auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    fs_ = std::move(m).value();
-  }
+class CrashLoopTest : public MountTest {
+ protected:
+  CrashLoopTest() : MountTest(std::chrono::seconds(120 + 30 * Iterations())) {}
 
   // `rankfs fsck STORE` on the unmounted store: leaks are allowed after a crash, nothing else.
   void ExpectFsckFindsOnlyLeaks(const std::string& context) {
@@ -156,21 +147,16 @@ class CrashLoopTest : public ::testing::Test {
     for (const auto& [kind, n] : counts) std::printf(", %d %s", n, kind.c_str());
     std::printf("\n");
   }
-
-  TempDir tmp_;
-  std::string store_, mnt_;
-  std::unique_ptr<MountedFs> fs_;
 };
 
 TEST_F(CrashLoopTest, KillNineAtRandomMomentsNeverLosesFsyncedData) {
-  const uint64_t iterations = EnvNumber("RANKFS_CRASH_ITERATIONS", kSanitized ? 3 : 6);
+  const uint64_t iterations = Iterations();
   const uint64_t seed = EnvNumber("RANKFS_CRASH_SEED", std::random_device()());
   std::printf("crash loop: %llu iterations, seed %llu (RANKFS_CRASH_SEED=%llu reproduces the "
               "kill delays and writes)\n",
               (unsigned long long)iterations, (unsigned long long)seed,
               (unsigned long long)seed);
   RecordProperty("seed", std::to_string(seed));
-  TestTimeout timeout(std::chrono::seconds(120 + 30 * iterations), mnt_);
   std::mt19937_64 rng(seed);
   const size_t max_file = kSanitized ? (512 << 10) : (2 << 20);
   const std::string pool = MakeRealData(4 * max_file + (8 << 20), seed);

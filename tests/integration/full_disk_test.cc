@@ -27,7 +27,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/testutil/mount_fixture.h"
-#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/mount_test.h"
 #include "tests/testutil/test_data.h"
 
 namespace rankfs {
@@ -79,19 +79,18 @@ std::string ReadFile(const std::string& path, int* err) {
   return out;
 }
 
-class FullDiskTest : public ::testing::Test {
+class FullDiskTest : public MountTest {
  protected:
+  FullDiskTest() : MountTest(std::chrono::seconds(240)) {}
   void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     disk_ = tmp_.Join("disk");
-    mnt_ = tmp_.Join("mnt");
     ASSERT_EQ(mkdir(disk_.c_str(), 0755), 0);
-    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
     if (mount("rankfs-test", disk_.c_str(), "tmpfs", 0, "size=96m,mode=0755") != 0) {
-      GTEST_SKIP() << "cannot mount a tmpfs: " << strerror(errno);
+      RANKFS_SKIP("cannot mount a tmpfs: " << strerror(errno));
     }
     disk_mounted_ = true;
-    timeout_.Watch(mnt_);
     store_ = disk_ + "/store";
     ASSERT_NO_FATAL_FAILURE(Mount(MountOptions()));
   }
@@ -100,12 +99,7 @@ class FullDiskTest : public ::testing::Test {
   virtual std::string MountOptions() { return ""; }
 
   void Mount(const std::string& options) {
-    // The old MountedFs goes first: its destructor lazily unmounts whatever is mounted at
-    // mnt_, which would otherwise be the new mount (the remounted files then "vanished").
-    fs_.reset();
-    auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_, options);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    fs_ = std::move(m).value();
+    ASSERT_NO_FATAL_FAILURE(MountTest::Mount(options));
     ASSERT_EQ(access((mnt_ + "/.rankfs-stats").c_str(), R_OK), 0) << "not a live rankfs mount";
   }
 
@@ -146,11 +140,8 @@ class FullDiskTest : public ::testing::Test {
     }
   }
 
-  TempDir tmp_;
-  TestTimeout timeout_{std::chrono::seconds(240)};
-  std::string disk_, mnt_, store_;
+  std::string disk_;
   bool disk_mounted_ = false;
-  std::unique_ptr<MountedFs> fs_;
 };
 
 TEST_F(FullDiskTest, WritesFailWithEnospcAndDeletesMakeRoomWithoutRemount) {

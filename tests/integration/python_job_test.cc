@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "tests/testutil/mount_fixture.h"
-#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/mount_test.h"
 
 namespace rankfs {
 namespace {
@@ -71,30 +71,23 @@ std::vector<std::string> ListDir(const std::string& dir) {
 
 bool Exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
 
-class PythonJobTest : public ::testing::Test {
+class PythonJobTest : public MountTest {
  protected:
+  PythonJobTest() : MountTest(std::chrono::seconds(400)) {}
   void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     auto v = RunCommand({"python3", "--version"});
-    if (!v.ok() || v->exit_code != 0) GTEST_SKIP() << "needs python3 in PATH";
-    store_ = tmp_.Join("store");
-    mnt_ = tmp_.Join("mnt");
+    if (!v.ok() || v->exit_code != 0) RANKFS_SKIP("needs python3 in PATH");
     barrier_ = tmp_.Join("barrier");
-    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
     ASSERT_EQ(mkdir(barrier_.c_str(), 0755), 0);
-    timeout_.Watch(mnt_);
   }
 
-  TempDir tmp_;
-  TestTimeout timeout_{std::chrono::seconds(400)};
-  std::string store_, mnt_, barrier_;
-  std::unique_ptr<MountedFs> fs_;
+  std::string barrier_;
 };
 
 TEST_F(PythonJobTest, FourRanksCacheVerifyAndCleanUp) {
-  auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_);
-  ASSERT_TRUE(m.ok()) << m.status().ToString();
-  fs_ = std::move(m).value();
+  ASSERT_NO_FATAL_FAILURE(Mount());
   const std::string script = std::string(RANKFS_SOURCE_DIR) + "/tests/integration/python_job.py";
   ASSERT_TRUE(Exists(script)) << script;
 
