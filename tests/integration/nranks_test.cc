@@ -45,6 +45,7 @@
 #include "tests/testutil/mount_fixture.h"
 #include "tests/testutil/mount_test.h"
 #include "tests/testutil/test_data.h"
+#include "tests/testutil/wait_until.h"
 
 namespace rankfs {
 namespace {
@@ -109,16 +110,16 @@ uint64_t PackBytes(const std::string& store) {
   return total;
 }
 
-// Waits (up to 30 s) until the daemon holds no buffered data and no space waits to be
+// Waits (up to 60 s) until the daemon holds no buffered data and no space waits to be
 // released, so that the stats and the packs' sizes are final. Returns the last stats.
 std::map<std::string, std::string> WaitQuiet(const std::string& mnt) {
   std::map<std::string, std::string> stats;
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  do {
-    stats = ReadStats(mnt);
-    if (Stat(stats, "dirty_bytes") == 0 && Stat(stats, "reclaim_backlog_bytes") == 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  } while (Clock::now() < deadline);
+  WaitUntil(
+      [&] {
+        stats = ReadStats(mnt);
+        return Stat(stats, "dirty_bytes") == 0 && Stat(stats, "reclaim_backlog_bytes") == 0;
+      },
+      std::chrono::seconds(60), std::chrono::milliseconds(50));
   return stats;
 }
 
@@ -384,12 +385,9 @@ TEST_F(NRanksTest, NRanksWritingTheSameDataStoreOneCompressedCopy) {
     ASSERT_TRUE(rm.ok());
     ASSERT_EQ(rm->exit_code, 0) << rm->output;
   }
-  uint64_t left = PackBytes(store);
-  for (int i = 0; i < 100 && left > (1 << 20); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    left = PackBytes(store);
-  }
-  EXPECT_LE(left, uint64_t(1) << 20) << "packs still hold " << left << " bytes 5 s after rm -rf";
+  uint64_t left = 0;
+  WaitUntil([&] { return (left = PackBytes(store)) <= (1 << 20); });
+  EXPECT_LE(left, uint64_t(1) << 20) << "packs still hold " << left << " bytes 60 s after rm -rf";
 }
 
 TEST_F(NRanksTest, ShiftedCopiesShareTheirChunks) {
