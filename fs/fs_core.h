@@ -108,6 +108,9 @@ struct FsStats {
   uint64_t cache_hits = 0, cache_misses = 0;
   uint64_t cache_shared_loads = 0;  // misses that waited for another reader's load of the chunk
   uint64_t page_fill_bytes = 0;     // bytes put into the kernel's page cache (fs/page_fill.h)
+  // Fills begun and ended, stored or not: a test knows from them that a fill is in flight,
+  // or that none is left (tests/integration/page_fill_test.cc).
+  uint64_t page_fills_started = 0, page_fills_done = 0;
   uint64_t getxattr_requests = 0;  // answered by GetXattr; the kernel's per-write capability
                                    // check shows here (fs/killpriv_io.h)
   // Streams' bytes cut by FastCDC and hashed, and bytes taken from confirmed guesses
@@ -188,8 +191,10 @@ class FsCore {
   Result<std::optional<size_t>> ReadPieces(Ino ino, uint64_t offset, size_t size,
                                            std::vector<ReadPiece>* out,
                                            std::pair<uint64_t, uint64_t>* span = nullptr);
-  // Counts bytes the page filler (fs/page_fill.h) stored in the kernel's page cache.
-  void CountPageFill(uint64_t bytes);
+  // The page filler (fs/page_fill.h) counts its fills here: one begun, and one ended having
+  // stored `bytes` in the kernel's page cache (0: it stored nothing).
+  void CountPageFillStarted();
+  void CountPageFillDone(uint64_t bytes);
   Status Write(Ino ino, uint64_t offset, std::string_view data);
   // mode: 0 (allocate), FALLOC_FL_ZERO_RANGE (each optionally | FALLOC_FL_KEEP_SIZE),
   // FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE, FALLOC_FL_COLLAPSE_RANGE or

@@ -311,8 +311,13 @@ Result<SpaceInfo> FsCore::StatFs() {
   return info;
 }
 
-void FsCore::CountPageFill(uint64_t bytes) {
+void FsCore::CountPageFillStarted() {
+  impl_->page_fills_started_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void FsCore::CountPageFillDone(uint64_t bytes) {
   impl_->page_fill_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+  impl_->page_fills_done_.fetch_add(1, std::memory_order_relaxed);
 }
 
 FsStats FsCore::Stats() {
@@ -329,6 +334,8 @@ FsStats FsCore::Stats() {
   s.cache_misses = impl_->cache_.misses();
   s.cache_shared_loads = impl_->cache_.shared_loads();
   s.page_fill_bytes = impl_->page_fill_bytes_.load(std::memory_order_relaxed);
+  s.page_fills_started = impl_->page_fills_started_.load(std::memory_order_relaxed);
+  s.page_fills_done = impl_->page_fills_done_.load(std::memory_order_relaxed);
   s.getxattr_requests = impl_->getxattr_requests_.load(std::memory_order_relaxed);
   s.hashed_bytes = impl_->hashed_bytes_.load();
   s.predicted_bytes = impl_->predicted_bytes_.load();
@@ -387,6 +394,8 @@ std::string FsCore::StatsText() {
   line("cache_misses", std::to_string(s.cache_misses));
   line("cache_shared_loads", std::to_string(s.cache_shared_loads));
   line("page_fill_bytes", std::to_string(s.page_fill_bytes));
+  line("page_fills_started", std::to_string(s.page_fills_started));
+  line("page_fills_done", std::to_string(s.page_fills_done));
   line("getxattr_requests", std::to_string(s.getxattr_requests));
   line("stream_hashed_bytes", std::to_string(s.hashed_bytes));
   line("stream_predicted_bytes", std::to_string(s.predicted_bytes));

@@ -13,15 +13,20 @@
 //   lazy_close=SECS     a file of at most 64 KiB keeps its closed bytes buffered this
 //                       long (a temporary file deleted meanwhile never reaches the store;
 //                       a crash may lose them; fsync does not), 0: store at close  [5]
-//   entry_timeout=SECS  kernel dentry cache timeout                                [1]
-//   attr_timeout=SECS   kernel attribute cache timeout                             [1]
-//   xattr=on|off        off: getxattr & co answer ENOSYS, which spares every write()
-//                       a GETXATTR security.capability round trip                  [on]
-//   writeback_cache=on|off  kernel write-back cache (merges small writes)          [on]
+//   entry_timeout=SECS  how long the kernel caches a name, found or not found      [1]
+//   attr_timeout=SECS   how long the kernel caches attributes (never those of the
+//                       stats file)                                                [1]
+//   xattr=on|off        off: getxattr & co answer ENOSYS, so the kernel stops asking
+//                       and fails every xattr call with EOPNOTSUPP. Writes do not need it
+//                       off: where the kernel offers FUSE_HANDLE_KILLPRIV_V2
+//                       (fs/killpriv_io.h) it asks for security.capability once per
+//                       inode, not once per write()                                [on]
+//   writeback_cache=on|off  kernel write-back cache (merges small writes; the kernel
+//                       then owns size and mtime and pushes them by SETATTR)       [on]
 //   page_fill=on|off    after a small read (a page fault), put the rest of the chunks it
 //                       decompressed into the page cache, while no handle can write the
 //                       file (fs/page_fill.h)                                      [on]
-//   uid=N, gid=N        owner of the root directory of a new store                 [0]
+//   uid=N, gid=N        owner of the root directory of a new store [the mounting user]
 //   umask=OOO           root directory mode of a new store is 0777 & ~umask        [022]
 //   fsname=NAME         the "device" shown in /proc/mounts                         [store dir]
 //   dedup=global|per-uid  which files share chunks: all, or only those of one owner uid, so
@@ -29,7 +34,7 @@
 //                       the store is created; naming a different one later is refused [global]
 //   allow_other, default_permissions, debug, ro, rw
 //   nosuid, nodev, noexec, suid, dev, exec, noatime, atime, relatime, auto_unmount (passed on)
-//   defaults, _netdev, nofail, noauto, auto, user, nouser, x-*  (fstab words; ignored)
+//   defaults, _netdev, nofail, noauto, auto, user, users, nouser, x-*  (fstab words; ignored)
 // SIZE takes an optional K, M or G suffix (powers of 1024).
 //
 // Settings "of a new store" are recorded in the store's superblock; later mounts keep them.

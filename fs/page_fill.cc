@@ -130,13 +130,16 @@ void PageFiller::Run() {
       if (BlockedLocked(r.ino)) continue;
       filling_ = r.ino;
     }
+    core_->CountPageFillStarted();
+    uint64_t stored = 0;
     try {
-      Fill(r);
+      stored = Fill(r);
     } catch (const std::exception& e) {  // a fill only saves later reads; the ops below must run
       LogNoThrow("a page-cache fill failed: ", e.what());
     } catch (...) {
       LogNoThrow("a page-cache fill failed", "");
     }
+    core_->CountPageFillDone(stored);
     std::vector<std::pair<Ino, std::function<void()>>> ops;
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -151,25 +154,25 @@ void PageFiller::Run() {
   }
 }
 
-void PageFiller::Fill(const Range& r) {
+uint64_t PageFiller::Fill(const Range& r) {
   // The bytes are read now, not when offered: with no writer there is nothing newer than
   // the daemon's view, and Read clips them to its size.
   static thread_local std::unique_ptr<char[]> buf =
       std::make_unique_for_overwrite<char[]>(kMaxFillBytes);
   Result<size_t> n = core_->Read(r.ino, r.start, size_t(r.end - r.start), buf.get());
-  if (!n.ok() || *n == 0) return;  // removed meanwhile, or a damaged chunk: READ will tell
+  if (!n.ok() || *n == 0) return 0;  // removed meanwhile, or a damaged chunk: READ will tell
   if (test_delay_.count() > 0) std::this_thread::sleep_for(test_delay_);
   fuse_bufvec bv = FUSE_BUFVEC_INIT(*n);
   bv.buf[0].mem = buf.get();
   const int rc =
       fuse_lowlevel_notify_store(se_, r.ino, off_t(r.start), &bv, fuse_buf_copy_flags(0));
   // ENOENT: the kernel forgot the inode meanwhile; nothing to fill.
-  if (rc == 0) {
-    core_->CountPageFill(*n);
-  } else if (rc != -ENOENT) {
+  if (rc == 0) return *n;
+  if (rc != -ENOENT) {
     Log(LogLevel::kDebug, "fill",
         "notify_store of inode " + std::to_string(r.ino) + " failed: " + std::to_string(-rc));
   }
+  return 0;
 }
 
 }  // namespace rankfs

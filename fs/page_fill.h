@@ -83,7 +83,8 @@ class PageFiller {
     uint32_t holds = 0;    // Exclusive ops running or deferred
   };
   void Run();
-  void Fill(const Range& r);
+  // Returns the bytes stored in the page cache.
+  uint64_t Fill(const Range& r);
   // REQUIRES: mu_ held.
   bool BlockedLocked(Ino ino) const;
   void ReleaseHoldLocked(Ino ino);

@@ -51,6 +51,8 @@ constexpr KeyInfo kKeys[] = {
     {"cache_misses", "Chunk cache misses.", true},
     {"cache_shared_loads", "Chunk cache misses that waited for another reader's load of the same chunk.", true},
     {"page_fill_bytes", "Bytes of chunks put into the kernel's page cache after small reads.", true},
+    {"page_fills_started", "Page-cache fills begun (page_fill=on).", true},
+    {"page_fills_done", "Page-cache fills ended, whether they stored anything or not.", true},
     {"getxattr_requests", "GETXATTR requests answered (the kernel asks once per write without KILLPRIV_V2).", true},
     {"stream_hashed_bytes", "Bytes of file streams cut by FastCDC and hashed.", true},
     {"stream_predicted_bytes", "Bytes of file streams taken as guessed chunks, confirmed by comparing bytes, without hashing.", true},

@@ -3,7 +3,9 @@
 // FastCdc: content-defined chunking (gear rolling hash with normalized chunking, after Xia et
 // al., "FastCDC", USENIX ATC 2016). Cut points depend only on nearby content, so inserting a few
 // bytes near the start of a stream moves only the cuts around the insertion. Used for streams.
-// FixedChunker: cuts every `size` bytes. Used for in-place rewrites of existing ranges.
+// FixedChunker: cuts every `size` bytes. The daemon does not use it: rewritten ranges are cut
+// with FastCdc too (fs/write_path.cc), so that a rewrite of bytes equal to stored ones finds
+// the same chunks. It is a baseline for tests.
 //
 // Thread-safety: both are immutable after construction and safe to share between threads.
 #pragma once

@@ -3,7 +3,6 @@
 // answers) and failing clearly. Needs root and /dev/fuse (skips otherwise).
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -16,7 +15,7 @@
 #include "store/fsck.h"
 #include "store/store.h"
 #include "tests/testutil/mount_fixture.h"
-#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/mount_test.h"
 #include "tests/testutil/test_data.h"
 
 namespace rankfs {
@@ -35,19 +34,6 @@ void WriteFile(const std::string& path, const std::string& data) {
   ASSERT_EQ(close(fd), 0) << strerror(errno);
 }
 
-// Lazily unmounts `path` when it goes out of scope, if something is still mounted there (a
-// mount made by mount.rankfs belongs to no MountedFs).
-class DetachAtExit {
- public:
-  explicit DetachAtExit(std::string path) : path_(std::move(path)) {}
-  ~DetachAtExit() {
-    if (IsMountPoint(path_)) umount2(path_.c_str(), MNT_DETACH);
-  }
-
- private:
-  std::string path_;
-};
-
 // Fsck once the daemon that had the store has let go of it (it writes back after the unmount).
 Result<FsckReport> FsckWhenReleased(const std::string& store) {
   Result<FsckReport> r = Status(EBUSY, "not tried");
@@ -59,27 +45,13 @@ Result<FsckReport> FsckWhenReleased(const std::string& store) {
   return r;
 }
 
-class AdminCliTest : public ::testing::Test {
+class AdminCliTest : public MountTest {
  protected:
-  void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
-    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
-    timeout_.Watch(mnt_);
-  }
-
-  // Declaration order matters: mounts go first, tmp_ last.
-  TempDir tmp_;
-  const std::string store_ = tmp_.Join("store");
-  const std::string mnt_ = tmp_.Join("mnt");
-  TestTimeout timeout_{std::chrono::seconds(120)};
-  DetachAtExit detach_{mnt_};
-  std::unique_ptr<MountedFs> fs_;
+  AdminCliTest() : MountTest(std::chrono::seconds(120)) {}
 };
 
 TEST_F(AdminCliTest, StatsOfALiveMountInEveryFormat) {
-  auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_);
-  ASSERT_TRUE(m.ok()) << m.status().ToString();
-  fs_ = std::move(m).value();
+  ASSERT_NO_FATAL_FAILURE(Mount());
   const std::string data = MakeRandomData(1 << 20, 7);
   ASSERT_NO_FATAL_FAILURE(WriteFile(mnt_ + "/a", data));
   ASSERT_NO_FATAL_FAILURE(WriteFile(mnt_ + "/b", data));
@@ -109,9 +81,7 @@ TEST_F(AdminCliTest, StatsOfALiveMountInEveryFormat) {
 }
 
 TEST_F(AdminCliTest, FsckRefusesAMountedStoreAndFindsItCleanAfterUnmount) {
-  auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_);
-  ASSERT_TRUE(m.ok()) << m.status().ToString();
-  fs_ = std::move(m).value();
+  ASSERT_NO_FATAL_FAILURE(Mount());
   ASSERT_NO_FATAL_FAILURE(WriteFile(mnt_ + "/f", MakeRealData(3 << 20, 1)));
   auto busy = RunCommand({RANKFS_CLI_BINARY, "fsck", store_});
   ASSERT_TRUE(busy.ok());
@@ -158,13 +128,8 @@ TEST_F(AdminCliTest, MountRankfsReturnsOnceTheMountAnswersAndUmountStopsIt) {
 }
 
 TEST_F(AdminCliTest, MountRankfsFailsClearly) {
-  auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_);
-  ASSERT_TRUE(m.ok()) << m.status().ToString();
-  fs_ = std::move(m).value();
-  const std::string mnt2 = tmp_.Join("mnt2");
-  ASSERT_EQ(mkdir(mnt2.c_str(), 0755), 0);
-  DetachAtExit detach2(mnt2);
-  timeout_.Watch(mnt2);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string mnt2 = AddMountpoint("mnt2");
 
   auto busy = RunCommand({MOUNT_RANKFS_BINARY, store_, mnt2});
   ASSERT_TRUE(busy.ok());

@@ -34,7 +34,7 @@
 
 #include "tests/testutil/crash_workload.h"
 #include "tests/testutil/mount_fixture.h"
-#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/mount_test.h"
 #include "tests/testutil/test_env.h"
 #include "tests/testutil/test_data.h"
 
@@ -131,19 +131,17 @@ std::vector<std::string> FsckFindingKinds(const std::string& output, const std::
   return kinds;
 }
 
-class CrashLoopTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
-    store_ = tmp_.Join("store");
-    mnt_ = tmp_.Join("mnt");
-    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
-  }
+uint64_t Iterations() { return EnvNumber("RANKFS_CRASH_ITERATIONS", kSanitized ? 3 : 6); }
 
-  // `faults`: a fault plan for rankfs_faulty (tests/tools/rankfs_faulty.cc); "" mounts rankfs.
-  void Mount(const std::string& faults = "") {
-    if (!faults.empty()) setenv("RANKFS_FAULTS", faults.c_str(), 1);
-    auto m = MountedFs::Start(faults.empty() ? RANKFS_BINARY : RANKFS_FAULTY_BINARY, store_, mnt_);
+class CrashLoopTest : public MountTest {
+ protected:
+  CrashLoopTest() : MountTest(std::chrono::seconds(120 + 30 * Iterations())) {}
+
+  // Mounts with rankfs_faulty (tests/tools/rankfs_faulty.cc) following the fault plan `faults`.
+  void MountFaulty(const std::string& faults) {
+    fs_.reset();
+    setenv("RANKFS_FAULTS", faults.c_str(), 1);
+    auto m = MountedFs::Start(RANKFS_FAULTY_BINARY, store_, mnt_);
     unsetenv("RANKFS_FAULTS");
     ASSERT_TRUE(m.ok()) << m.status().ToString();
     fs_ = std::move(m).value();
@@ -169,21 +167,16 @@ class CrashLoopTest : public ::testing::Test {
     for (const auto& [kind, n] : counts) std::printf(", %d %s", n, kind.c_str());
     std::printf("\n");
   }
-
-  TempDir tmp_;
-  std::string store_, mnt_;
-  std::unique_ptr<MountedFs> fs_;
 };
 
 TEST_F(CrashLoopTest, KillNineAtRandomMomentsNeverLosesFsyncedData) {
-  const uint64_t iterations = EnvNumber("RANKFS_CRASH_ITERATIONS", kSanitized ? 3 : 6);
+  const uint64_t iterations = Iterations();
   const uint64_t seed = EnvNumber("RANKFS_CRASH_SEED", std::random_device()());
   std::printf("crash loop: %llu iterations, seed %llu (RANKFS_CRASH_SEED=%llu reproduces the "
               "kill delays and writes)\n",
               (unsigned long long)iterations, (unsigned long long)seed,
               (unsigned long long)seed);
   RecordProperty("seed", std::to_string(seed));
-  TestTimeout timeout(std::chrono::seconds(120 + 30 * iterations), mnt_);
   std::mt19937_64 rng(seed);
   const size_t max_file = kSanitized ? (512 << 10) : (2 << 20);
   const std::string pool = MakeRealData(4 * max_file + (8 << 20), seed);
@@ -209,8 +202,8 @@ TEST_F(CrashLoopTest, KillNineAtRandomMomentsNeverLosesFsyncedData) {
         break;
     }
     if (!faults.empty()) {
-      ASSERT_TRUE(fs_->Unmount().ok());
-      ASSERT_NO_FATAL_FAILURE(Mount(faults));
+      ASSERT_NO_FATAL_FAILURE(Unmount());
+      ASSERT_NO_FATAL_FAILURE(MountFaulty(faults));
     }
     ASSERT_EQ(target.MkDir(dir), 0) << dir;
     CrashWorkloadOptions o;

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -34,6 +35,7 @@
 #include "tests/testutil/mount_test.h"
 #include "tests/testutil/temp_dir.h"
 #include "tests/testutil/test_data.h"
+#include "tests/testutil/wait_until.h"
 
 namespace rankfs {
 namespace {
@@ -253,8 +255,10 @@ TEST_F(CrashTest, FsyncedFilesSurviveKill9AndOthersAreNeverGarbage) {
       open_fds.push_back(fd);
     }
 
-    // A writer still appending when the daemon dies (it stops at the first failed write).
+    // A writer still appending when the daemon dies (it stops at the first failed write). The
+    // kill waits until it has written a quarter of its 64 MiB, so that it is mid-stream then.
     std::thread live;
+    std::atomic<size_t> live_written{0};
     {
       const std::string name = dir + "/live";
       Written w;
@@ -263,12 +267,15 @@ TEST_F(CrashTest, FsyncedFilesSurviveKill9AndOthersAreNeverGarbage) {
       ASSERT_GE(fd, 0);
       files_[name] = w;
       open_fds.push_back(fd);
-      live = std::thread([fd, data = std::move(w.data)] {
+      live = std::thread([fd, data = std::move(w.data), &live_written] {
         for (size_t off = 0; off < data.size(); off += 8192) {
           if (write(fd, data.data() + off, std::min<size_t>(8192, data.size() - off)) <= 0) break;
+          live_written = off + 8192;
         }
       });
-      std::this_thread::sleep_for(std::chrono::milliseconds(150));
+      if (!WaitUntil([&] { return live_written.load() >= (16u << 20); })) {
+        ADD_FAILURE() << "the live writer wrote only " << live_written.load() << " bytes";
+      }
     }
 
     Status s = fs_->Kill9();
@@ -332,12 +339,9 @@ TEST_F(CrashTest, FsyncedFilesSurviveKill9AndOthersAreNeverGarbage) {
     auto rm = RunCommand({"sh", "-c", "rm -rf " + mnt_ + "/*"}, std::chrono::seconds(120));
     ASSERT_TRUE(rm.ok());
     ASSERT_EQ(rm->exit_code, 0) << rm->output;
-    uint64_t physical = StatValue(mnt_, "physical_bytes");
-    for (int i = 0; i < 100 && physical > (256 << 10); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      physical = StatValue(mnt_, "physical_bytes");
-    }
-    EXPECT_LE(physical, uint64_t(256) << 10) << "bytes still allocated 5 s after rm -rf";
+    uint64_t physical = 0;
+    WaitUntil([&] { return (physical = StatValue(mnt_, "physical_bytes")) <= (256 << 10); });
+    EXPECT_LE(physical, uint64_t(256) << 10) << "bytes still allocated 60 s after rm -rf";
     EXPECT_EQ(StatValue(mnt_, "logical_bytes"), 0u);
   }
 }

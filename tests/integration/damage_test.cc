@@ -23,7 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/testutil/mount_fixture.h"
-#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/mount_test.h"
 #include "tests/testutil/test_data.h"
 
 namespace rankfs {
@@ -110,14 +110,12 @@ std::vector<Record> Records(const std::string& pack) {
   return out;
 }
 
-class DamageTest : public ::testing::Test {
+class DamageTest : public MountTest {
  protected:
+  DamageTest() : MountTest(std::chrono::seconds(240)) {}
   void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
-    store_ = tmp_.Join("store");
-    mnt_ = tmp_.Join("mnt");
-    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
-    timeout_.Watch(mnt_);
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     // Two daemon runs: a daemon never appends to an earlier run's pack, so a is in pack 1 and
     // b, c are in pack 2.
     for (const std::vector<std::string>& names :
@@ -133,13 +131,6 @@ class DamageTest : public ::testing::Test {
     }
     ASSERT_EQ(Records(Pack(1)).size() > 10, true);
     ASSERT_EQ(Records(Pack(2)).size() > 10, true);
-  }
-
-  void Mount() {
-    fs_.reset();
-    auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_, "");
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    fs_ = std::move(m).value();
   }
 
   std::string Pack(int id) {
@@ -192,11 +183,7 @@ class DamageTest : public ::testing::Test {
     EXPECT_EQ(f.exit_code, 0) << f.output;
   }
 
-  TempDir tmp_;
-  TestTimeout timeout_{std::chrono::seconds(240)};
-  std::string store_, mnt_;
   std::map<std::string, uint64_t> ino_;
-  std::unique_ptr<MountedFs> fs_;
 };
 
 TEST_F(DamageTest, FlippedBytesInOneRecordFailOnlyThatChunk) {
@@ -260,13 +247,12 @@ TEST_F(DamageTest, DamagedMetadataFileIsRefusedOrReportedNeverServedWrong) {
               f.output.substr(0, 1500).c_str());
   EXPECT_NE(f.exit_code, 0) << f.output;
 
-  auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_, "");
-  if (!m.ok()) {
-    std::printf("mount refused: %s\n", m.status().ToString().substr(0, 1500).c_str());
-    EXPECT_NE(m.status().ToString().find("meta"), std::string::npos) << m.status().ToString();
+  Status mounted = TryMount();
+  if (!mounted.ok()) {
+    std::printf("mount refused: %s\n", mounted.ToString().substr(0, 1500).c_str());
+    EXPECT_NE(mounted.ToString().find("meta"), std::string::npos) << mounted.ToString();
     return;
   }
-  fs_ = std::move(m).value();
   int served = 0, failed = 0;
   for (const auto& [name, size] : kSizes) {
     // Open may fail (the inode's record is damaged); if it opens, blocks are exact or EIO.

@@ -26,7 +26,7 @@
 #include "store/fsck.h"
 #include "store/store.h"
 #include "tests/testutil/mount_fixture.h"
-#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/mount_test.h"
 
 namespace rankfs {
 namespace {
@@ -39,18 +39,22 @@ bool Has(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;
 }
 
-class FstabTest : public ::testing::Test {
+// The mounts live in the test's own mount namespace; MNT and mnt2 are the fixture's
+// mountpoints all the same, so that nothing is left should a mount escape.
+class FstabTest : public MountTest {
  protected:
   void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     auto ns = RunCommand({"unshare", "-m", "--propagation", "private", "true"});
     if (!ns.ok() || ns->exit_code != 0) {
-      GTEST_SKIP() << "cannot create a private mount namespace (unshare -m): "
-                   << (ns.ok() ? ns->output : ns.status().ToString());
+      RANKFS_SKIP("cannot create a private mount namespace (unshare -m): "
+                  << (ns.ok() ? ns->output : ns.status().ToString()));
     }
     // Users (uid 65534) must be able to reach the mountpoints.
     ASSERT_EQ(chmod(tmp_.path().c_str(), 0755), 0);
-    for (const char* d : {"up", "work", "mnt", "mnt2"}) {
+    AddMountpoint("mnt2");
+    for (const char* d : {"up", "work"}) {
       ASSERT_EQ(mkdir(tmp_.Join(d).c_str(), 0755), 0) << d;
     }
   }
@@ -72,6 +76,8 @@ class FstabTest : public ::testing::Test {
         "SBIN=$(readlink -f /sbin)\n"
         "mount -t overlay overlay -o lowerdir=$SBIN,upperdir=$T/up,workdir=$T/work $SBIN "
         "|| setup_failed cannot overlay $SBIN\n"
+        // An installed rankfs (cmake --install, the .deb) must not stand in for the built one.
+        "rm -f $SBIN/mount.rankfs $SBIN/mount.fuse.rankfs $SBIN/rankfs\n"
         "ln -s \"$HELPER\" $SBIN/mount.rankfs\n"
         "trap 'for m in $T/mnt $T/mnt2 $T/u/mnt; do umount -l $m 2>/dev/null || true; done' "
         "EXIT\n" +
@@ -112,12 +118,10 @@ class FstabTest : public ::testing::Test {
     out.resize(n.ok() ? *n : 0);
     return out;
   }
-
-  TempDir tmp_;
 };
 
 #define SKIP_IF_SETUP_FAILED(r) \
-  if ((r).exit_code == kSetupFailed) GTEST_SKIP() << (r).output
+  if ((r).exit_code == kSetupFailed) RANKFS_SKIP((r).output)
 
 TEST_F(FstabTest, RootEntryWithAllowOther) {
   WriteFstab(tmp_.Join("store") + " " + tmp_.Join("mnt") +
@@ -172,6 +176,10 @@ TEST_F(FstabTest, FuseSubtypeAndLegacySourceThroughMountFuse3) {
   CommandResult r = RunInNamespace(
       "[ -x $SBIN/mount.fuse3 ] || setup_failed no mount.fuse3\n"
       "ln -s \"$RANKFS\" $SBIN/rankfs\n"
+      // sh looks in /usr/local before $SBIN: an installed rankfs there gives way too.
+      "for d in /usr/local/sbin /usr/local/bin; do\n"
+      "  if [ -e $d/rankfs ]; then mount --bind \"$RANKFS\" $d/rankfs; fi\n"
+      "done\n"
       "mount -T $T/fstab $T/mnt\n"
       "mount -T $T/fstab $T/mnt2\n"
       "echo \"FINDMNT: $(findmnt -n -o FSTYPE $T/mnt) $(findmnt -n -o FSTYPE $T/mnt2)\"\n"

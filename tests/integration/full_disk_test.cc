@@ -27,8 +27,9 @@
 #include <gtest/gtest.h>
 
 #include "tests/testutil/mount_fixture.h"
-#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/mount_test.h"
 #include "tests/testutil/test_data.h"
+#include "tests/testutil/wait_until.h"
 
 namespace rankfs {
 namespace {
@@ -79,19 +80,18 @@ std::string ReadFile(const std::string& path, int* err) {
   return out;
 }
 
-class FullDiskTest : public ::testing::Test {
+class FullDiskTest : public MountTest {
  protected:
+  FullDiskTest() : MountTest(std::chrono::seconds(240)) {}
   void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     disk_ = tmp_.Join("disk");
-    mnt_ = tmp_.Join("mnt");
     ASSERT_EQ(mkdir(disk_.c_str(), 0755), 0);
-    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
     if (mount("rankfs-test", disk_.c_str(), "tmpfs", 0, "size=96m,mode=0755") != 0) {
-      GTEST_SKIP() << "cannot mount a tmpfs: " << strerror(errno);
+      RANKFS_SKIP("cannot mount a tmpfs: " << strerror(errno));
     }
     disk_mounted_ = true;
-    timeout_.Watch(mnt_);
     store_ = disk_ + "/store";
     ASSERT_NO_FATAL_FAILURE(Mount(MountOptions()));
   }
@@ -100,12 +100,7 @@ class FullDiskTest : public ::testing::Test {
   virtual std::string MountOptions() { return ""; }
 
   void Mount(const std::string& options) {
-    // The old MountedFs goes first: its destructor lazily unmounts whatever is mounted at
-    // mnt_, which would otherwise be the new mount (the remounted files then "vanished").
-    fs_.reset();
-    auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_, options);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    fs_ = std::move(m).value();
+    ASSERT_NO_FATAL_FAILURE(MountTest::Mount(options));
     ASSERT_EQ(access((mnt_ + "/.rankfs-stats").c_str(), R_OK), 0) << "not a live rankfs mount";
   }
 
@@ -146,11 +141,8 @@ class FullDiskTest : public ::testing::Test {
     }
   }
 
-  TempDir tmp_;
-  TestTimeout timeout_{std::chrono::seconds(240)};
-  std::string disk_, mnt_, store_;
+  std::string disk_;
   bool disk_mounted_ = false;
-  std::unique_ptr<MountedFs> fs_;
 };
 
 TEST_F(FullDiskTest, WritesFailWithEnospcAndDeletesMakeRoomWithoutRemount) {
@@ -178,10 +170,7 @@ TEST_F(FullDiskTest, WritesFailWithEnospcAndDeletesMakeRoomWithoutRemount) {
     }
   }
   const uint64_t want = free_full + (written.size() / 2) * kFileBytes * 8 / 10;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (FreeBytes(disk_) < want && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  WaitUntil([&] { return FreeBytes(disk_) >= want; });
   std::printf("after deleting %zu files: disk free %llu bytes (was %llu)\n",
               written.size() - kept.size(), (unsigned long long)FreeBytes(disk_),
               (unsigned long long)free_full);
@@ -308,12 +297,10 @@ TEST_F(ReservedFullDiskTest, MetadataFillStopsAtTheReserveAndDeletesWorkWithoutR
   written = {6, 7};
   // ... and give the room back: the 24 MiB of data comes back (punched packs), writes succeed.
   const uint64_t want = free_full + (20 << 20);
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (FreeBytes(disk_) < want && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  WaitUntil([&] { return FreeBytes(disk_) >= want; });
   EXPECT_GE(FreeBytes(disk_), want) << "deleted files' space did not come back";
-  std::this_thread::sleep_for(std::chrono::milliseconds(150));  // past the statvfs cache
+  // (No wait for the daemon's statvfs cache: it is used only while free space is far above
+  // the reserve, never on this disk.)
   int e = WriteFile(mnt_ + "/after", DataOf(7));
   EXPECT_EQ(e, 0) << strerror(e) << "\n" << fs_->DaemonLog();
   // A clean unmount, a remount: every fsync'd file is there, byte-exact; fsck is clean.
@@ -362,12 +349,14 @@ TEST_F(UnreservedFullDiskTest, RocksDbEnospcResumesAndLosesNoFsyncedFile) {
   ASSERT_EQ(unlink(ballast.c_str()), 0) << strerror(errno);
   const std::string late = mnt_ + "/meta/late";
   int fd = -1;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while ((fd = open(late.c_str(), O_WRONLY | O_CREAT, 0644)) < 0 &&
-         std::chrono::steady_clock::now() < deadline) {
-    EXPECT_EQ(errno, ENOSPC) << strerror(errno);
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
+  // RocksDB's SstFileManager polls free space every few seconds before it recovers.
+  WaitUntil(
+      [&] {
+        fd = open(late.c_str(), O_WRONLY | O_CREAT, 0644);
+        EXPECT_TRUE(fd >= 0 || errno == ENOSPC) << strerror(errno);
+        return fd >= 0;
+      },
+      std::chrono::seconds(60), std::chrono::milliseconds(200));
   ASSERT_GE(fd, 0) << "metadata writes did not resume: " << strerror(errno) << "\n"
                    << fs_->DaemonLog();
   EXPECT_EQ(fsync(fd), 0) << strerror(errno);

@@ -19,7 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/testutil/mount_fixture.h"
-#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/mount_test.h"
 
 namespace rankfs {
 namespace {
@@ -46,17 +46,14 @@ mode_t ModeOf(const std::string& path) {
   return stat(path.c_str(), &st) == 0 ? st.st_mode & 07777 : 0;
 }
 
-class KillprivTest : public ::testing::Test {
+class KillprivTest : public MountTest {
  protected:
+  KillprivTest() : MountTest(std::chrono::seconds(120)) {}
   void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     ASSERT_EQ(chmod(tmp_.path().c_str(), 0755), 0);
-    mnt_ = tmp_.Join("mnt");
-    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
-    timeout_.Watch(mnt_);
-    auto m = MountedFs::Start(RANKFS_BINARY, tmp_.Join("store"), mnt_, "allow_other");
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    fs_ = std::move(m).value();
+    ASSERT_NO_FATAL_FAILURE(Mount("allow_other"));
   }
   std::string MakeFile(const std::string& name, mode_t mode) {
     std::string p = mnt_ + "/" + name;
@@ -67,11 +64,6 @@ class KillprivTest : public ::testing::Test {
     EXPECT_EQ(chmod(p.c_str(), mode), 0) << strerror(errno);
     return p;
   }
-
-  TempDir tmp_;
-  TestTimeout timeout_{std::chrono::seconds(120)};
-  std::string mnt_;
-  std::unique_ptr<MountedFs> fs_;
 };
 
 TEST_F(KillprivTest, WritesDoNotEachAskForSecurityCapability) {

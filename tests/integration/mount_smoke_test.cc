@@ -17,6 +17,7 @@
 #include "tests/testutil/mount_fixture.h"
 #include "tests/testutil/mount_test.h"
 #include "tests/testutil/temp_dir.h"
+#include "tests/testutil/wait_until.h"
 
 namespace rankfs {
 namespace {
@@ -114,9 +115,7 @@ TEST_F(MountSmokeTest, DataSurvivesUnmountAndRemount) {
 
 TEST_F(MountSmokeTest, SecondMountOfTheSameStoreFails) {
   ASSERT_NO_FATAL_FAILURE(Mount());
-  const std::string mnt2 = tmp_.Join("mnt2");
-  ASSERT_EQ(mkdir(mnt2.c_str(), 0755), 0);
-  timeout_.Watch(mnt2);
+  const std::string mnt2 = AddMountpoint("mnt2");
   auto r = RunCommand({RANKFS_BINARY, "mount", store_, mnt2}, std::chrono::seconds(60));
   ASSERT_TRUE(r.ok());
   if (IsMountPoint(mnt2)) RunCommand({"fusermount3", "-u", mnt2}).status().IgnoreError();
@@ -154,14 +153,14 @@ TEST_F(MountSmokeTest, BackgroundModeMountsAndReleasesTheStoreAtUnmount) {
   ASSERT_EQ(u->exit_code, 0) << u->output;
   EXPECT_FALSE(InProcMounts(mnt_));
   // The daemon exits after writing back and unlocking the store; then a new mount works.
-  Result<std::unique_ptr<MountedFs>> m = Status(EBUSY, "not tried");
-  for (int i = 0; i < 100; ++i) {
-    m = MountedFs::Start(RANKFS_BINARY, store_, mnt_);
-    if (m.ok() || m.status().message().find("already in use") == std::string::npos) break;
-    usleep(100 * 1000);
-  }
-  ASSERT_TRUE(m.ok()) << m.status().ToString();
-  fs_ = std::move(m).value();
+  Status m = Status(EBUSY, "not tried");
+  ASSERT_TRUE(WaitUntil(
+      [&] {
+        m = TryMount();
+        return m.ok() || m.message().find("already in use") == std::string::npos;
+      },
+      std::chrono::seconds(60), std::chrono::milliseconds(100)));
+  ASSERT_TRUE(m.ok()) << m.ToString();
   EXPECT_EQ(ReadFile(mnt_ + "/f"), "background");
 }
 

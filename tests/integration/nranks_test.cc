@@ -43,8 +43,9 @@
 #endif
 
 #include "tests/testutil/mount_fixture.h"
-#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/mount_test.h"
 #include "tests/testutil/test_data.h"
+#include "tests/testutil/wait_until.h"
 
 namespace rankfs {
 namespace {
@@ -109,16 +110,16 @@ uint64_t PackBytes(const std::string& store) {
   return total;
 }
 
-// Waits (up to 30 s) until the daemon holds no buffered data and no space waits to be
+// Waits (up to 60 s) until the daemon holds no buffered data and no space waits to be
 // released, so that the stats and the packs' sizes are final. Returns the last stats.
 std::map<std::string, std::string> WaitQuiet(const std::string& mnt) {
   std::map<std::string, std::string> stats;
-  const auto deadline = Clock::now() + std::chrono::seconds(30);
-  do {
-    stats = ReadStats(mnt);
-    if (Stat(stats, "dirty_bytes") == 0 && Stat(stats, "reclaim_backlog_bytes") == 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  } while (Clock::now() < deadline);
+  WaitUntil(
+      [&] {
+        stats = ReadStats(mnt);
+        return Stat(stats, "dirty_bytes") == 0 && Stat(stats, "reclaim_backlog_bytes") == 0;
+      },
+      std::chrono::seconds(60), std::chrono::milliseconds(50));
   return stats;
 }
 
@@ -186,24 +187,14 @@ int RankMain(int rank, const std::string& dir, const std::string& data) {
   return 2;
 }
 
-class NRanksTest : public ::testing::Test {
+class NRanksTest : public MountTest {
  protected:
-  void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
-    mnt_ = tmp_.Join("mnt");
-    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
-    timeout_.Watch(mnt_);
-  }
+  NRanksTest() : MountTest(std::chrono::seconds(900)) {}
 
-  void Mount(const std::string& store) {
-    auto m = MountedFs::Start(RANKFS_BINARY, store, mnt_);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    fs_ = std::move(m).value();
-  }
-  void Unmount() {
-    Status s = fs_->Unmount();
-    ASSERT_TRUE(s.ok()) << s.ToString();
-    fs_.reset();
+  // Mounts `store` (each test uses stores of its own) on mnt_.
+  void MountStore(const std::string& store) {
+    store_ = store;
+    ASSERT_NO_FATAL_FAILURE(Mount());
   }
 
   // Compares a whole file with `want`: by read(2), or by one shared read-only mapping.
@@ -239,11 +230,6 @@ class NRanksTest : public ::testing::Test {
     }
     close(fd);
   }
-
-  TempDir tmp_;
-  TestTimeout timeout_{std::chrono::seconds(900)};
-  std::string mnt_;
-  std::unique_ptr<MountedFs> fs_;
 };
 
 TEST_F(NRanksTest, NRanksWritingTheSameDataStoreOneCompressedCopy) {
@@ -260,7 +246,7 @@ TEST_F(NRanksTest, NRanksWritingTheSameDataStoreOneCompressedCopy) {
   uint64_t ref_stored = 0, ref_packs = 0;
   {
     const std::string store = tmp_.Join("store-one-copy");
-    ASSERT_NO_FATAL_FAILURE(Mount(store));
+    ASSERT_NO_FATAL_FAILURE(MountStore(store));
     t0 = Clock::now();
     int fd = open((mnt_ + "/one-copy").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ASSERT_GE(fd, 0) << strerror(errno);
@@ -296,7 +282,7 @@ TEST_F(NRanksTest, NRanksWritingTheSameDataStoreOneCompressedCopy) {
 
   // N ranks, one fresh store.
   const std::string store = tmp_.Join("store");
-  ASSERT_NO_FATAL_FAILURE(Mount(store));
+  ASSERT_NO_FATAL_FAILURE(MountStore(store));
   std::vector<std::string> dirs;
   for (int r = 0; r < kRanks; ++r) {
     dirs.push_back(mnt_ + "/hf_datasets-rank" + std::to_string(r));
@@ -384,7 +370,7 @@ TEST_F(NRanksTest, NRanksWritingTheSameDataStoreOneCompressedCopy) {
               Seconds(t0));
   // Again from the store itself: a remount starts with an empty page cache.
   ASSERT_NO_FATAL_FAILURE(Unmount());
-  ASSERT_NO_FATAL_FAILURE(Mount(store));
+  ASSERT_NO_FATAL_FAILURE(MountStore(store));
   t0 = Clock::now();
   for (int r = 0; r < kRanks; ++r) {
     ASSERT_NO_FATAL_FAILURE(
@@ -399,12 +385,9 @@ TEST_F(NRanksTest, NRanksWritingTheSameDataStoreOneCompressedCopy) {
     ASSERT_TRUE(rm.ok());
     ASSERT_EQ(rm->exit_code, 0) << rm->output;
   }
-  uint64_t left = PackBytes(store);
-  for (int i = 0; i < 100 && left > (1 << 20); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    left = PackBytes(store);
-  }
-  EXPECT_LE(left, uint64_t(1) << 20) << "packs still hold " << left << " bytes 5 s after rm -rf";
+  uint64_t left = 0;
+  WaitUntil([&] { return (left = PackBytes(store)) <= (1 << 20); });
+  EXPECT_LE(left, uint64_t(1) << 20) << "packs still hold " << left << " bytes 60 s after rm -rf";
 }
 
 TEST_F(NRanksTest, ShiftedCopiesShareTheirChunks) {
@@ -423,7 +406,7 @@ TEST_F(NRanksTest, ShiftedCopiesShareTheirChunks) {
   const std::string headers[3] = {header(100, "3f2a9c0d11e84b7f"),
                                   header(137, "b71c44e0a9d2f3561e0c8d7a"),
                                   header(1000, "e0a5c3d9f1b24e68a7c9d0b3e5f61728")};
-  ASSERT_NO_FATAL_FAILURE(Mount(tmp_.Join("store")));
+  ASSERT_NO_FATAL_FAILURE(MountStore(tmp_.Join("store")));
   std::vector<std::string> contents;
   for (int i = 0; i < 3; ++i) {
     contents.push_back(headers[i] + payload);

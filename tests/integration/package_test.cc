@@ -2,7 +2,7 @@
 // that declares its Debian dependencies, unpacks (dpkg -x, no root needed) into a scratch root
 // with rankfs in /usr/bin and mount.rankfs in /usr/sbin (where mount(8) looks on merged-/usr
 // Debian 12), and whose rankfs runs and reports the version it was built as. Skips when cpack or
-// dpkg-deb is not installed. Needs the tools built (CI builds everything first).
+// dpkg-deb is not installed (fails in CI). Needs the tools built (CI builds everything first).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "tests/testutil/mount_fixture.h"
+#include "tests/testutil/skip.h"
 #include "tests/testutil/temp_dir.h"
 
 namespace rankfs {
@@ -39,7 +40,7 @@ std::string Trim(std::string s) {
 
 TEST(PackageTest, DebDeclaresItsDependenciesAndItsRankfsRuns) {
   const std::string cpack = FindInPath("cpack"), dpkg_deb = FindInPath("dpkg-deb");
-  if (cpack.empty() || dpkg_deb.empty()) GTEST_SKIP() << "cpack or dpkg-deb is not installed";
+  if (cpack.empty() || dpkg_deb.empty()) RANKFS_SKIP("cpack or dpkg-deb is not installed");
   // RANKFS_BINARY is BUILD/mount-helper/rankfs.
   const fs::path build = fs::path(RANKFS_BINARY).parent_path().parent_path();
   ASSERT_TRUE(fs::exists(build / "CPackConfig.cmake")) << build;
@@ -55,7 +56,6 @@ TEST(PackageTest, DebDeclaresItsDependenciesAndItsRankfsRuns) {
   const std::string version = version_line.substr(7);
 
   TempDir tmp("rankfs-package-");
-  const auto start = std::chrono::steady_clock::now();
   // -B keeps the staging tree and the .deb out of the build tree (tests may run in parallel).
   auto made = RunCommand(
       {cpack, "-G", "DEB", "--config", (build / "CPackConfig.cmake").string(), "-B", tmp.path()},
@@ -103,7 +103,6 @@ TEST(PackageTest, DebDeclaresItsDependenciesAndItsRankfsRuns) {
   auto helper = RunCommand({root + "/usr/sbin/mount.rankfs", "--help"});
   ASSERT_TRUE(helper.ok());
   EXPECT_EQ(helper->exit_code, 0) << helper->output;
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(60));
 }
 
 }  // namespace

@@ -25,6 +25,7 @@
 #include "tests/testutil/mount_fixture.h"
 #include "tests/testutil/mount_test.h"
 #include "tests/testutil/test_data.h"
+#include "tests/testutil/wait_until.h"
 
 namespace rankfs {
 namespace {
@@ -63,6 +64,46 @@ class PageFillTest : public MountTest {
     unsetenv("RANKFS_TEST_FILL_DELAY_US");
   }
 
+  // A counter of the stats file; 0 (and a failure) when the file or the key is missing.
+  uint64_t Stat(const char* key) {
+    const uint64_t v = StatValue(mnt_, key);
+    EXPECT_NE(v, ~uint64_t(0)) << key << " is not in " << mnt_ << "/.rankfs-stats";
+    return v == ~uint64_t(0) ? 0 : v;
+  }
+  // Waits until a fill has begun since page_fills_started read `before`.
+  void WaitForAFillToStart(uint64_t before) {
+    ASSERT_TRUE(WaitUntil([&] { return Stat("page_fills_started") > before || HasFailure(); }))
+        << "no fill started; page_fills_started stays " << before;
+  }
+  // Faults the page at `page` of `path` (a 4 KiB READ, the page dropped from the page cache
+  // first) until a fill has begun since page_fills_started read `before`. One fault is enough
+  // unless its offer was dropped: an offer made while the inode is held (by the last round's
+  // truncate, until the filler thread lets go of it) is.
+  void FaultUntilAFillStarts(const std::string& path, size_t page, uint64_t before) {
+    int fd = open(path.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    ASSERT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM), 0);  // no readahead
+    char buf[kPage];
+    auto started = [&] { return Stat("page_fills_started") > before || HasFailure(); };
+    const bool ok = WaitUntil([&] {
+      posix_fadvise(fd, off_t(page), off_t(kPage), POSIX_FADV_DONTNEED);
+      EXPECT_EQ(pread(fd, buf, kPage, off_t(page)), ssize_t(kPage)) << strerror(errno);
+      return WaitUntil(started, std::chrono::milliseconds(200));  // the offer is asynchronous
+    });
+    close(fd);
+    ASSERT_TRUE(ok) << "no fill started; page_fills_started stays " << before;
+  }
+  // Waits until every fill begun so far has ended (stored or not).
+  void WaitForFillsToEnd() {
+    uint64_t started = 0, done = 0;
+    const bool ended = WaitUntil([&] {
+      started = Stat("page_fills_started");  // first: a fill begun later may still run
+      done = Stat("page_fills_done");
+      return done >= started || HasFailure();
+    });
+    ASSERT_TRUE(ended) << started << " fills started, " << done << " done";
+  }
+
   std::string PRead(const std::string& path, size_t off, size_t len) {
     std::string out(len, '\0');
     int fd = open(path.c_str(), O_RDONLY);
@@ -85,15 +126,12 @@ void FaultOnceAndCountNeighbours(const std::string& path, const std::string& dat
   const size_t window_start = (at - (64 << 10)) / kPage * kPage, window = 128 << 10;
   ASSERT_EQ(Resident(map, window_start, window), 0u) << "the mount is not cold";
   EXPECT_EQ(map[at], data[at]);
-  // The fill is asynchronous: give it time. Without fills nothing changes, so the off case
-  // waits a fixed 300 ms.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  // The fill is asynchronous: wait for its pages. Without fills nothing changes, so the off
+  // case waits a fixed 300 ms for pages that must not come.
   size_t n = Resident(map, window_start, window);
-  while (wait_for_fill && n <= 1 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    n = Resident(map, window_start, window);
-  }
-  if (!wait_for_fill) {
+  if (wait_for_fill) {
+    WaitUntil([&] { return (n = Resident(map, window_start, window)) > 1; });
+  } else {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     n = Resident(map, window_start, window);
   }
@@ -129,8 +167,10 @@ TEST_F(PageFillTest, OffMeansOnlyTheFaultedPage) {
 }
 
 // Until `stop`, faults random pages of [*lo, *lo + len) of `path`, dropping the window's clean
-// pages from the page cache each time so that every fault goes to the daemon and offers a
-// fill. The file must stay at least *lo + len long (a fault past the end is SIGBUS).
+// pages from its mapping and the page cache each time so that every fault goes to the daemon
+// and offers a fill. Counts each fault in *faults once it is done; a fault counted two after a
+// change of *lo read the new value. The file must stay at least *lo + len long (a fault past the
+// end is SIGBUS).
 void FaultRandomly(const std::string& path, size_t size, const std::atomic<size_t>* lo, size_t len,
                    const std::atomic<bool>* stop, std::atomic<uint64_t>* faults) {
   int fd = open(path.c_str(), O_RDONLY);
@@ -145,7 +185,9 @@ void FaultRandomly(const std::string& path, size_t size, const std::atomic<size_
   volatile char sink = 0;
   while (!stop->load()) {
     const size_t from = lo->load();
-    // Clean pages only: dirty ones stay, which is what the writer test needs.
+    // Out of this mapping first (the page cache keeps pages a process maps), then out of the
+    // page cache: clean pages only, dirty ones stay, which is what the writer test needs.
+    madvise(map + from, len, MADV_DONTNEED);
     posix_fadvise(fd, off_t(from), off_t(len), POSIX_FADV_DONTNEED);
     const size_t page = from / kPage + rng() % (len / kPage);
     sink = sink + map[page * kPage + rng() % kPage];
@@ -186,9 +228,18 @@ TEST_F(PageFillTest, FillsNeverUndoAWritersPages) {
   StopAndJoin guard{&stop, &reader};
   std::mt19937_64 rng(11);
   const std::string fresh = MakeRealData(size, 44);
+  // Waits until the reader has faulted the window since `faults` read `before` (the second
+  // fault after that began after it), which offers fills of the window's chunks.
+  auto wait_for_faults = [&](uint64_t before) {
+    ASSERT_TRUE(WaitUntil([&] { return faults.load() >= before + 2; })) << "the reader stopped";
+  };
   for (int round = 0; round < 200 && !HasFailure(); ++round) {
     window = (rng() % (size / kWindow)) * kWindow;
-    std::this_thread::sleep_for(std::chrono::microseconds(500));  // fills of the window run
+    // No handle is open: the reader's faults start fills of the window, which the open below
+    // then races.
+    const uint64_t fills = Stat("page_fills_started");
+    ASSERT_NO_FATAL_FAILURE(wait_for_faults(faults.load()));
+    ASSERT_NO_FATAL_FAILURE(WaitForAFillToStart(fills));
     int fd = open(path.c_str(), O_RDWR);
     ASSERT_GE(fd, 0) << strerror(errno);
     for (int w = 0; w < 4; ++w) {
@@ -197,8 +248,9 @@ TEST_F(PageFillTest, FillsNeverUndoAWritersPages) {
       const size_t from = (rng() % (size / kPage - pages)) * kPage;
       ASSERT_EQ(pwrite(fd, fresh.data() + from, pages * kPage, off_t(off)), ssize_t(pages * kPage));
       model.replace(off, pages * kPage, fresh, from, pages * kPage);
-      // Let the reader's faults (and their fills) run against the dirty pages.
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      // The reader faults the window again, over the dirty pages: a fill those faults started
+      // (there must be none while the file is open for writing) would put old bytes back.
+      ASSERT_NO_FATAL_FAILURE(wait_for_faults(faults.load()));
       ASSERT_TRUE(PRead(path, off, pages * kPage) == model.substr(off, pages * kPage))
           << "round " << round << ": the bytes just written read back different";
     }
@@ -255,9 +307,10 @@ TEST_F(PageFillTest, FillsNeverUndoATruncateByPath) {
 
 // The same race made certain: each round faults one page, so that a fill of its chunk starts
 // and is held 300 ms (test knob) between reading its bytes and storing them, and truncates the
-// file by path just past that page while the fill waits. The truncate must come after the
-// fill (its reply waits for it), so the file ends at the cut. A fill stored after the truncate
-// would put old bytes back past the cut and make the file longer again.
+// file by path just past that page while the fill waits (the stats file says when it has
+// begun). The truncate must come after the fill (its reply waits for it), so the file ends at
+// the cut. A fill stored after the truncate would put old bytes back past the cut and make
+// the file longer again; the checks run once the stats file says the fill has ended.
 TEST_F(PageFillTest, ATruncateDuringAFillIsNotUndone) {
   const size_t size = 4 << 20;
   const std::string data = MakeRealData(size, 47);
@@ -266,22 +319,19 @@ TEST_F(PageFillTest, ATruncateDuringAFillIsNotUndone) {
   const std::string path = mnt_ + "/f";
   size_t file_size = size;
   for (int round = 0; round < 6; ++round) {
-    // A page no earlier round has read, so that the fault reaches the daemon.
+    // A page no earlier round has read, so that the fault reaches the daemon. The fills the
+    // last round's reads offered are over first, so that the next fill to begin is this one.
     const size_t page = file_size / 2 / kPage * kPage;
-    int fd = open(path.c_str(), O_RDONLY);
-    ASSERT_GE(fd, 0) << strerror(errno);
-    ASSERT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM), 0);  // a 4 KiB READ
-    char buf[kPage];
-    ASSERT_EQ(pread(fd, buf, kPage, off_t(page)), ssize_t(kPage));
-    close(fd);
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the fill is held now
+    ASSERT_NO_FATAL_FAILURE(WaitForFillsToEnd());
+    const uint64_t fills = Stat("page_fills_started");
+    ASSERT_NO_FATAL_FAILURE(FaultUntilAFillStarts(path, page, fills));  // it is held now
     const size_t cut = page + kPage + 100;
     ASSERT_EQ(truncate(path.c_str(), off_t(cut)), 0) << strerror(errno);
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));  // a late fill has landed
+    ASSERT_NO_FATAL_FAILURE(WaitForFillsToEnd());  // a fill stored late has landed
     struct stat st;
     ASSERT_EQ(stat(path.c_str(), &st), 0);
     ASSERT_EQ(size_t(st.st_size), cut) << "round " << round << ": the file grew back";
-    fd = open(path.c_str(), O_RDONLY);
+    int fd = open(path.c_str(), O_RDONLY);
     ASSERT_GE(fd, 0);
     char c;
     EXPECT_EQ(pread(fd, &c, 1, off_t(cut)), 0) << "round " << round << ": bytes past the end";
@@ -293,27 +343,17 @@ TEST_F(PageFillTest, ATruncateDuringAFillIsNotUndone) {
 }
 
 // SIGTERM ends the session loop with the mount still live. A fill in flight then (here one
-// held 5 s by the test knob) must not keep the daemon from unmounting: the filler gets 2 s,
-// then the daemon aborts the connection, and the mount goes away.
+// held 10 s by the test knob) must not keep the daemon from unmounting: the filler gets 2 s,
+// then the daemon aborts the connection, and the mount goes away. The log says whether the
+// daemon aborted (a daemon that waited out the fill would not); no clock is read, so a slow
+// machine cannot fail it as long as SIGTERM's handling starts within 8 s of the fill.
 TEST_F(PageFillTest, SigtermDuringAFillStillUnmounts) {
   const std::string data = MakeRealData(1 << 20, 46);
   ASSERT_NO_FATAL_FAILURE(Store("f", data));
-  ASSERT_NO_FATAL_FAILURE(MountWithFillDelay("5000000"));
-  int fd = open((mnt_ + "/f").c_str(), O_RDONLY);
-  ASSERT_GE(fd, 0) << strerror(errno);
-  ASSERT_EQ(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM), 0);  // no readahead: a 4 KiB READ
-  char page[kPage];
-  ASSERT_EQ(pread(fd, page, kPage, 300 << 10), ssize_t(kPage));  // offers a fill
-  close(fd);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the fill is in flight
-  const auto start = std::chrono::steady_clock::now();
+  ASSERT_NO_FATAL_FAILURE(MountWithFillDelay("10000000"));
+  ASSERT_NO_FATAL_FAILURE(FaultUntilAFillStarts(mnt_ + "/f", 300 << 10, 0));  // in flight now
   ASSERT_EQ(kill(fs_->pid(), SIGTERM), 0);
-  while (IsMountPoint(mnt_) &&
-         std::chrono::steady_clock::now() - start < std::chrono::seconds(30)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_FALSE(IsMountPoint(mnt_)) << fs_->DaemonLog();
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10)) << fs_->DaemonLog();
+  EXPECT_TRUE(WaitUntil([&] { return !IsMountPoint(mnt_); })) << fs_->DaemonLog();
   EXPECT_NE(fs_->DaemonLog().find("aborting the mount"), std::string::npos) << fs_->DaemonLog();
 }
 

@@ -28,7 +28,7 @@
 #include <string>
 
 #include "tests/testutil/mount_fixture.h"
-#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/mount_test.h"
 #include "tests/testutil/test_data.h"
 
 namespace rankfs {
@@ -120,26 +120,19 @@ struct Side {
   }
 };
 
-class RandomOpsTest : public ::testing::Test {
+class RandomOpsTest : public MountTest {
  protected:
+  RandomOpsTest() : MountTest(std::chrono::seconds(600)) {}
   void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
-    store_ = tmp_.Join("store");
-    mnt_.dir = tmp_.Join("mnt");
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    rk_.dir = mnt_;
     ref_.dir = tmp_.Join("ref");
-    ASSERT_EQ(mkdir(mnt_.dir.c_str(), 0755), 0);
     ASSERT_EQ(mkdir(ref_.dir.c_str(), 0755), 0);
-    timeout_.Watch(mnt_.dir);
   }
   void TearDown() override {
-    mnt_.CloseAll();
+    rk_.CloseAll();
     ref_.CloseAll();
-  }
-
-  void Mount() {
-    auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_.dir, options_);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    fs_ = std::move(m).value();
   }
 
   void Run(uint64_t ops);
@@ -157,7 +150,7 @@ class RandomOpsTest : public ::testing::Test {
   // Compares [off, off+len) of file f on both sides through pread.
   void CompareRange(int f, uint64_t off, size_t len, const char* context) {
     std::string a(len, '\0'), b(len, '\0');
-    const int64_t ra = ReadRange(mnt_.fd[f], off, len, a.data());
+    const int64_t ra = ReadRange(rk_.fd[f], off, len, a.data());
     const int64_t rb = ReadRange(ref_.fd[f], off, len, b.data());
     ASSERT_EQ(ra, rb) << context << ": read count of file " << f << " @" << off << "+" << len
                       << "\n"
@@ -168,11 +161,7 @@ class RandomOpsTest : public ::testing::Test {
         << RecentOps();
   }
 
-  TempDir tmp_;
-  TestTimeout timeout_{std::chrono::seconds(600)};
-  std::string store_;
-  Side mnt_, ref_;
-  std::unique_ptr<MountedFs> fs_;
+  Side rk_, ref_;        // the rankfs mount and the reference directory
   std::string options_;  // mount options
   uint64_t seed_ = 0;
   std::deque<std::string> log_;
@@ -183,14 +172,14 @@ void RandomOpsTest::Run(uint64_t ops) {
   std::printf("random_ops: seed %llu (RANKFS_RANDOM_SEED), %llu ops, mount options \"%s\"\n",
               (unsigned long long)seed_, (unsigned long long)ops, options_.c_str());
   std::fflush(stdout);
-  ASSERT_NO_FATAL_FAILURE(Mount());
+  ASSERT_NO_FATAL_FAILURE(Mount(options_));
 
   // Written bytes are slices of real data (so that chunks repeat and dedup is exercised) or
   // of random data (incompressible).
   const std::string real = MakeRealData(12 << 20, seed_);
   const std::string random = MakeRandomData(4 << 20, seed_ + 1);
 
-  for (Side* s : {&mnt_, &ref_}) {
+  for (Side* s : {&rk_, &ref_}) {
     for (int f = 0; f < 2; ++f) {
       s->fd[f] = open(s->Path(f).c_str(), O_RDWR | O_CREAT | O_TRUNC, 0644);
       ASSERT_GE(s->fd[f], 0) << s->Path(f) << ": " << strerror(errno);
@@ -248,7 +237,7 @@ void RandomOpsTest::Run(uint64_t ops) {
         std::snprintf(what, sizeof what, "pwrite f%d @%llu +%llu", f, (unsigned long long)off,
                       (unsigned long long)len);
         Log(i, what);
-        const int64_t a = WriteRange(mnt_.fd[f], off, data, len);
+        const int64_t a = WriteRange(rk_.fd[f], off, data, len);
         const int64_t b = WriteRange(ref_.fd[f], off, data, len);
         ASSERT_EQ(a, b) << what << "\n" << RecentOps();
         break;
@@ -272,7 +261,7 @@ void RandomOpsTest::Run(uint64_t ops) {
                       (unsigned long long)off, (unsigned long long)len);
         Log(i, what);
         void* map = mmap(nullptr, len, write ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
-                         mnt_.fd[f], off_t(off));
+                         rk_.fd[f], off_t(off));
         ASSERT_NE(map, MAP_FAILED) << what << ": " << strerror(errno) << "\n" << RecentOps();
         if (write) {
           // A write that starts inside the mapping at a random place.
@@ -310,7 +299,7 @@ void RandomOpsTest::Run(uint64_t ops) {
         std::snprintf(what, sizeof what, "ftruncate f%d %llu (was %llu)", f,
                       (unsigned long long)new_size, (unsigned long long)size);
         Log(i, what);
-        const int64_t a = Outcome(ftruncate(mnt_.fd[f], off_t(new_size)));
+        const int64_t a = Outcome(ftruncate(rk_.fd[f], off_t(new_size)));
         const int64_t b = Outcome(ftruncate(ref_.fd[f], off_t(new_size)));
         ASSERT_EQ(a, b) << what << "\n" << RecentOps();
         break;
@@ -322,7 +311,7 @@ void RandomOpsTest::Run(uint64_t ops) {
                       (unsigned long long)len);
         Log(i, what);
         const int mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
-        const int64_t a = Outcome(fallocate(mnt_.fd[f], mode, off_t(off), off_t(len)));
+        const int64_t a = Outcome(fallocate(rk_.fd[f], mode, off_t(off), off_t(len)));
         const int64_t b = Outcome(fallocate(ref_.fd[f], mode, off_t(off), off_t(len)));
         ASSERT_EQ(a, b) << what << "\n" << RecentOps();
         break;
@@ -337,7 +326,7 @@ void RandomOpsTest::Run(uint64_t ops) {
                       (unsigned long long)in_off, f, (unsigned long long)out_off,
                       (unsigned long long)len);
         Log(i, what);
-        const int64_t a = CopyRange(mnt_.fd[src], in_off, mnt_.fd[f], out_off, len);
+        const int64_t a = CopyRange(rk_.fd[src], in_off, rk_.fd[f], out_off, len);
         const int64_t b = CopyRange(ref_.fd[src], in_off, ref_.fd[f], out_off, len);
         ASSERT_EQ(a, b) << what << "\n" << RecentOps();
         break;
@@ -360,7 +349,7 @@ void RandomOpsTest::Run(uint64_t ops) {
                       (unsigned long long)in_off, (unsigned long long)out_off,
                       (unsigned long long)len);
         Log(i, what);
-        const int64_t a = CopyRange(mnt_.fd[f], in_off, mnt_.fd[f], out_off, len);
+        const int64_t a = CopyRange(rk_.fd[f], in_off, rk_.fd[f], out_off, len);
         const int64_t b = CopyRange(ref_.fd[f], in_off, ref_.fd[f], out_off, len);
         ASSERT_EQ(a, b) << what << "\n" << RecentOps();
         break;
@@ -368,14 +357,14 @@ void RandomOpsTest::Run(uint64_t ops) {
       case 8: {  // fsync
         std::snprintf(what, sizeof what, "fsync f%d", f);
         Log(i, what);
-        ASSERT_EQ(fsync(mnt_.fd[f]), 0) << what << ": " << strerror(errno) << "\n" << RecentOps();
+        ASSERT_EQ(fsync(rk_.fd[f]), 0) << what << ": " << strerror(errno) << "\n" << RecentOps();
         break;
       }
       case 9: {  // rename to the file's other name (same directory), keeping the descriptor
-        const int to = 1 - mnt_.name_index[f];
+        const int to = 1 - rk_.name_index[f];
         std::snprintf(what, sizeof what, "rename f%d -> name %d", f, to);
         Log(i, what);
-        for (Side* s : {&mnt_, &ref_}) {
+        for (Side* s : {&rk_, &ref_}) {
           ASSERT_EQ(rename(s->Path(f).c_str(), s->Name(f, to).c_str()), 0)
               << what << " in " << s->dir << ": " << strerror(errno) << "\n"
               << RecentOps();
@@ -386,7 +375,7 @@ void RandomOpsTest::Run(uint64_t ops) {
       case 10: {  // close and reopen under the current name
         std::snprintf(what, sizeof what, "reopen f%d", f);
         Log(i, what);
-        for (Side* s : {&mnt_, &ref_}) {
+        for (Side* s : {&rk_, &ref_}) {
           ASSERT_EQ(close(s->fd[f]), 0) << what << ": close: " << strerror(errno) << "\n"
                                         << RecentOps();
           s->fd[f] = open(s->Path(f).c_str(), O_RDWR);
@@ -401,7 +390,7 @@ void RandomOpsTest::Run(uint64_t ops) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - op_start).count();
     // Sizes agree after every operation.
     for (int g = 0; g < 2; ++g) {
-      ASSERT_EQ(size_of(mnt_.fd[g]), size_of(ref_.fd[g]))
+      ASSERT_EQ(size_of(rk_.fd[g]), size_of(ref_.fd[g]))
           << "size of file " << g << " after #" << i << "\n"
           << RecentOps();
     }
@@ -426,14 +415,14 @@ void RandomOpsTest::Run(uint64_t ops) {
     ASSERT_NO_FATAL_FAILURE(CompareRange(f, 0, kMaxFileSize + 4096, "final whole-file compare"));
   }
   // ...and from the store after a clean remount.
-  mnt_.CloseAll();
+  rk_.CloseAll();
   Status s = fs_->Unmount();
   ASSERT_TRUE(s.ok()) << s.ToString();
   fs_.reset();
-  ASSERT_NO_FATAL_FAILURE(Mount());
+  ASSERT_NO_FATAL_FAILURE(Mount(options_));
   for (int f = 0; f < 2; ++f) {
-    mnt_.fd[f] = open(mnt_.Path(f).c_str(), O_RDONLY);
-    ASSERT_GE(mnt_.fd[f], 0) << mnt_.Path(f) << ": " << strerror(errno);
+    rk_.fd[f] = open(rk_.Path(f).c_str(), O_RDONLY);
+    ASSERT_GE(rk_.fd[f], 0) << rk_.Path(f) << ": " << strerror(errno);
     ASSERT_NO_FATAL_FAILURE(
         CompareRange(f, 0, kMaxFileSize + 4096, "whole-file compare after remount"));
   }

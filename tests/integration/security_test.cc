@@ -23,7 +23,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/testutil/mount_fixture.h"
-#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/mount_test.h"
 #include "tests/testutil/test_data.h"
 
 namespace rankfs {
@@ -46,30 +46,18 @@ std::string Denied(const std::string& what, long rc) {
   return "";
 }
 
-class SecurityTest : public ::testing::Test {
+class SecurityTest : public MountTest {
  protected:
+  SecurityTest() : MountTest(std::chrono::seconds(120)) {}
   void SetUp() override {
-    if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
+    MountTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     ASSERT_EQ(chmod(tmp_.path().c_str(), 0755), 0);  // traversable by the test users
-    store_ = tmp_.Join("store");
-    mnt_ = tmp_.Join("mnt");
-    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
-    timeout_.Watch(mnt_);
   }
   void Mount(const std::string& options) {
-    // The old MountedFs goes first: its destructor lazily unmounts whatever is mounted at
-    // mnt_, which would otherwise be the new mount (B's copy then went to the bare directory).
-    fs_.reset();
-    auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_, options);
-    ASSERT_TRUE(m.ok()) << m.status().ToString();
-    fs_ = std::move(m).value();
+    ASSERT_NO_FATAL_FAILURE(MountTest::Mount(options));
     ASSERT_EQ(access((mnt_ + "/.rankfs-stats").c_str(), R_OK), 0) << "not a live rankfs mount";
   }
-
-  TempDir tmp_;
-  TestTimeout timeout_{std::chrono::seconds(120)};
-  std::string store_, mnt_;
-  std::unique_ptr<MountedFs> fs_;
 };
 
 TEST_F(SecurityTest, AnotherUsersPrivateFilesAreOutOfReach) {
@@ -207,10 +195,9 @@ TEST_F(SecurityTest, PerUidDedupStoresEachOwnersCopy) {
   ASSERT_TRUE(fsck.ok());
   EXPECT_EQ(fsck->exit_code, 0) << fsck->output;
   // Asking for global dedup on this store is refused with a clear message.
-  auto m = MountedFs::Start(RANKFS_BINARY, store_, mnt_, "dedup=global");
-  ASSERT_FALSE(m.ok());
-  EXPECT_NE(m.status().ToString().find("dedup=per-uid"), std::string::npos)
-      << m.status().ToString();
+  Status refused = TryMount("dedup=global");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.ToString().find("dedup=per-uid"), std::string::npos) << refused.ToString();
 }
 
 }  // namespace

@@ -36,9 +36,10 @@
 #include <vector>
 
 #include "tests/testutil/mount_fixture.h"
-#include "tests/testutil/temp_dir.h"
+#include "tests/testutil/mount_test.h"
 #include "tests/testutil/test_env.h"
 #include "tests/testutil/test_data.h"
+#include "tests/testutil/wait_until.h"
 
 namespace rankfs {
 namespace {
@@ -303,18 +304,19 @@ class Client {
   std::string error_;
 };
 
-TEST(SoakTest, SixteenClientsMixedOpsNoErrorsFlatMemoryNoFdGrowth) {
-  if (!MountedFs::FuseAvailable()) GTEST_SKIP() << "needs root and /dev/fuse";
-  const char* env = std::getenv("RANKFS_SOAK_SECONDS");
-  const int seconds = env != nullptr && *env != '\0' ? std::atoi(env) : (kSanitized ? 15 : 30);
-  TempDir tmp;
-  const std::string store = tmp.Join("store"), mnt = tmp.Join("mnt");
-  ASSERT_EQ(mkdir(mnt.c_str(), 0755), 0);
-  TestTimeout timeout(std::chrono::seconds(seconds + 180), mnt);
-  auto m = MountedFs::Start(RANKFS_BINARY, store, mnt);
-  ASSERT_TRUE(m.ok()) << m.status().ToString();
-  std::unique_ptr<MountedFs> fs = std::move(m).value();
-  const pid_t pid = fs->pid();
+int SoakSeconds() { return int(EnvNumber("RANKFS_SOAK_SECONDS", kSanitized ? 15 : 30)); }
+
+class SoakTest : public MountTest {
+ protected:
+  SoakTest() : MountTest(std::chrono::seconds(SoakSeconds() + 180)) {}
+};
+
+TEST_F(SoakTest, SixteenClientsMixedOpsNoErrorsFlatMemoryNoFdGrowth) {
+  const int seconds = SoakSeconds();
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  const std::string& store = store_;
+  const std::string& mnt = mnt_;
+  const pid_t pid = fs_->pid();
   const std::string pool = MakeRealData(16 << 20, 5);
 
   auto outside_store = [&](const std::vector<std::string>& fds) {
@@ -377,11 +379,10 @@ TEST(SoakTest, SixteenClientsMixedOpsNoErrorsFlatMemoryNoFdGrowth) {
   // Descriptors: back to the baseline once everything is closed (releases reach the daemon
   // asynchronously, so poll for a while).
   std::vector<std::string> fds_after;
-  for (int i = 0; i < 100; ++i) {
+  WaitUntil([&] {
     fds_after = OpenFds(pid);
-    if (outside_store(fds_after) <= outside_store(fds_before)) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+    return outside_store(fds_after) <= outside_store(fds_before);
+  });
   std::printf("fds: %zu at start (%zu outside the store), %zu at the end (%zu outside)\n",
               fds_before.size(), outside_store(fds_before), fds_after.size(),
               outside_store(fds_after));
@@ -392,8 +393,8 @@ TEST(SoakTest, SixteenClientsMixedOpsNoErrorsFlatMemoryNoFdGrowth) {
   // The store's own files are bounded by what exists in it (packs, RocksDB files).
   EXPECT_LE(fds_after.size(), fds_before.size() + 64);
 
-  Status s = fs->Unmount();
-  EXPECT_TRUE(s.ok()) << s.ToString() << "\n" << fs->DaemonLog();
+  Status s = fs_->Unmount();
+  EXPECT_TRUE(s.ok()) << s.ToString() << "\n" << fs_->DaemonLog();
 }
 
 }  // namespace

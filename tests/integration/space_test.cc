@@ -1,6 +1,6 @@
 // Space through a real mount: `cp` inside the mount shares chunks instead of copying bytes, and
-// `rm -rf` of a big tree returns promptly with the space back on the store's disk within
-// seconds. Needs root and /dev/fuse (skips otherwise).
+// `rm -rf` of a big tree gives the space back on the store's disk, without a remount, faster
+// than the tree was written. Needs root and /dev/fuse (skips otherwise).
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -17,6 +17,7 @@
 #include "tests/testutil/mount_test.h"
 #include "tests/testutil/temp_dir.h"
 #include "tests/testutil/test_data.h"
+#include "tests/testutil/wait_until.h"
 
 namespace rankfs {
 namespace {
@@ -86,8 +87,16 @@ TEST_F(SpaceTest, CpOfAOneGiBFileAddsUnderOneMiB) {
   EXPECT_EQ(c->exit_code, 0) << c->output;
 }
 
-TEST_F(SpaceTest, RmRfOfAOneGiBTreeGivesTheSpaceBackWithinFiveSeconds) {
+// The bar is the machine's own pace, measured in the same run: rm -rf and giving the space
+// back must take less than twice as long as writing the tree did. Releasing is linear in the
+// chunks and much cheaper than writing them, and load slows both alike; a release quadratic in
+// the chunks takes many times the writing time (docs/testing.md, "Tests that read the clock").
+// The rm alone has no bar: unlinks never wait for the release (the daemon's delete thread does
+// it after the kernel's FORGET), and no bar on the clock could tell a release done inside the
+// unlinks from a loaded machine.
+TEST_F(SpaceTest, RmRfOfAOneGiBTreeGivesTheSpaceBackInLinearTime) {
   const size_t per_file = 64 << 20;
+  const auto w0 = Clock::now();
   for (int d = 0; d < 4; ++d) {
     std::string dir = mnt_ + "/tree/d" + std::to_string(d);
     std::filesystem::create_directories(dir);
@@ -95,32 +104,35 @@ TEST_F(SpaceTest, RmRfOfAOneGiBTreeGivesTheSpaceBackWithinFiveSeconds) {
       ASSERT_NO_FATAL_FAILURE(WriteUnique(dir + "/f" + std::to_string(f), per_file, d * 4 + f + 7));
     }
   }
+  const double write_secs = std::chrono::duration<double>(Clock::now() - w0).count();
   sync();
   uint64_t used = PackBytes(store_);
   ASSERT_GE(used, 16 * per_file);
   uint64_t free_before = FreeBytes(tmp_.path());
 
   auto t0 = Clock::now();
-  auto r = RunCommand({"rm", "-rf", mnt_ + "/tree"}, std::chrono::seconds(60));
+  auto r = RunCommand({"rm", "-rf", mnt_ + "/tree"}, std::chrono::seconds(120));
   ASSERT_TRUE(r.ok());
   ASSERT_EQ(r->exit_code, 0) << r->output;
   double rm_secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  EXPECT_LT(rm_secs, 2.0);
 
-  // df on the store's disk: the space is back within 5 s of rm returning. (Other processes
-  // on the machine move free space too, so the bar is 90 % of what the tree held.)
-  double back_secs = -1;
-  while (std::chrono::duration<double>(Clock::now() - t0).count() < 5.0 + rm_secs) {
-    if (FreeBytes(tmp_.path()) >= free_before + used * 9 / 10 && PackBytes(store_) < used / 10) {
-      back_secs = std::chrono::duration<double>(Clock::now() - t0).count();
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  std::printf("rm -rf of 1 GiB: returned in %.3f s, space back after %.3f s (packs %llu -> %llu)\n",
-              rm_secs, back_secs, (unsigned long long)used,
-              (unsigned long long)PackBytes(store_));
-  EXPECT_GE(back_secs, 0) << "space not back within 5 s; packs hold " << PackBytes(store_);
+  // df on the store's disk. (Other processes on the machine move free space too, so the bar is
+  // 90 % of what the tree held.)
+  const bool back = WaitUntil(
+      [&] {
+        return FreeBytes(tmp_.path()) >= free_before + used * 9 / 10 &&
+               PackBytes(store_) < used / 10;
+      },
+      std::chrono::seconds(200), std::chrono::milliseconds(50));
+  const double back_secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf(
+      "1 GiB tree: written in %.2f s; rm -rf returned in %.3f s, space back after %.3f s "
+      "(packs %llu -> %llu)\n",
+      write_secs, rm_secs, back_secs, (unsigned long long)used,
+      (unsigned long long)PackBytes(store_));
+  ASSERT_TRUE(back) << "space not back 200 s after rm -rf; packs hold " << PackBytes(store_);
+  EXPECT_LT(back_secs, 2 * write_secs)
+      << "giving the space back took more than twice as long as writing the tree";
 }
 
 }  // namespace

@@ -3,7 +3,8 @@
 // MountedFs runs `BINARY mount STORE MNT -f -o OPTS` as a child process and waits until the
 // kernel shows a FUSE mount there. Its destructor always leaves no mount behind (unmount,
 // then lazy unmount, then SIGKILL), so a failing test cannot poison the next one. Tests that
-// need root and /dev/fuse call FuseAvailable() and GTEST_SKIP otherwise.
+// need root and /dev/fuse use MountTest (tests/testutil/mount_test.h), which checks
+// FuseAvailable().
 //
 // TestTimeout guards against a hung FUSE request: past its limit it lazily unmounts the
 // mountpoints it watches and aborts the test binary, so CI never hangs.
@@ -82,7 +83,8 @@ class MountedFs {
   // The daemon's stderr and stdout so far.
   std::string DaemonLog() const;
 
-  // Root and /dev/fuse openable: real mounts are possible.
+  // Root and /dev/fuse openable: real mounts are possible. RANKFS_TEST_NO_FUSE=1 in the
+  // environment makes it say no, to check what the suite does on a machine without FUSE.
   static bool FuseAvailable();
 
  private:
