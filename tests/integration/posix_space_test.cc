@@ -63,34 +63,6 @@ blkcnt_t WaitForBlocks(const std::string& path, blkcnt_t blocks) {
   return seen;
 }
 
-// Runs `body` in a forked child (which sets up its own credentials) and returns what the body
-// returned. Call it from a single-threaded point of the test (fork).
-ChildResult RunInChild(const std::function<std::string()>& body) {
-  ChildResult result;
-  int fds[2];
-  if (pipe(fds) != 0) return result;
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    const std::string out = body();
-    for (size_t done = 0; done < out.size();) {
-      ssize_t n = write(fds[1], out.data() + done, out.size() - done);
-      if (n <= 0) _exit(2);
-      done += size_t(n);
-    }
-    _exit(0);
-  }
-  close(fds[1]);
-  char buf[4096];
-  ssize_t n;
-  while ((n = read(fds[0], buf, sizeof buf)) > 0) result.output.append(buf, size_t(n));
-  close(fds[0]);
-  int status = 0;
-  result.exited_cleanly =
-      pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  return result;
-}
-
 int OpenFile(const std::string& path, int flags = O_RDWR | O_CREAT) {
   int fd = open(path.c_str(), flags, 0644);
   EXPECT_GE(fd, 0) << path << ": " << strerror(errno);

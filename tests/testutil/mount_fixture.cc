@@ -109,7 +109,7 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& args,
   return result;
 }
 
-ChildResult RunAsUser(uid_t id, const std::function<std::string()>& body) {
+ChildResult RunInChild(const std::function<std::string()>& body) {
   ChildResult result;
   int fds[2];
   if (pipe(fds) != 0) {
@@ -119,9 +119,6 @@ ChildResult RunAsUser(uid_t id, const std::function<std::string()>& body) {
   pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
-    if (setgroups(0, nullptr) != 0 || setresgid(id, id, id) != 0 || setresuid(id, id, id) != 0) {
-      _exit(3);
-    }
     const std::string out = body();
     for (size_t done = 0; done < out.size();) {
       ssize_t n = write(fds[1], out.data() + done, out.size() - done);
@@ -140,6 +137,15 @@ ChildResult RunAsUser(uid_t id, const std::function<std::string()>& body) {
     result.exited_cleanly = WIFEXITED(status) && WEXITSTATUS(status) == 0;
   }
   return result;
+}
+
+ChildResult RunAsUser(uid_t id, const std::function<std::string()>& body) {
+  return RunInChild([&] {
+    if (setgroups(0, nullptr) != 0 || setresgid(id, id, id) != 0 || setresuid(id, id, id) != 0) {
+      _exit(3);
+    }
+    return body();
+  });
 }
 
 uint64_t StatValue(const std::string& mnt, const std::string& key) {

@@ -43,14 +43,16 @@ Result<CommandResult> RunCommand(const std::vector<std::string>& argv,
 // ~0 when the file or the key is missing.
 uint64_t StatValue(const std::string& mnt, const std::string& key);
 
-// Runs `body` in a forked child whose real, effective and saved uid and gid are all `id` (no
-// supplementary groups), and returns what the body returned, sent back through a pipe.
-// `exited_cleanly` is false when the child died or could not drop privileges. Call it from a
-// single-threaded point of the test (fork).
+// Runs `body` in a forked child and returns what the body returned, sent back through a pipe.
+// `exited_cleanly` is false when the child died (or exited non-zero: a body that cannot set
+// itself up may _exit(3)). Call it from a single-threaded point of the test (fork).
 struct ChildResult {
   std::string output;
   bool exited_cleanly = false;
 };
+ChildResult RunInChild(const std::function<std::string()>& body);
+// RunInChild in a child whose real, effective and saved uid and gid are all `id` (no
+// supplementary groups); `exited_cleanly` is false too when it could not drop privileges.
 ChildResult RunAsUser(uid_t id, const std::function<std::string()>& body);
 
 // Whether /proc/self/mountinfo lists a mount at `mountpoint` (a canonical path).
