@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: installs the Debian packages, builds rankfs twice
-# (optimized, then with ASan+UBSan) and runs every test of both builds with CTest. Add
+# The whole test suite, as CI runs it: installs the Debian packages and the pinned Python stack
+# (scripts/deps.sh --python: outside the clone, once per machine), builds rankfs twice
+# (optimized, then with ASan+UBSan) and runs every test of both builds with CTest; the
+# real-stack tests (datasets, ms-swift; label "realstack") run in the optimized build only. Add
 # RANKFS_TSAN=0 to skip the unit tests under ThreadSanitizer, RANKFS_FUZZ=0 to skip the fuzzers.
 # With CI=true (.ci/run sets it) a test that skips -- e.g. every mount test on a machine
 # without /dev/fuse -- fails the run instead (scripts/ctest_checked.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh
+scripts/deps.sh --python
+RANKFS_PYENV=$(scripts/deps.sh --pyenv-path)
+export RANKFS_PYENV  # empty where PyPI was out of reach: the real-stack tests then skip, saying so
 JOBS=$(nproc)
 
 build_and_test() {  # dir, ctest label regex, cmake args...
@@ -18,7 +22,7 @@ build_and_test() {  # dir, ctest label regex, cmake args...
 }
 
 echo "== rankfs: optimized build =="
-build_and_test build "unit|integration"
+build_and_test build "unit|integration|realstack"
 echo "== rankfs: ASan+UBSan build =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   build_and_test build-asan "unit|integration" -DRANKFS_SANITIZE=address -DRANKFS_BUILD_BENCH=OFF
