@@ -28,6 +28,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,9 @@ struct JobCase {
   int corpus_mib;
   bool disable_caching;
 };
+
+// The case's name in test listings (and so in CTest's test names).
+void PrintTo(const JobCase& c, std::ostream* os) { *os << c.name; }
 
 const JobCase kCases[] = {
     {"caching_on_100mib", 100, false},
