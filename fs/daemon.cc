@@ -28,6 +28,7 @@
 #include "fs/page_fill.h"
 #include "store/logging.h"
 #include "store/store.h"
+#include "store/store_holder.h"
 
 namespace rankfs {
 namespace {
@@ -295,6 +296,21 @@ void LimitHeapArenas() {
 
 DaemonTestEnvs test_envs;  // SetDaemonTestEnvs
 
+// Records in STORE/HOLDER that this process serves the store on `mountpoint`, so that
+// `rankfs unmount`, fsck and gc can tell a mounted store from one still being closed after its
+// unmount (store/store_holder.h). Best effort: without the record they refuse a held store at
+// once, as they did before there was one.
+void RecordHolder(const std::string& store_dir, const std::string& mountpoint) {
+  const std::string dev = MountDevice(mountpoint);
+  if (dev.empty()) return;
+  Status s = WriteStoreHolder(store_dir, ThisProcessAsHolder(mountpoint, dev));
+  if (!s.ok()) {
+    Log(LogLevel::kInfo, "daemon",
+        "cannot record the daemon in the store (" + s.ToString() +
+            "); rankfs unmount, fsck and gc will not recognise it");
+  }
+}
+
 // Everything after the (optional) fork. Returns the exit status.
 int Serve(const std::string& store_dir, const std::string& mountpoint, const MountConfig& cfg,
           Daemonizer* daemonizer) {
@@ -338,6 +354,7 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
           "lookup");
     }
     RaiseReadahead(mountpoint);
+    RecordHolder(store_dir, mountpoint);
     // Lives while the session loop runs; gone before the session is unmounted and destroyed.
     std::unique_ptr<PageFiller> filler;
     if (cfg.page_fill) {
