@@ -4,6 +4,7 @@
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <malloc.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -296,6 +297,18 @@ void LimitHeapArenas() {
 
 DaemonTestEnvs test_envs;  // SetDaemonTestEnvs
 
+// Once the session loop has ended, the daemon writes back what it buffered and closes the
+// store; the kernel mount is usually gone already. libfuse's handlers, which turn SIGTERM into
+// the end of the loop, are removed before that write-back, so a SIGTERM then (systemd sends
+// one to whatever is left in a mount unit after its umount) would kill the daemon and lose the
+// buffered data. Ignored from here on: the write-back ends by itself; SIGKILL still works.
+void IgnoreStopSignals() {
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &ignore, nullptr);
+}
+
 // Records in STORE/HOLDER that this process serves the store on `mountpoint`, so that
 // `rankfs unmount`, fsck and gc can tell a mounted store from one still being closed after its
 // unmount (store/store_holder.h). Best effort: without the record they refuse a held store at
@@ -372,6 +385,7 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
                            : ""));
     if (daemonizer != nullptr) daemonizer->Detach();
     int rc = session.Loop();
+    IgnoreStopSignals();
     if (filler != nullptr) {
       filler->Shutdown(std::chrono::seconds(2), [&] { AbortConnection(mountpoint); });
       ctx.filler = nullptr;

@@ -219,5 +219,39 @@ TEST_F(UnmountTest, SigtermWritesBackBufferedDataBeforeTheDaemonExits) {
   ExpectSmallFiles(mnt_, Data());
 }
 
+// Whether process `pid` has a handler of its own for `sig` (SigCgt in /proc/PID/status): the
+// daemon has libfuse's for SIGTERM while its session loop runs, and none once it left it.
+bool CatchesSignal(pid_t pid, int sig) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.starts_with("SigCgt:")) {
+      return (std::stoull(line.substr(7), nullptr, 16) >> (sig - 1)) & 1;
+    }
+  }
+  return false;
+}
+
+// What systemd does when it stops a mount unit: umount, then SIGTERM to the processes left in
+// the unit. The daemon is then writing back, outside its session loop; a SIGTERM there used
+// to kill it (libfuse's handler is gone by then) and lose what it buffered.
+TEST_F(UnmountTest, SigtermAfterTheUnmountDoesNotInterruptTheWriteBack) {
+  ASSERT_NO_FATAL_FAILURE(Mount(kSlowCloseOptions));
+  ASSERT_NO_FATAL_FAILURE(WriteSmallFiles(mnt_, Data()));
+  ASSERT_TRUE(CatchesSignal(fs_->pid(), SIGTERM));
+  CommandResult u = Cmd({"fusermount3", "-u", mnt_});
+  ASSERT_EQ(u.exit_code, 0) << u.output;
+  ASSERT_TRUE(WaitUntil([&] { return !CatchesSignal(fs_->pid(), SIGTERM); }));
+  const bool closing = ProcessStartTicks(fs_->pid()) != 0;
+  ASSERT_EQ(kill(fs_->pid(), SIGTERM), 0);
+  EXPECT_TRUE(closing) << "the daemon had finished before the SIGTERM: nothing was tested";
+  ASSERT_NO_FATAL_FAILURE(Unmount());  // exit status 0, not killed by the signal
+  Result<FsckReport> report = Fsck(store_, FsckOptions());
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->ExitCode(), 0);
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  ExpectSmallFiles(mnt_, Data());
+}
+
 }  // namespace
 }  // namespace rankfs
