@@ -105,12 +105,12 @@ bool WaitForClosingDaemon(const std::string& dir, std::chrono::milliseconds limi
   Result<StoreHolder> holder = ReadStoreHolder(dir);
   if (!holder.ok() || !HolderAlive(*holder)) {
     *io.err << prefix << "store " << dir
-            << " is in use by another process: a rankfs daemon that has it mounted (or is "
-               "starting), or another rankfs fsck or gc\n";
+            << " is in use by another process: a rankfs daemon (unmount it first: rankfs "
+               "unmount MOUNTPOINT), or another rankfs fsck or gc\n";
     return false;
   }
   if (HolderStillMounted(*holder)) {
-    *io.err << prefix << "store " << dir << " is mounted on " << holder->mountpoint
+    *io.err << prefix << "store " << dir << " is in use: mounted on " << holder->mountpoint
             << " (rankfs daemon pid " << holder->pid << "); unmount it first: rankfs unmount "
             << holder->mountpoint << "\n";
     return false;

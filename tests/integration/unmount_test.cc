@@ -137,12 +137,12 @@ TEST_F(UnmountTest, FsckAndGcRefuseAMountedStoreWithoutWaiting) {
   const auto start = std::chrono::steady_clock::now();
   CommandResult f = Cmd({RANKFS_CLI_BINARY, "fsck", store_, "--wait", "100"});
   EXPECT_EQ(f.exit_code, kFsckExitOperational) << f.output;
-  EXPECT_TRUE(Has(f.output, "is mounted on " + mnt_ + " (rankfs daemon pid " +
+  EXPECT_TRUE(Has(f.output, "is in use: mounted on " + mnt_ + " (rankfs daemon pid " +
                                 std::to_string(fs_->pid()) + "); unmount it first"))
       << f.output;
   CommandResult g = Cmd({RANKFS_CLI_BINARY, "gc", store_, "--wait", "100"});
   EXPECT_EQ(g.exit_code, 1) << g.output;
-  EXPECT_TRUE(Has(g.output, "is mounted on " + mnt_)) << g.output;
+  EXPECT_TRUE(Has(g.output, "is in use: mounted on " + mnt_)) << g.output;
   EXPECT_FALSE(Has(f.output + g.output, "waiting")) << f.output << g.output;
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(50));
   EXPECT_TRUE(fs_->IsMounted());
