@@ -26,6 +26,7 @@
 #include "fs/fs_core.h"
 #include "fs/fuse_ops.h"
 #include "fs/killpriv_io.h"
+#include "fs/mountinfo.h"
 #include "fs/page_fill.h"
 #include "store/logging.h"
 #include "store/store.h"
@@ -239,19 +240,11 @@ class Session {
   bool mounted_ = false;
 };
 
-// The mount's device ("0:38") from /proc/self/mountinfo, or "" when it is not listed (the last
-// match is ours: mounts stack). Not stat(2), which would wait for a session loop that is not
-// running yet, or not any more.
+// The mount's device ("0:38") from /proc/self/mountinfo, or "" when it is not listed. Not
+// stat(2), which would wait for a session loop that is not running yet, or not any more.
 std::string MountDevice(const std::string& mountpoint) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line, dev;
-  while (std::getline(in, line)) {
-    // "36 35 0:38 / /mnt/point rw,... - fuse.rankfs ...": field 3 is the device.
-    std::istringstream fields(line);
-    std::string id, parent, device, root, point;
-    if (fields >> id >> parent >> device >> root >> point && point == mountpoint) dev = device;
-  }
-  return dev;
+  std::optional<MountEntry> mount = FindMount(mountpoint);
+  return mount ? mount->device : "";
 }
 
 // The kernel caps a FUSE mount's readahead at its 128 KiB default whatever INIT asks for;

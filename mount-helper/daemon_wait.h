@@ -11,31 +11,14 @@
 #pragma once
 
 #include <chrono>
-#include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
+#include "fs/mountinfo.h"
 #include "mount-helper/cli.h"
 #include "store/store_holder.h"
 
 namespace rankfs {
-
-// One line of a mountinfo file, with its octal escapes ("\040") undone.
-struct MountEntry {
-  std::string device;      // "0:38"
-  std::string mountpoint;  // "/home/alice/.cache/modelscope/hub/tmp"
-  std::string fstype;      // "fuse.rankfs"
-  std::string source;      // for rankfs the store directory, unless fsname= says otherwise
-};
-
-// The entries of a mountinfo file (/proc/self/mountinfo, /proc/PID/mountinfo), in order;
-// empty when it cannot be read.
-std::vector<MountEntry> ReadMountinfo(const std::string& path);
-
-// The mount at `mountpoint` (a canonical path) in /proc/self/mountinfo: the last entry, since
-// mounts stack. nullopt when none is there.
-std::optional<MountEntry> FindMount(const std::string& mountpoint);
 
 // Whether the mount recorded in `holder` is still mounted, as its daemon sees it.
 bool HolderStillMounted(const StoreHolder& holder);

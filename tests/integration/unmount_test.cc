@@ -105,20 +105,22 @@ TEST_F(UnmountTest, FsckRightAfterFusermountWaitsForTheClosingDaemon) {
   EXPECT_GE(waited, 1);
 }
 
-// (b) rankfs unmount of a background daemon (not this process's child, as with fstab).
+// (b) rankfs unmount of a background daemon (not this process's child, as with fstab), on a
+// mountpoint whose name mountinfo escapes.
 TEST_F(UnmountTest, RankfsUnmountReturnsOnceTheDaemonHasReleasedTheStore) {
-  CommandResult m = Cmd({RANKFS_CLI_BINARY, "mount", store_, mnt_, "-o", kSlowCloseOptions});
+  const std::string mnt = AddMountpoint("mnt two");
+  CommandResult m = Cmd({RANKFS_CLI_BINARY, "mount", store_, mnt, "-o", kSlowCloseOptions});
   ASSERT_EQ(m.exit_code, 0) << m.output;
-  ASSERT_NO_FATAL_FAILURE(WriteSmallFiles(mnt_, Data()));
+  ASSERT_NO_FATAL_FAILURE(WriteSmallFiles(mnt, Data()));
   Result<StoreHolder> holder = ReadStoreHolder(store_);
   ASSERT_TRUE(holder.ok()) << holder.status().ToString();
   EXPECT_TRUE(HolderAlive(*holder));
-  EXPECT_EQ(holder->mountpoint, mnt_);
+  EXPECT_EQ(holder->mountpoint, mnt);
 
-  CommandResult u = Cmd({RANKFS_CLI_BINARY, "unmount", mnt_});
+  CommandResult u = Cmd({RANKFS_CLI_BINARY, "unmount", mnt});
   EXPECT_EQ(u.exit_code, 0) << u.output;
   EXPECT_EQ(u.output, "");
-  EXPECT_FALSE(IsMountPoint(mnt_));
+  EXPECT_FALSE(IsMountPoint(mnt));
   EXPECT_FALSE(HolderAlive(*holder)) << "the daemon (pid " << holder->pid << ") still runs";
   // In-process and without any waiting of its own: the lock must be free now.
   Result<FsckReport> report = Fsck(store_, FsckOptions());
