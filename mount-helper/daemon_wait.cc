@@ -4,8 +4,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 namespace rankfs {
 namespace {
