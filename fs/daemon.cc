@@ -4,6 +4,7 @@
 #include <fuse_lowlevel.h>
 #include <limits.h>
 #include <malloc.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -25,9 +26,11 @@
 #include "fs/fs_core.h"
 #include "fs/fuse_ops.h"
 #include "fs/killpriv_io.h"
+#include "fs/mountinfo.h"
 #include "fs/page_fill.h"
 #include "store/logging.h"
 #include "store/store.h"
+#include "store/store_holder.h"
 
 namespace rankfs {
 namespace {
@@ -237,19 +240,11 @@ class Session {
   bool mounted_ = false;
 };
 
-// The mount's device ("0:38") from /proc/self/mountinfo, or "" when it is not listed (the last
-// match is ours: mounts stack). Not stat(2), which would wait for a session loop that is not
-// running yet, or not any more.
+// The mount's device ("0:38") from /proc/self/mountinfo, or "" when it is not listed. Not
+// stat(2), which would wait for a session loop that is not running yet, or not any more.
 std::string MountDevice(const std::string& mountpoint) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line, dev;
-  while (std::getline(in, line)) {
-    // "36 35 0:38 / /mnt/point rw,... - fuse.rankfs ...": field 3 is the device.
-    std::istringstream fields(line);
-    std::string id, parent, device, root, point;
-    if (fields >> id >> parent >> device >> root >> point && point == mountpoint) dev = device;
-  }
-  return dev;
+  std::optional<MountEntry> mount = FindMount(mountpoint);
+  return mount ? mount->device : "";
 }
 
 // The kernel caps a FUSE mount's readahead at its 128 KiB default whatever INIT asks for;
@@ -295,6 +290,33 @@ void LimitHeapArenas() {
 
 DaemonTestEnvs test_envs;  // SetDaemonTestEnvs
 
+// Once the session loop has ended, the daemon writes back what it buffered and closes the
+// store; the kernel mount is usually gone already. libfuse's handlers, which turn SIGTERM into
+// the end of the loop, are removed before that write-back, so a SIGTERM then (systemd sends
+// one to whatever is left in a mount unit after its umount) would kill the daemon and lose the
+// buffered data. Ignored from here on: the write-back ends by itself; SIGKILL still works.
+void IgnoreStopSignals() {
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  sigemptyset(&ignore.sa_mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaction(sig, &ignore, nullptr);
+}
+
+// Records in STORE/HOLDER that this process serves the store on `mountpoint`, so that
+// `rankfs unmount`, fsck and gc can tell a mounted store from one still being closed after its
+// unmount (store/store_holder.h). Best effort: without the record they refuse a held store at
+// once, as they did before there was one.
+void RecordHolder(const std::string& store_dir, const std::string& mountpoint) {
+  const std::string dev = MountDevice(mountpoint);
+  if (dev.empty()) return;
+  Status s = WriteStoreHolder(store_dir, ThisProcessAsHolder(mountpoint, dev));
+  if (!s.ok()) {
+    Log(LogLevel::kInfo, "daemon",
+        "cannot record the daemon in the store (" + s.ToString() +
+            "); rankfs unmount, fsck and gc will not recognise it");
+  }
+}
+
 // Everything after the (optional) fork. Returns the exit status.
 int Serve(const std::string& store_dir, const std::string& mountpoint, const MountConfig& cfg,
           Daemonizer* daemonizer) {
@@ -338,6 +360,7 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
           "lookup");
     }
     RaiseReadahead(mountpoint);
+    RecordHolder(store_dir, mountpoint);
     // Lives while the session loop runs; gone before the session is unmounted and destroyed.
     std::unique_ptr<PageFiller> filler;
     if (cfg.page_fill) {
@@ -355,6 +378,7 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
                            : ""));
     if (daemonizer != nullptr) daemonizer->Detach();
     int rc = session.Loop();
+    IgnoreStopSignals();
     if (filler != nullptr) {
       filler->Shutdown(std::chrono::seconds(2), [&] { AbortConnection(mountpoint); });
       ctx.filler = nullptr;

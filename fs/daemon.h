@@ -2,7 +2,10 @@
 //
 // Start: `rankfs mount STORE MOUNTPOINT [-o opts] [-f]` calls RunMount. Stop: `fusermount3 -u
 // MOUNTPOINT` (or `umount`), or SIGTERM/SIGINT/SIGHUP to the daemon, which then unmounts
-// itself. Either way buffered data is written to the store and made durable before exit.
+// itself. Either way buffered data is written to the store and made durable before exit;
+// once that write-back has begun, SIGTERM/SIGINT/SIGHUP are ignored (SIGKILL is not), so a
+// service manager that signals what is left after the unmount cannot cut it short. The daemon
+// records itself in STORE/HOLDER (store/store_holder.h) once mounted.
 //
 // Thread-safety: call once per process, from the main thread, before starting other threads
 // (in the background mode it forks).

@@ -5,6 +5,8 @@
 //   rankfs stats MOUNTPOINT [--json | --prometheus]       a mount's statistics (cli_stats.cc)
 //   rankfs fsck STORE [--repair]                          offline check/repair (cli_fsck.cc)
 //   rankfs gc STORE [--threshold PCT] [--dry-run]         offline compaction   (cli_gc.cc)
+//   rankfs unmount MOUNTPOINT [--timeout SECS]            unmount and wait for the daemon
+//                                                         to release the store (cli_unmount.cc)
 //   rankfs /ABS/STORE MOUNTPOINT [-o OPTIONS]             what mount.fuse3 runs for fuse.rankfs
 //   mount.rankfs SOURCE MOUNTPOINT [-o OPTIONS] [-s] [-f] [-n] [-v] [-t TYPE]
 //                                                         mount(8)'s helper (cli_mount_helper.cc)
@@ -50,6 +52,13 @@ int MountHelperMain(const std::vector<std::string>& args, const CliIo& io);
 int StatsCommand(const std::vector<std::string>& args, const CliIo& io);
 int FsckCommand(const std::vector<std::string>& args, const CliIo& io);
 int GcCommand(const std::vector<std::string>& args, const CliIo& io);
+int UnmountCommand(const std::vector<std::string>& args, const CliIo& io);
+
+// Exit statuses of `rankfs unmount`.
+inline constexpr int kUnmountExitFailed = 1;     // not unmounted: busy, not permitted
+inline constexpr int kUnmountExitUsage = 2;      // bad arguments
+inline constexpr int kUnmountExitNotRankfs = 3;  // not a rankfs mount, or no daemon found
+inline constexpr int kUnmountExitTimedOut = 4;   // unmounted; the daemon is still closing
 
 // Exit statuses of mount.rankfs (mount(8)'s conventions).
 inline constexpr int kMountExitUsage = 1;

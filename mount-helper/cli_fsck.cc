@@ -10,7 +10,7 @@ namespace {
 
 constexpr OfflineCommand kFsck = {
     .name = "fsck",
-    .usage = "usage: rankfs fsck STORE [--repair]\n",
+    .usage = "usage: rankfs fsck STORE [--repair] [--wait SECS]\n",
     .exit_failed = kFsckExitOperational,
     .exit_usage = 16,  // e2fsck: usage or syntax error
 };
@@ -27,6 +27,8 @@ void PrintFsckHelp(std::ostream& os) {
         "             entries, delete packs that hold no indexed chunk, and list every change.\n"
         "             Damaged or missing chunks are reported, not hidden: delete or rewrite the\n"
         "             files named (find MOUNTPOINT -inum INODE).\n\n"
+        "  --wait SECS  how long to wait for a rankfs daemon whose mount is gone to finish\n"
+        "             closing the store (default 60); a mounted store is refused at once\n\n"
         "Exit status (as e2fsck): 0 clean, 1 errors corrected, 4 errors left uncorrected,\n"
         "8 operational error (store in use, missing or unreadable), 16 usage error.\n";
 }
@@ -75,13 +77,20 @@ void PrintReport(std::ostream& os, const std::string& dir, const FsckReport& r, 
 
 int FsckCommand(const std::vector<std::string>& args, const CliIo& io) {
   bool repair = false;
+  std::chrono::milliseconds close_wait = kDefaultCloseWait;
   std::vector<std::string> positional;
-  for (const std::string& a : args) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
     if (a == "-h" || a == "--help") {
       PrintFsckHelp(*io.out);
       return 0;
     } else if (a == "--repair") {
       repair = true;
+    } else if (a == "--wait") {
+      if (++i == args.size()) return OfflineUsageError(kFsck, io, "--wait needs SECS");
+      if (!ParseSeconds(args[i], &close_wait)) {
+        return OfflineUsageError(kFsck, io, "--wait '" + args[i] + "' is not a number of seconds");
+      }
     } else if (a.size() > 1 && a[0] == '-') {
       return OfflineUsageError(kFsck, io, "unknown flag '" + a + "'");
     } else {
@@ -93,7 +102,7 @@ int FsckCommand(const std::vector<std::string>& args, const CliIo& io) {
   FsckOptions options;
   options.repair = repair;
   return RunOfflineCommand(
-      kFsck, dir, options, &Fsck,
+      kFsck, dir, options, &Fsck, close_wait,
       [&](const FsckReport& report) {
         PrintReport(*io.out, dir, report, repair);
         return report.ExitCode();

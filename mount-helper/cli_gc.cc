@@ -15,7 +15,7 @@ namespace {
 
 constexpr OfflineCommand kGc = {
     .name = "gc",
-    .usage = "usage: rankfs gc STORE [--threshold PCT] [--dry-run]\n",
+    .usage = "usage: rankfs gc STORE [--threshold PCT] [--dry-run] [--wait SECS]\n",
     .exit_failed = 1,
     .exit_usage = 2,
 };
@@ -30,7 +30,9 @@ void PrintGcHelp(std::ostream& os) {
         "that hold no live chunk are deleted. An interrupted gc leaves at worst packs that\n"
         "hold no indexed chunk; the next mount, fsck --repair or gc deletes them.\n\n"
         "  --threshold PCT  dead share that makes a pack worth compacting, 0..100 (default 50)\n"
-        "  --dry-run        print what would be done, change nothing\n\n"
+        "  --dry-run        print what would be done, change nothing\n"
+        "  --wait SECS      how long to wait for a rankfs daemon whose mount is gone to finish\n"
+        "                   closing the store (default 60); a mounted store is refused at once\n\n"
         "Exit status: 0 done (or nothing to do), 1 failed, or a pack was left alone because\n"
         "it holds a damaged chunk (run rankfs fsck), 2 usage error.\n";
 }
@@ -99,6 +101,7 @@ void PrintReport(std::ostream& os, const std::string& dir, const GcReport& r, do
 
 int GcCommand(const std::vector<std::string>& args, const CliIo& io) {
   GcOptions options;
+  std::chrono::milliseconds close_wait = kDefaultCloseWait;
   std::vector<std::string> positional;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
@@ -107,6 +110,11 @@ int GcCommand(const std::vector<std::string>& args, const CliIo& io) {
       return 0;
     } else if (a == "--dry-run" || a == "-n") {
       options.dry_run = true;
+    } else if (a == "--wait") {
+      if (++i == args.size()) return UsageError(io, "--wait needs SECS");
+      if (!ParseSeconds(args[i], &close_wait)) {
+        return UsageError(io, "--wait '" + args[i] + "' is not a number of seconds");
+      }
     } else if (a == "--threshold" || a.starts_with("--threshold=")) {
       std::string value;
       if (a == "--threshold") {
@@ -127,7 +135,7 @@ int GcCommand(const std::vector<std::string>& args, const CliIo& io) {
   if (positional.size() != 1) return UsageError(io, "needs one STORE directory");
   const std::string& dir = positional[0];
   return RunOfflineCommand(
-      kGc, dir, options, &Gc,
+      kGc, dir, options, &Gc, close_wait,
       [&](const GcReport& report) {
         PrintReport(*io.out, dir, report, options.threshold_percent);
         // A pack left alone holds damage: the run did not finish its job.

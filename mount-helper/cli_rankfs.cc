@@ -14,8 +14,9 @@ namespace {
 constexpr char kUsage[] =
     "usage: rankfs mount STORE MOUNTPOINT [-o OPTIONS] [-f] [-d]\n"
     "       rankfs stats MOUNTPOINT [--json | --prometheus]\n"
-    "       rankfs fsck STORE [--repair]\n"
-    "       rankfs gc STORE [--threshold PCT] [--dry-run]\n"
+    "       rankfs unmount MOUNTPOINT [--timeout SECS] [--store STORE]\n"
+    "       rankfs fsck STORE [--repair] [--wait SECS]\n"
+    "       rankfs gc STORE [--threshold PCT] [--dry-run] [--wait SECS]\n"
     "       rankfs --version | --help\n";
 
 void PrintHelp(std::ostream& os) {
@@ -25,6 +26,7 @@ void PrintHelp(std::ostream& os) {
      << "\n"
         "commands (each takes --help):\n"
         "  mount   serve STORE (created at the first mount) on MOUNTPOINT\n"
+        "  unmount unmount, and return once the daemon has released the store\n"
         "  stats   print a mount's statistics, as text, JSON or Prometheus metrics\n"
         "  fsck    check a store that is not mounted; --repair fixes what it can\n"
         "  gc      compact the packs of a store that is not mounted\n\n"
@@ -45,7 +47,7 @@ void PrintMountHelp(std::ostream& os) {
         "     suid, dev, exec, noatime, atime, relatime, auto_unmount\n"
         "  SIZE takes a K, M or G suffix. uid=, gid=, umask= and the chunk and compress\n"
         "  settings apply to a new store only; its root directory belongs to the mounting\n"
-        "  user unless uid=/gid= say otherwise. Unmount with: fusermount3 -u MOUNTPOINT\n";
+        "  user unless uid=/gid= say otherwise. Unmount with: rankfs unmount MOUNTPOINT\n";
 }
 
 int UsageError(const CliIo& io, const std::string& why) {
@@ -116,6 +118,7 @@ int RankfsMain(const std::vector<std::string>& args, const CliIo& io) {
   if (cmd == "stats") return StatsCommand(rest, io);
   if (cmd == "fsck") return FsckCommand(rest, io);
   if (cmd == "gc") return GcCommand(rest, io);
+  if (cmd == "unmount") return UnmountCommand(rest, io);
   // mount.fuse3 runs "rankfs SOURCE MOUNTPOINT -o OPTIONS" for type fuse.rankfs (and for
   // rankfs#SOURCE of type fuse) when no mount.fuse.rankfs is installed. No command starts with
   // '/', so an absolute store path is unambiguous.

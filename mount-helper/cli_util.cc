@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace rankfs {
@@ -62,6 +64,15 @@ bool BecomeStoreOwner(const std::string& dir, std::string_view command, const Cl
   }
   *io.err << "rankfs " << command << ": running as the store's owner (uid " << st.st_uid << ", gid "
           << st.st_gid << ")\n";
+  return true;
+}
+
+bool ParseSeconds(const std::string& text, std::chrono::milliseconds* out) {
+  if (text.empty()) return false;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || !std::isfinite(v) || v < 0 || v > 1e9) return false;
+  *out = std::chrono::milliseconds(int64_t(v * 1000));
   return true;
 }
 

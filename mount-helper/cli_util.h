@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "mount-helper/cli.h"
+#include "mount-helper/daemon_wait.h"
 #include "store/offline_options.h"
 #include "store/status.h"
 
@@ -56,22 +57,36 @@ struct OfflineCommand {
   int exit_usage;          // bad arguments
 };
 
+// How long fsck and gc wait by default for a daemon whose mount is gone to finish closing the
+// store (--wait SECS): as long as `rankfs unmount` waits by default.
+inline constexpr std::chrono::seconds kDefaultCloseWait{60};
+
+// "60", "2.5" -> that many seconds; false unless a finite number >= 0.
+bool ParseSeconds(const std::string& text, std::chrono::milliseconds* out);
+
 // Says "rankfs NAME: why" and the usage on io.err; returns command.exit_usage.
 int OfflineUsageError(const OfflineCommand& command, const CliIo& io, std::string_view why);
 
 // Everything an offline command does once its arguments are parsed: becomes the store's owner,
 // runs `engine` (Fsck, Gc) on `dir` with a progress bar on io.out when io.interactive (erased
 // before anything else is printed), and gives the report to `finish`, which prints it and
-// returns the exit status. When the engine fails, says why on io.err and returns
-// command.exit_failed.
+// returns the exit status. When the store is locked by a daemon whose mount is gone, waits up
+// to `close_wait` for it to finish closing the store (WaitForClosingDaemon), then runs the
+// engine again. When the engine fails, says why on io.err and returns command.exit_failed.
 template <typename Options, typename Report, typename Finish>
 int RunOfflineCommand(const OfflineCommand& command, const std::string& dir, Options options,
                       Result<Report> (*engine)(const std::string&, const Options&),
-                      const Finish& finish, const CliIo& io) {
+                      std::chrono::milliseconds close_wait, const Finish& finish, const CliIo& io) {
   if (!BecomeStoreOwner(dir, command.name, io)) return command.exit_failed;
   ProgressBar bar(*io.out);
   if (io.interactive) options.progress = bar.Callback();
   Result<Report> report = engine(dir, options);
+  // Once per run: a daemon mounted again in between is refused by the second attempt.
+  if (!report.ok() && report.status().code() == EBUSY) {
+    bar.Clear();
+    if (!WaitForClosingDaemon(dir, close_wait, command.name, io)) return command.exit_failed;
+    report = engine(dir, options);
+  }
   bar.Clear();
   if (!report.ok()) {
     *io.err << "rankfs " << command.name << ": " << report.status().message() << "\n";

@@ -68,7 +68,8 @@ void MakeStore(const std::string& dir) {
 TEST(RankfsCliTest, HelpVersionAndUnknownCommands) {
   Ran help = Rankfs({"--help"});
   EXPECT_EQ(help.code, 0);
-  for (const char* cmd : {"rankfs mount", "rankfs stats", "rankfs fsck", "rankfs gc"}) {
+  for (const char* cmd :
+       {"rankfs mount", "rankfs unmount", "rankfs stats", "rankfs fsck", "rankfs gc"}) {
     EXPECT_TRUE(Has(help.out, cmd)) << help.out;
   }
   Ran version = Rankfs({"--version"});
@@ -81,7 +82,7 @@ TEST(RankfsCliTest, HelpVersionAndUnknownCommands) {
 }
 
 TEST(RankfsCliTest, EveryCommandHasHelp) {
-  for (std::string cmd : {"mount", "stats", "fsck", "gc"}) {
+  for (std::string cmd : {"mount", "unmount", "stats", "fsck", "gc"}) {
     Ran r = Rankfs({cmd, "--help"});
     EXPECT_EQ(r.code, 0) << cmd;
     EXPECT_TRUE(Has(r.out, "usage: rankfs " + cmd)) << r.out;
@@ -237,6 +238,46 @@ TEST(FsckCliTest, OperationalAndUsageErrors) {
   }
   EXPECT_EQ(Rankfs({"fsck"}).code, 16);
   EXPECT_EQ(Rankfs({"fsck", store, "--force"}).code, 16);
+  EXPECT_EQ(Rankfs({"fsck", store, "--wait"}).code, 16);
+  Ran wait = Rankfs({"fsck", store, "--wait", "soon"});
+  EXPECT_EQ(wait.code, 16);
+  EXPECT_TRUE(Has(wait.err, "--wait 'soon' is not a number of seconds")) << wait.err;
+  EXPECT_EQ(Rankfs({"fsck", store, "--wait", "0"}).code, 0);  // nothing holds it: no wait
+}
+
+// ---- rankfs unmount -------------------------------------------------------------------------
+
+// Argument errors (exit 2) and what is not a rankfs mount (exit 3); real mounts, busy ones and
+// the timeout are in tests/integration/unmount_test.cc.
+TEST(UnmountCliTest, UsageErrorsAndWhatIsNotARankfsMount) {
+  TempDir tmp;
+  struct Case {
+    std::vector<std::string> args;
+    std::string says;
+  } cases[] = {
+      {{"unmount"}, "needs one MOUNTPOINT"},
+      {{"unmount", "a", "b"}, "needs one MOUNTPOINT"},
+      {{"unmount", "a", "--timeout"}, "--timeout needs a value"},
+      {{"unmount", "a", "--timeout", "soon"}, "--timeout 'soon' is not a number of seconds"},
+      {{"unmount", "a", "--timeout", "-1"}, "--timeout '-1' is not a number of seconds"},
+      {{"unmount", "a", "--store"}, "--store needs a value"},
+      {{"unmount", "a", "--lazy"}, "unknown flag '--lazy'"},
+  };
+  for (const Case& c : cases) {
+    Ran r = Rankfs(c.args);
+    EXPECT_EQ(r.code, kUnmountExitUsage) << c.says;
+    EXPECT_TRUE(Has(r.err, "rankfs unmount: " + c.says)) << r.err;
+    EXPECT_TRUE(Has(r.err, "usage: rankfs unmount MOUNTPOINT")) << r.err;
+  }
+  Ran dir = Rankfs({"unmount", tmp.path(), "--timeout", "1"});
+  EXPECT_EQ(dir.code, kUnmountExitNotRankfs);
+  EXPECT_TRUE(Has(dir.err, tmp.path() + " is not a mount point")) << dir.err;
+  Ran missing = Rankfs({"unmount", tmp.Join("nothing/here")});
+  EXPECT_EQ(missing.code, kUnmountExitNotRankfs);
+  EXPECT_TRUE(Has(missing.err, "is not a mount point")) << missing.err;
+  Ran proc = Rankfs({"unmount", "/proc/"});
+  EXPECT_EQ(proc.code, kUnmountExitNotRankfs);
+  EXPECT_TRUE(Has(proc.err, "/proc is not a rankfs mount (its type is proc)")) << proc.err;
 }
 
 // ---- rankfs gc ------------------------------------------------------------------------------
@@ -325,6 +366,8 @@ TEST(GcCliTest, UsageAndOperationalErrors) {
                                              {"gc", "a", "--threshold", "101"},
                                              {"gc", "a", "--threshold=-1"},
                                              {"gc", "a", "--threshold=abc"},
+                                             {"gc", "a", "--wait"},
+                                             {"gc", "a", "--wait", "-3"},
                                              {"gc", "a", "--force"}}) {
     Ran r = Rankfs(args);
     EXPECT_EQ(r.code, 2) << args.back();
@@ -342,7 +385,7 @@ TEST(GcCliTest, UsageAndOperationalErrors) {
     ASSERT_TRUE(open.ok());
     Ran busy = Rankfs({"gc", store});
     EXPECT_EQ(busy.code, 1);
-    EXPECT_TRUE(Has(busy.err, "in use by a rankfs daemon (mounted?); unmount it first"))
+    EXPECT_TRUE(Has(busy.err, "is in use by another process: a rankfs daemon (unmount it first"))
         << busy.err;
   }
 }
