@@ -4,7 +4,7 @@
 #
 #   scripts/run.sh                      mount over ~/.cache/modelscope/hub/tmp
 #   MOUNTPOINT=/x STORE=/y scripts/run.sh
-#   fusermount3 -u ~/.cache/modelscope/hub/tmp     (to unmount)
+#   build-release/mount-helper/rankfs unmount ~/.cache/modelscope/hub/tmp   (to unmount)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -24,4 +24,4 @@ if [ -n "$(ls -A "$MOUNTPOINT" 2>/dev/null)" ]; then
 fi
 build-release/mount-helper/rankfs mount "$STORE" "$MOUNTPOINT"
 echo "rankfs: mounted $MOUNTPOINT (store: $STORE)"
-echo "rankfs: savings: build-release/mount-helper/rankfs stats $MOUNTPOINT   unmount: fusermount3 -u $MOUNTPOINT"
+echo "rankfs: savings: build-release/mount-helper/rankfs stats $MOUNTPOINT   unmount: build-release/mount-helper/rankfs unmount $MOUNTPOINT"
