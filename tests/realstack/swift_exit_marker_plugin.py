@@ -1,0 +1,39 @@
+"""An ms-swift plugin (`swift sft --external_plugins FILE`) that changes nothing in the job and
+prints, per rank, how far the process got through a normal exit, so that a test can tell a
+rank that failed from one that aborted in interpreter teardown after its work was done.
+
+torch and ms-swift sometimes abort one rank at teardown ("terminate called without an active
+exception", SIGABRT) after training finished. Python runs exit handlers only once the main
+program has returned, so:
+  rank<R>_exit_begin=<dirs>  main returned; <dirs> are this rank's hf_datasets-* directories
+                             (ms-swift's temporary cache directories, comma-separated, or "-")
+  rank<R>_exit_end=1         those directories' finalizers have run (they are removed)
+The second comes from a finalizer created at import, before any temporary directory exists;
+Python runs finalizers at exit newest first, so it runs after theirs.
+"""
+import atexit
+import os
+import weakref
+
+_RANK = os.environ.get("RANK", "0")
+
+
+def _own_dirs():
+    try:
+        from swift.dataset.utils import TEMP_DIR_POOL
+    except ImportError:
+        return "-"
+    return ",".join(os.path.basename(t.name) for t in TEMP_DIR_POOL.values()) or "-"
+
+
+def _begin():
+    print("rank%s_exit_begin=%s" % (_RANK, _own_dirs()), flush=True)
+
+
+class _Sentinel:
+    pass
+
+
+_sentinel = _Sentinel()  # alive until exit, so its finalizer runs from the exit handler
+weakref.finalize(_sentinel, lambda: print("rank%s_exit_end=1" % _RANK, flush=True))
+atexit.register(_begin)
