@@ -18,6 +18,13 @@ import weakref
 _RANK = os.environ.get("RANK", "0")
 
 
+def _say(line):
+    # One write(2) per line: four ranks share the log, and print() writes the text and its
+    # newline separately, so lines of different ranks could run together. The newline before
+    # it ends whatever a progress bar left unfinished.
+    os.write(1, ("\n" + line + "\n").encode())
+
+
 def _own_dirs():
     try:
         from swift.dataset.utils import TEMP_DIR_POOL
@@ -27,7 +34,7 @@ def _own_dirs():
 
 
 def _begin():
-    print("rank%s_exit_begin=%s" % (_RANK, _own_dirs()), flush=True)
+    _say("rank%s_exit_begin=%s" % (_RANK, _own_dirs()))
 
 
 class _Sentinel:
@@ -35,5 +42,5 @@ class _Sentinel:
 
 
 _sentinel = _Sentinel()  # alive until exit, so its finalizer runs from the exit handler
-weakref.finalize(_sentinel, lambda: print("rank%s_exit_end=1" % _RANK, flush=True))
+weakref.finalize(_sentinel, _say, "rank%s_exit_end=1" % _RANK)
 atexit.register(_begin)

@@ -26,7 +26,7 @@ def _keep_own_copy(dest):
 
     for tmp in TEMP_DIR_POOL.values():
         shutil.copytree(tmp.name, os.path.join(dest, os.path.basename(tmp.name)))
-    print("kept_hf_datasets=%d" % len(TEMP_DIR_POOL), flush=True)
+    os.write(1, b"\nkept_hf_datasets=%d\n" % len(TEMP_DIR_POOL))  # one line, one write(2)
 
 
 if os.environ.get("RANKFS_KEEP_HF_DATASETS") and os.environ.get("LOCAL_RANK", "0") == "0":
