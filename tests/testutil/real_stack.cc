@@ -48,6 +48,39 @@ void AddAllocated(const std::string& path, std::set<std::pair<dev_t, ino_t>>* se
   closedir(d);
 }
 
+// The pids of the processes whose environment holds the entry `tag` ("K=V"), ours excepted.
+std::vector<pid_t> TaggedProcesses(const std::string& tag) {
+  std::vector<pid_t> out;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return out;
+  while (dirent* e = readdir(proc)) {
+    const pid_t pid = pid_t(std::atoi(e->d_name));
+    if (pid <= 0 || pid == getpid()) continue;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/environ", std::ios::binary);
+    for (std::string entry; std::getline(in, entry, '\0');) {
+      if (entry == tag) {
+        out.push_back(pid);
+        break;
+      }
+    }
+  }
+  closedir(proc);
+  return out;
+}
+
+// SIGKILLs every process of the job: they all inherited `tag` in their environment, including
+// those that left its process group (torch.distributed.run starts each rank in a session of
+// its own) and their orphans (a killed rank's multiprocessing workers). Repeats until a scan
+// finds none, since one may fork while we kill (a zombie's environ reads empty).
+void KillTagged(const std::string& tag) {
+  for (int round = 0; round < 500; ++round) {
+    const std::vector<pid_t> left = TaggedProcesses(tag);
+    if (left.empty()) return;
+    for (pid_t pid : left) kill(pid, SIGKILL);
+    usleep(10000);
+  }
+}
+
 }  // namespace
 
 std::string RealStackPython(std::string* why) {
@@ -114,9 +147,15 @@ JobResult RunJob(const std::vector<std::string>& argv, const std::vector<std::st
   JobResult result;
   const std::string log =
       log_path.empty() ? "/tmp/rankfs-job-" + std::to_string(getpid()) + ".log" : log_path;
+  // Every process of the job inherits this entry, so that all of them can be found at the end.
+  static std::atomic<int> jobs{0};
+  const std::string tag = "RANKFS_JOB_TAG=" + std::to_string(getpid()) + "-" +
+                          std::to_string(jobs.fetch_add(1)) + "-" +
+                          std::to_string(Clock::now().time_since_epoch().count());
   std::vector<char*> args, envp;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  envp.push_back(const_cast<char*>(tag.c_str()));
   for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
   // argv[0] is looked up in env's PATH before the fork (execvpe would use ours).
@@ -172,6 +211,7 @@ JobResult RunJob(const std::vector<std::string>& argv, const std::vector<std::st
     usleep(20000);
   }
   kill(-pid, SIGKILL);  // what is left of the group (a rank orphaned by its launcher)
+  KillTagged(tag);      // and of the job outside the group
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (!result.timed_out && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.term_signal = WTERMSIG(status);

@@ -49,8 +49,12 @@ struct JobResult {
   std::string log;         // stdout and stderr together (also in log_path when given)
 };
 
-// Runs argv (argv[0] searched in the PATH of `env`) with exactly `env`, in `cwd`, as the leader
-// of a new process group; kills the group with SIGKILL after `timeout`. `on_start` (when set)
+// Runs argv (argv[0] searched in the PATH of `env`) with exactly `env` (plus an entry
+// RANKFS_JOB_TAG that marks the job's processes), in `cwd`, as the leader of a new process
+// group; kills the group with SIGKILL after `timeout`. When the leader has ended, every process
+// still carrying the job's tag is killed too: processes that left the group (torch.distributed.run
+// puts each rank in a session of its own) and their orphans must not outlive the job and hold
+// files on a mount the test is about to unmount. `on_start` (when set)
 // gets the leader's pid once it runs, for tests that signal it.
 JobResult RunJob(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                  const std::string& cwd, std::chrono::seconds timeout,
