@@ -449,6 +449,7 @@ def write_chart(out_dir, med):
         log("fsbench: gnuplot not found; no chart (apt-get install gnuplot-nox)")
         return None
     data = os.path.join(out_dir, "chart.dat")
+    shown = set()  # the columns with a value: gnuplot refuses a histogram of NaNs only
     with open(data, "w") as f:
         for metric, vals in med.items():
             if metric.endswith(("peak_rss_bytes", "cpu_s", "aborts")) or "ext4" not in vals:
@@ -461,8 +462,13 @@ def write_chart(out_dir, med):
                     rel.append("NaN")
                 else:
                     rel.append(f"{(vals['ext4'] / v) if lower_better else (v / vals['ext4']):.4f}")
+                    shown.add(t)
             f.write(f"{metric} {' '.join(rel)}\n")
     png = os.path.join(out_dir, "chart.png")
+    titles = {"ext4": "ext4", "passthrough_ll": "passthrough_ll",
+              "fuse_null": "fuse_null (FUSE floor)", "rankfs": "rankfs"}
+    plots = [f"using {i + 2} title '{titles[t]}'" for i, t in enumerate(COLUMNS) if t in shown]
+    plots[0] = plots[0].replace(" title", ":xtic(1) title", 1)
     script = f"""
 set terminal pngcairo size 1400,700 font ",11"
 set output '{png}'
@@ -477,8 +483,7 @@ set xtics rotate by -30 noenhanced
 set key top left
 set grid ytics
 set key noenhanced
-plot '{data}' using 2:xtic(1) title 'ext4', '' using 3 title 'passthrough_ll', \\
-     '' using 4 title 'fuse_null (FUSE floor)', '' using 5 title 'rankfs'
+plot '{data}' {", '' ".join(plots)}
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
     return png
