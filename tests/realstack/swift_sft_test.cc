@@ -209,7 +209,7 @@ class SwiftSftTest : public MountTest {
 
   // The corpus, tokenizer and model, once per test binary (they do not depend on the mount).
   void MakeInputs() {
-    static TempDir* inputs = nullptr;
+    static std::unique_ptr<TempDir> inputs;  // removed at exit, with the binary
     if (inputs == nullptr) {
       auto dir = std::make_unique<TempDir>("rankfs-swift-inputs-");
       const std::string data = dir->Join("data"), model = dir->Join("model");
@@ -223,7 +223,7 @@ class SwiftSftTest : public MountTest {
                             data, "--out", model},
                            env, tmp_.path(), std::chrono::seconds(300));
       ASSERT_EQ(m.exit_code, 0) << m.log;
-      inputs = dir.release();
+      inputs = std::move(dir);
     }
     corpus_ = inputs->Join("data/corpus.jsonl");
     model_ = inputs->Join("model");
