@@ -10,6 +10,8 @@ puts under every FUSE filesystem on this machine; it runs the write and metadata
 Each timed phase also records the machine's busy CPU-seconds (cpu_s), and the report turns
 them into the best ratio rankfs could reach at that CPU cost with every CPU busy the whole
 phase: a target past that bound is out of reach without less CPU per byte or more CPUs.
+The real training jobs (datasets4, swift4, swift4cache: ext4 and rankfs only) are in
+bench/realjobs.py.
 Writes results.json (every raw run, medians, ratios, CPU bounds, machine facts) and chart.png
 (gnuplot) into --out. The workload itself runs in bench/fsbench.cc (plain syscalls); this
 script only mounts, drops caches, starts processes and does arithmetic.
@@ -28,6 +30,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+import realjobs
 
 PASSTHROUGH_SRC = "/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c"
 MIB = 1 << 20
@@ -321,6 +325,7 @@ TARGETS = {
     "single.read_warm_MBps": ("passthrough_ll", ">=", 0.8),
     "single.mmap_rand_4k_ops": ("passthrough_ll", ">=", 0.5),
     "meta.meta_ops": ("passthrough_ll", ">=", 0.5),
+    **realjobs.TARGETS,
 }
 
 # Each time or speed target -> the machine's busy CPU-seconds over the same timed phase.
@@ -330,6 +335,7 @@ CPU_OF = {
     "single.write_MBps": "single.write_cpu_s",
     "single.read_cold_MBps": "single.read_cold_cpu_s",
     "meta.meta_ops": "meta.cpu_s",
+    **realjobs.CPU_OF,
 }
 
 
@@ -367,7 +373,7 @@ COLUMNS = ("ext4", "passthrough_ll", "fuse_null", "rankfs")
 def ratios(med):
     rows = []
     for metric, vals in med.items():
-        if "rankfs" not in vals or metric.endswith("peak_rss_bytes"):
+        if "rankfs" not in vals or metric.endswith(("peak_rss_bytes", "teardown_aborts")):
             continue
         for base in BASELINES:
             if base not in vals or vals[base] == 0:
@@ -443,11 +449,12 @@ def write_chart(out_dir, med):
         log("fsbench: gnuplot not found; no chart (apt-get install gnuplot-nox)")
         return None
     data = os.path.join(out_dir, "chart.dat")
+    shown = set()  # the columns with a value: gnuplot refuses a histogram of NaNs only
     with open(data, "w") as f:
         for metric, vals in med.items():
-            if metric.endswith(("peak_rss_bytes", "cpu_s")) or "ext4" not in vals:
+            if metric.endswith(("peak_rss_bytes", "cpu_s", "aborts")) or "ext4" not in vals:
                 continue
-            lower_better = metric.endswith("wall_s") or metric.endswith("disk_bytes")
+            lower_better = metric.endswith(("wall_s", "disk_bytes"))
             rel = []
             for t in COLUMNS:
                 v = vals.get(t)
@@ -455,8 +462,13 @@ def write_chart(out_dir, med):
                     rel.append("NaN")
                 else:
                     rel.append(f"{(vals['ext4'] / v) if lower_better else (v / vals['ext4']):.4f}")
+                    shown.add(t)
             f.write(f"{metric} {' '.join(rel)}\n")
     png = os.path.join(out_dir, "chart.png")
+    titles = {"ext4": "ext4", "passthrough_ll": "passthrough_ll",
+              "fuse_null": "fuse_null (FUSE floor)", "rankfs": "rankfs"}
+    plots = [f"using {i + 2} title '{titles[t]}'" for i, t in enumerate(COLUMNS) if t in shown]
+    plots[0] = plots[0].replace(" title", ":xtic(1) title", 1)
     script = f"""
 set terminal pngcairo size 1400,700 font ",11"
 set output '{png}'
@@ -471,8 +483,7 @@ set xtics rotate by -30 noenhanced
 set key top left
 set grid ytics
 set key noenhanced
-plot '{data}' using 2:xtic(1) title 'ext4', '' using 3 title 'passthrough_ll', \\
-     '' using 4 title 'fuse_null (FUSE floor)', '' using 5 title 'rankfs'
+plot '{data}' {", '' ".join(plots)}
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
     return png
@@ -489,8 +500,11 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--mmap-ops", type=int, default=100000)
     ap.add_argument("--meta-files", type=int, default=10000)
-    ap.add_argument("--workloads", default="nranks4,nranks8,single,meta,rss",
-                    help="comma-separated subset of nranks4,nranks8,single,meta,rss")
+    ap.add_argument("--workloads", default="nranks4,nranks8,single,meta,rss,datasets4,swift4",
+                    help="comma-separated subset of nranks4,nranks8,single,meta,rss and the real "
+                         "jobs (bench/realjobs.py) datasets4,swift4,swift4cache")
+    ap.add_argument("--datasets-mib", type=int, default=50, help="datasets4's corpus size")
+    ap.add_argument("--swift-mib", type=int, default=8, help="swift4's corpus size")
     ap.add_argument("--rankfs-options", default="", help="-o options for rankfs (default: none)")
     ap.add_argument("--deadline", type=int, default=0,
                     help="abort (unmounting everything) after this many seconds; 0 = none")
@@ -548,13 +562,16 @@ def main():
                 run_workload(args, rk, label,
                              lambda t, root, data=data: nranks(args, t, root, data, 4), results)
             args.reps = save
+        realjobs.run_workloads(args, targets, wanted, results, work)
     finally:
         for t in targets:
             t.clean()
 
     signal.alarm(0)
     for wl, per_target in results.items():
-        if not wl.startswith("rss") and len(per_target) != len(targets):
+        if wl.startswith("rss") or wl in realjobs.WORKLOADS:  # rankfs only; ext4 and rankfs
+            continue
+        if len(per_target) != len(targets):
             sys.exit(f"fsbench: {wl} ran on {sorted(per_target)} only")
     med = medians(results)
     rows = ratios(med)

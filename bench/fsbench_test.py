@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Unit tests of fsbench.py's arithmetic (no mounts): the CPU-budget rows and the CPU counter."""
+"""Unit tests of fsbench.py's arithmetic (no mounts): the CPU-budget rows and the CPU counter,
+and how realjobs.py tells the known teardown abort from a failed job."""
 import os
 import sys
 import time
@@ -8,6 +9,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fsbench  # noqa: E402
+import realjobs  # noqa: E402
 
 
 class CpuRowsTest(unittest.TestCase):
@@ -62,6 +64,29 @@ class BusyCpuTest(unittest.TestCase):
         # and a hypervisor may book some ticks as stolen: half of ours is the floor asserted.
         self.assertGreater(spent, 0.29)
         self.assertGreaterEqual(fsbench.busy_cpu_s() - before, spent / 2)
+
+
+class TeardownAbortTest(unittest.TestCase):
+    """realjobs.teardown_abort: only every rank having reached its exit, and SIGABRT as the only
+    failure torchrun reports, make a failed job count."""
+
+    DONE = "".join(f"rank{r}_exit_begin=-\n" for r in range(realjobs.RANKS))
+
+    def report(self, *codes):
+        return "".join(f"  exitcode  : {c} (pid: {100 + i})\n" for i, c in enumerate(codes))
+
+    def test_the_teardown_race_counts(self):
+        log = self.DONE + "terminate called without an active exception\n" + self.report(-6)
+        self.assertTrue(realjobs.teardown_abort(1, log, "rank%d_exit_begin"))
+
+    def test_anything_else_does_not(self):
+        key = "rank%d_exit_begin"
+        self.assertFalse(realjobs.teardown_abort(0, self.DONE, key))  # not failed at all
+        self.assertFalse(realjobs.teardown_abort(1, self.DONE + self.report(-6, -15), key))
+        self.assertFalse(realjobs.teardown_abort(1, self.DONE + self.report(1), key))
+        self.assertFalse(realjobs.teardown_abort(1, self.DONE, key))  # no report: not torchrun's
+        short = self.DONE.replace("rank3_exit_begin=-\n", "")
+        self.assertFalse(realjobs.teardown_abort(1, short + self.report(-6), key))
 
 
 if __name__ == "__main__":
