@@ -425,5 +425,44 @@ TEST_F(SwiftSftTest, CachingOnCacheSurvivesRemountAndIsReused) {
   ASSERT_NO_FATAL_FAILURE(ExpectFsckClean());
 }
 
+// The teardown-abort rule on logs shaped like the real ones: a job whose ranks all reached
+// their exit and whose only failures are SIGABRTs (torchrun's "exitcode : -6") finished;
+// a missing exit marker, any other exit code or a timeout does not.
+JobResult FakeJob(int exit_code, int ranks_exited, const std::string& torchrun_report) {
+  JobResult r;
+  r.exit_code = exit_code;
+  r.log = "{'train_loss': 36.5, 'epoch': 1.0}\n";
+  for (int i = 0; i < ranks_exited; ++i) {
+    r.log += "rank" + std::to_string(i) + "_exit_begin=/h/tmp/hf_datasets-" + std::to_string(i);
+    r.log += "\nrank" + std::to_string(i) + "_exit_end=1\n";
+  }
+  r.log += torchrun_report;
+  return r;
+}
+
+TEST(SwiftSftOutcome, TeardownAbortRule) {
+  const std::string abort1 = "[1]:\n  exitcode  : -6 (pid: 4242)\n";
+  const std::string segv1 = "[1]:\n  exitcode  : -11 (pid: 4242)\n";
+  const std::string exit1 = "[2]:\n  exitcode  : 1 (pid: 4243)\n";
+
+  SftOutcome clean = Examine(FakeJob(0, kRanks, ""));
+  EXPECT_TRUE(clean.finished);
+  EXPECT_FALSE(clean.teardown_abort);
+  EXPECT_DOUBLE_EQ(clean.train_loss, 36.5);
+  EXPECT_EQ(clean.rank_dirs[2], std::vector<std::string>{"/h/tmp/hf_datasets-2"});
+
+  SftOutcome aborted = Examine(FakeJob(1, kRanks, abort1));
+  EXPECT_TRUE(aborted.finished);
+  EXPECT_TRUE(aborted.teardown_abort);
+
+  EXPECT_FALSE(Examine(FakeJob(1, kRanks - 1, abort1)).finished) << "a rank never reached exit";
+  EXPECT_FALSE(Examine(FakeJob(1, kRanks, segv1)).finished) << "SIGSEGV is not the known race";
+  EXPECT_FALSE(Examine(FakeJob(1, kRanks, abort1 + exit1)).finished) << "another rank failed";
+  EXPECT_FALSE(Examine(FakeJob(1, kRanks, "")).finished) << "failed without a report";
+  JobResult hung = FakeJob(-1, kRanks, "");
+  hung.timed_out = true;
+  EXPECT_FALSE(Examine(hung).finished);
+}
+
 }  // namespace
 }  // namespace rankfs
