@@ -5,6 +5,8 @@
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
@@ -290,6 +292,26 @@ void LimitHeapArenas() {
 
 DaemonTestEnvs test_envs;  // SetDaemonTestEnvs
 
+// libfuse leaves the kernel mount in place once its connection was aborted: it reads the
+// POLLERR on /dev/fuse as "already unmounted" and skips the umount. After the daemon aborted
+// its own connection (a page fill stuck at shutdown) it removes the mount itself, lazily,
+// since a process may still hold files there; the kernel answers them ENOTCONN meanwhile.
+void DetachAbortedMount(const std::string& mountpoint) {
+  std::optional<MountEntry> mount = FindMount(mountpoint);
+  if (!mount || mount->fstype.rfind("fuse", 0) != 0) return;
+  if (umount2(mountpoint.c_str(), MNT_DETACH) == 0) return;
+  // Not root: the setuid helper may detach a mount its caller owns.
+  const char* argv[] = {"fusermount3", "-uz", "--", mountpoint.c_str(), nullptr};
+  pid_t pid = -1;
+  int status = 0;
+  if (posix_spawnp(&pid, "fusermount3", nullptr, nullptr, const_cast<char* const*>(argv),
+                   environ) != 0 ||
+      waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    Log(LogLevel::kWarning, "daemon",
+        "could not remove the aborted mount on " + mountpoint + "; fusermount3 -uz it by hand");
+  }
+}
+
 // Once the session loop has ended, the daemon writes back what it buffered and closes the
 // store; the kernel mount is usually gone already. libfuse's handlers, which turn SIGTERM into
 // the end of the loop, are removed before that write-back, so a SIGTERM then (systemd sends
@@ -340,6 +362,7 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
   ctx.writeback_cache = cfg.writeback_cache;
 
   int exit_code = 0;
+  bool aborted = false;  // the daemon aborted its own FUSE connection
   {
     Session session;
     if (!session.Create(BuildFuseArgs(cfg, store_dir), &ctx)) {
@@ -360,7 +383,9 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
           "lookup");
     }
     RaiseReadahead(mountpoint);
-    RecordHolder(store_dir, mountpoint);
+    // A read-only mount changes nothing in the store, not even this record; rankfs unmount,
+    // fsck and gc find it through the lock it holds (mount-helper/daemon_wait.h).
+    if (!cfg.read_only) RecordHolder(store_dir, mountpoint);
     // Lives while the session loop runs; gone before the session is unmounted and destroyed.
     std::unique_ptr<PageFiller> filler;
     if (cfg.page_fill) {
@@ -380,7 +405,10 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
     int rc = session.Loop();
     IgnoreStopSignals();
     if (filler != nullptr) {
-      filler->Shutdown(std::chrono::seconds(2), [&] { AbortConnection(mountpoint); });
+      filler->Shutdown(std::chrono::seconds(2), [&] {
+        AbortConnection(mountpoint);
+        aborted = true;
+      });
       ctx.filler = nullptr;
       filler.reset();
     }
@@ -390,6 +418,7 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
       exit_code = 1;
     }
   }  // unmounts; the destroy op runs FsCore::Shutdown
+  if (aborted) DetachAbortedMount(mountpoint);
   Status s = ctx.shutdown_status;
   Status again = (*core)->Shutdown();  // no-op after destroy; needed if init never ran
   if (s.ok()) s = again;

@@ -120,7 +120,7 @@ int UnmountCommand(const std::vector<std::string>& args, const CliIo& io) {
     return kUnmountExitNotRankfs;
   }
   if (store.empty()) store = mount->source;
-  Result<StoreHolder> holder = ReadStoreHolder(store);
+  Result<StoreHolder> holder = FindStoreHolder(store);
   if (!holder.ok() || holder->device != mount->device) {
     *io.err << "rankfs unmount: cannot find the rankfs daemon serving " << mnt << ": "
             << (holder.ok() ? "the store " + store + " records a daemon of another mount"

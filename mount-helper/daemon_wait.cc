@@ -1,10 +1,17 @@
 #include "mount-helper/daemon_wait.h"
 
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 #include <thread>
 #include <vector>
@@ -20,7 +27,51 @@ std::string Seconds(std::chrono::milliseconds d) {
   return os.str();
 }
 
+// The pid /proc/locks shows holding a flock on the file (dev, ino); 0 when none.
+pid_t FlockHolder(dev_t dev, ino_t ino) {
+  std::ifstream in("/proc/locks");
+  std::string line;
+  // "1: FLOCK  ADVISORY  WRITE 4242 00:1f:131090 0 EOF" (device numbers in hex).
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string id, kind, mode, access, pid, where;
+    if (!(f >> id >> kind >> mode >> access >> pid >> where) || kind != "FLOCK") continue;
+    unsigned maj = 0, min = 0;
+    unsigned long long inode = 0;
+    if (std::sscanf(where.c_str(), "%x:%x:%llu", &maj, &min, &inode) != 3) continue;
+    if (maj == major(dev) && min == minor(dev) && inode == ino) {
+      return pid_t(std::strtol(pid.c_str(), nullptr, 10));
+    }
+  }
+  return 0;
+}
+
 }  // namespace
+
+Result<StoreHolder> FindStoreHolder(const std::string& dir) {
+  Result<StoreHolder> recorded = ReadStoreHolder(dir);
+  if (recorded.ok() && HolderAlive(*recorded)) return recorded;
+  struct stat st;
+  const std::string lock = dir + "/LOCK";
+  if (stat(lock.c_str(), &st) != 0) return Status::FromErrno("stat", lock);
+  StoreHolder h;
+  h.pid = FlockHolder(st.st_dev, st.st_ino);
+  h.start_ticks = h.pid > 0 ? ProcessStartTicks(h.pid) : 0;
+  if (h.start_ticks == 0) return Status(ENOENT, "no process holds store " + dir);
+  std::error_code ec;
+  const std::string canonical = std::filesystem::canonical(dir, ec).string();
+  for (const MountEntry& e : ReadMountinfo("/proc/" + std::to_string(h.pid) + "/mountinfo")) {
+    if (e.fstype == "fuse.rankfs" && (e.source == dir || e.source == canonical)) {
+      h.device = e.device;
+      h.mountpoint = e.mountpoint;
+    }
+  }
+  if (h.device.empty()) {
+    return Status(ENOENT, "store " + dir + " is held by process " + std::to_string(h.pid) +
+                              ", which serves no rankfs mount of it");
+  }
+  return h;
+}
 
 bool HolderStillMounted(const StoreHolder& holder) {
   // The daemon's own view first: a mount made in another mount namespace is not in ours.
@@ -63,8 +114,8 @@ bool WaitForHolderExit(const StoreHolder& holder, std::chrono::milliseconds limi
 bool WaitForClosingDaemon(const std::string& dir, std::chrono::milliseconds limit,
                           std::string_view command, const CliIo& io) {
   const std::string prefix = "rankfs " + std::string(command) + ": ";
-  Result<StoreHolder> holder = ReadStoreHolder(dir);
-  if (!holder.ok() || !HolderAlive(*holder)) {
+  Result<StoreHolder> holder = FindStoreHolder(dir);
+  if (!holder.ok()) {
     *io.err << prefix << "store " << dir
             << " is in use by another process: a rankfs daemon (unmount it first: rankfs "
                "unmount MOUNTPOINT), or another rankfs fsck or gc\n";

@@ -3,7 +3,8 @@
 // after the kernel has dropped its mount, so for a while after `umount` the store's LOCK is
 // still held although nothing is mounted (docs/design.md, "Unmount").
 //
-// The daemon is found through its STORE/HOLDER record (store/store_holder.h); its mount is
+// The daemon is found through its STORE/HOLDER record (store/store_holder.h), or for a
+// read-only mount through the lock it holds (FindStoreHolder); its mount is
 // looked up by device in the daemon's own /proc/PID/mountinfo (its mount namespace), and in
 // ours when that cannot be read.
 //
@@ -19,6 +20,14 @@
 #include "store/store_holder.h"
 
 namespace rankfs {
+
+// The live holder of the store `dir`: its HOLDER record when the process named there is alive;
+// otherwise (a read-only mount writes no record, since it changes nothing in the store) the
+// process /proc/locks shows holding STORE/LOCK, provided its own mountinfo shows it serving
+// `dir` on a fuse.rankfs mount (device and mountpoint come from there). ENOENT when neither
+// names one: no holder, or one that serves no mount of it (fsck, gc, or the closing daemon of
+// a read-only mount, whose mount is gone already).
+Result<StoreHolder> FindStoreHolder(const std::string& dir);
 
 // Whether the mount recorded in `holder` is still mounted, as its daemon sees it.
 bool HolderStillMounted(const StoreHolder& holder);

@@ -150,6 +150,28 @@ TEST_F(UnmountTest, FsckAndGcRefuseAMountedStoreWithoutWaiting) {
   EXPECT_TRUE(fs_->IsMounted());
 }
 
+// A read-only mount writes no HOLDER record (it changes nothing in the store, and a record
+// left by an earlier read-write mount names a dead daemon): rankfs unmount and fsck find its
+// daemon through the lock it holds. Before, unmount said "cannot find the rankfs daemon" and
+// fsck "in use by another process" although the store was plainly mounted.
+TEST_F(UnmountTest, ReadOnlyMountIsFoundThroughItsLock) {
+  ASSERT_NO_FATAL_FAILURE(Mount());
+  ASSERT_NO_FATAL_FAILURE(WriteFile(mnt_ + "/f", "kept"));
+  ASSERT_NO_FATAL_FAILURE(Unmount());
+  ASSERT_NO_FATAL_FAILURE(Mount("ro"));
+  CommandResult f = Cmd({RANKFS_CLI_BINARY, "fsck", store_, "--wait", "100"});
+  EXPECT_EQ(f.exit_code, kFsckExitOperational) << f.output;
+  EXPECT_TRUE(Has(f.output, "is in use: mounted on " + mnt_ + " (rankfs daemon pid " +
+                                std::to_string(fs_->pid()) + ")"))
+      << f.output;
+  CommandResult u = Cmd({RANKFS_CLI_BINARY, "unmount", mnt_});
+  EXPECT_EQ(u.exit_code, 0) << u.output;
+  EXPECT_FALSE(IsMountPoint(mnt_));
+  ASSERT_NO_FATAL_FAILURE(Unmount());  // exit status 0
+  CommandResult clean = Cmd({RANKFS_CLI_BINARY, "fsck", store_});
+  EXPECT_EQ(clean.exit_code, 0) << clean.output;
+}
+
 // (d) What rankfs unmount refuses: a directory, another filesystem, a busy mount.
 TEST_F(UnmountTest, RankfsUnmountRefusesWhatIsNotARankfsMountAndABusyMount) {
   CommandResult plain = Cmd({RANKFS_CLI_BINARY, "unmount", tmp_.path()});
