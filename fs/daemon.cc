@@ -377,7 +377,7 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
       std::optional<MountEntry> mount = FindMount(mountpoint);
       unsigned major = 0, minor = 0;
       if (mount && std::sscanf(mount->device.c_str(), "%u:%u", &major, &minor) == 2) {
-        gpu_server->Start(core->get(), makedev(major, minor));
+        gpu_server->Start(core->get(), makedev(major, minor), fuse_session_fd(session.get()));
       } else {
         Log(LogLevel::kWarning, "daemon", "mount device unknown; GPU staging socket not served");
       }

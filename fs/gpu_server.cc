@@ -98,7 +98,8 @@ Result<size_t> ReadInto(FsCore* core, Ino ino, uint64_t offset, size_t len, char
 // One connected client, served on its own thread.
 class Client {
  public:
-  Client(FsCore* core, dev_t mount_dev, int fd) : core_(core), mount_dev_(mount_dev), fd_(fd) {}
+  Client(FsCore* core, dev_t mount_dev, int fuse_fd, int fd)
+      : core_(core), mount_dev_(mount_dev), fuse_fd_(fuse_fd), fd_(fd) {}
 
   void Serve() {
     ucred cred{};
@@ -202,6 +203,14 @@ class Client {
     }
     if (!S_ISREG(stx.stx_mode)) return Status(EINVAL, "the descriptor is not a regular file");
     if (stx.stx_ino == kStatsIno) return Status(EINVAL, "the stats file cannot be staged");
+    // Closing a file of the mount sends a FLUSH to this daemon. A process exits closing its
+    // descriptors in ascending order: kept above /dev/fuse, ours are closed after the
+    // connection is gone, so a daemon that dies does not wait for itself.
+    if (fd.get() < fuse_fd_) {
+      Fd high(fcntl(fd.get(), F_DUPFD_CLOEXEC, fuse_fd_ + 1));
+      if (high.get() < 0) return Status(errno, "dup of the descriptor: " + ErrnoText(errno));
+      fd = std::move(high);
+    }
     const uint32_t handle = next_handle_++;
     files_[handle] = RegisteredFile{std::move(fd), Ino(stx.stx_ino)};
     return int64_t(handle);
@@ -251,6 +260,7 @@ class Client {
 
   FsCore* core_;
   const dev_t mount_dev_;
+  const int fuse_fd_;
   const int fd_;  // owned by the Connection
   std::string peer_ = "unknown peer";
   Ring ring_;
@@ -282,9 +292,10 @@ class GpuServer::Impl {
     return Status::Ok();
   }
 
-  void Start(FsCore* core, dev_t mount_dev) {
+  void Start(FsCore* core, dev_t mount_dev, int fuse_fd) {
     core_ = core;
     mount_dev_ = mount_dev;
+    fuse_fd_ = fuse_fd;
     acceptor_ = std::thread([this] { AcceptLoop(); });
   }
 
@@ -332,15 +343,15 @@ class GpuServer::Impl {
       if (fd < 0) continue;  // the client gave up, or no descriptors: try the next one
       Reap();
       std::lock_guard<std::mutex> lock(mu_);
-      Connection& c = connections_.emplace_back();
-      c.fd = fd;
-      c.thread = std::thread([this, &c] { RunClient(&c); });
+      Connection* c = &connections_.emplace_back();  // list nodes stay put
+      c->fd = fd;
+      c->thread = std::thread([this, c] { RunClient(c); });
     }
   }
 
   void RunClient(Connection* c) {
     try {
-      Client(core_, mount_dev_, c->fd).Serve();
+      Client(core_, mount_dev_, fuse_fd_, c->fd).Serve();
     } catch (const std::exception& e) {
       Log(LogLevel::kError, kLog, std::string("client thread: ") + e.what());
     }
@@ -369,6 +380,7 @@ class GpuServer::Impl {
   Fd stop_;
   FsCore* core_ = nullptr;
   dev_t mount_dev_ = 0;
+  int fuse_fd_ = -1;
   std::thread acceptor_;
   std::mutex mu_;  // guards connections_ (the list and each fd)
   std::list<Connection> connections_;
@@ -384,7 +396,9 @@ Result<std::unique_ptr<GpuServer>> GpuServer::Create() {
 GpuServer::GpuServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 GpuServer::~GpuServer() = default;
 const std::string& GpuServer::name() const { return impl_->name(); }
-void GpuServer::Start(FsCore* core, dev_t mount_dev) { impl_->Start(core, mount_dev); }
+void GpuServer::Start(FsCore* core, dev_t mount_dev, int fuse_fd) {
+  impl_->Start(core, mount_dev, fuse_fd);
+}
 void GpuServer::Disconnect() { impl_->Disconnect(); }
 
 }  // namespace rankfs

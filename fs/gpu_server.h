@@ -36,8 +36,9 @@ class GpuServer {
   // "@rankfs-gpu.PID.N": '@' stands for the abstract namespace's leading NUL.
   const std::string& name() const;
   // Starts accepting clients. `core` (not owned) must outlive this object; `mount_dev` is the
-  // mount's st_dev: a registered descriptor must be on it.
-  void Start(FsCore* core, dev_t mount_dev);
+  // mount's st_dev: a registered descriptor must be on it. `fuse_fd` is the session's
+  // /dev/fuse descriptor: registered descriptors are kept above it (see gpu_server.cc).
+  void Start(FsCore* core, dev_t mount_dev, int fuse_fd);
 
   // Stops accepting and hangs up on every client (their threads end after the request at
   // hand). The destructor then joins them.

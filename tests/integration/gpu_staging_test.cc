@@ -50,8 +50,11 @@ void WriteAll(int fd, const std::string& data, off_t at) {
 
 class GpuStagingTest : public MountTest {
  protected:
+  // The daemon must end cleanly (exit status 0) whatever its clients did.
   void TearDown() override {
     if (ctx_ != nullptr) rankfs_gpu_close(ctx_);
+    ctx_ = nullptr;
+    if (fs_ != nullptr) Unmount();
   }
 
   void OpenContext(uint32_t delay_us = 100) {
