@@ -79,7 +79,8 @@ int64_t rankfs_gpu_read(rankfs_gpu_ctx* ctx, rankfs_gpu_file file, uint64_t offs
                         void* dst, rankfs_gpu_stream* stream);
 
 /* The asynchronous pair: submit queues the read and returns at once with a ticket in *out;
- * wait returns what rankfs_gpu_read would have, once the bytes are in `dst`. */
+ * wait returns what rankfs_gpu_read would have, once the bytes are in `dst`. `dst` and the
+ * stream must stay valid until the ticket has been waited for. */
 int rankfs_gpu_submit(rankfs_gpu_ctx* ctx, rankfs_gpu_file file, uint64_t offset, uint64_t length,
                       void* dst, rankfs_gpu_stream* stream, rankfs_gpu_ticket* out);
 int64_t rankfs_gpu_wait(rankfs_gpu_ctx* ctx, rankfs_gpu_ticket ticket);
