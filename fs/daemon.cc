@@ -8,6 +8,7 @@
 #include <spawn.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 
 #include "fs/fs_core.h"
 #include "fs/fuse_ops.h"
+#include "fs/gpu_server.h"
 #include "fs/killpriv_io.h"
 #include "fs/mountinfo.h"
 #include "fs/page_fill.h"
@@ -352,7 +354,17 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
     Fail(DescribeStoreError(store_dir, store.status()));
     return 1;
   }
-  Result<std::unique_ptr<FsCore>> core = FsCore::Create(store->get(), cfg.fs);
+  // The GPU staging socket (fs/gpu_server.h) listens from here on; clients are served once the
+  // mount is up. Without it the mount works as before, only without the staging path.
+  FsOptions fs_options = cfg.fs;
+  std::unique_ptr<GpuServer> gpu_server;
+  if (Result<std::unique_ptr<GpuServer>> g = GpuServer::Create(); g.ok()) {
+    gpu_server = std::move(g).value();
+    fs_options.gpu_socket = gpu_server->name();
+  } else {
+    Log(LogLevel::kWarning, "daemon", "no GPU staging socket: " + g.status().ToString());
+  }
+  Result<std::unique_ptr<FsCore>> core = FsCore::Create(store->get(), fs_options);
   if (!core.ok()) {
     Fail("cannot start the filesystem on store '" + store_dir + "': " + core.status().ToString());
     return 1;
@@ -386,6 +398,15 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
     // A read-only mount changes nothing in the store, not even this record; rankfs unmount,
     // fsck and gc find it through the lock it holds (mount-helper/daemon_wait.h).
     if (!cfg.read_only) RecordHolder(store_dir, mountpoint);
+    if (gpu_server != nullptr) {
+      std::optional<MountEntry> mount = FindMount(mountpoint);
+      unsigned major = 0, minor = 0;
+      if (mount && std::sscanf(mount->device.c_str(), "%u:%u", &major, &minor) == 2) {
+        gpu_server->Start(core->get(), makedev(major, minor), fuse_session_fd(session.get()));
+      } else {
+        Log(LogLevel::kWarning, "daemon", "mount device unknown; GPU staging socket not served");
+      }
+    }
     // Lives while the session loop runs; gone before the session is unmounted and destroyed.
     std::unique_ptr<PageFiller> filler;
     if (cfg.page_fill) {
@@ -404,6 +425,9 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
     if (daemonizer != nullptr) daemonizer->Detach();
     int rc = session.Loop();
     IgnoreStopSignals();
+    // Hang up on GPU clients now; their threads are joined once the unmount below has failed
+    // any request to this mount they still wait on (a write-back of dirty pages).
+    if (gpu_server != nullptr) gpu_server->Disconnect();
     if (filler != nullptr) {
       filler->Shutdown(std::chrono::seconds(2), [&] {
         AbortConnection(mountpoint);
@@ -419,6 +443,7 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
     }
   }  // unmounts; the destroy op runs FsCore::Shutdown
   if (aborted) DetachAbortedMount(mountpoint);
+  gpu_server.reset();
   Status s = ctx.shutdown_status;
   Status again = (*core)->Shutdown();  // no-op after destroy; needed if init never ran
   if (s.ok()) s = again;

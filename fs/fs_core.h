@@ -69,6 +69,9 @@ struct FsOptions {
   // The store is open read-only (StoreOptions::read_only): nothing is created or deleted,
   // not even the inodes an earlier run left on the orphan list; every change fails with EROFS.
   bool read_only = false;
+  // The GPU staging socket (fs/gpu_server.h), advertised as a "gpu_socket=" line of the stats
+  // file when not empty.
+  std::string gpu_socket;
   // Owner and mode of the root directory when the store is new (later mounts keep it).
   uint32_t root_uid = 0;
   uint32_t root_gid = 0;

@@ -410,6 +410,7 @@ std::string FsCore::StatsText() {
   line("heap_free_bytes", std::to_string(s.heap_free_bytes));
   line("heap_trims", std::to_string(s.heap_trims));
   line("idle_heap_trims", std::to_string(s.idle_heap_trims));
+  if (!options().gpu_socket.empty()) line("gpu_socket", options().gpu_socket);
   return out;
 }
 

@@ -351,6 +351,7 @@ const std::vector<Target>& AllTargets() {
       {"meta_key", FuzzMetaKey},
       {"superblock", FuzzSuperblock},
       {"chunk_read", FuzzChunkRead},
+      {"gpu_request", FuzzGpuRequest},
   };
   return kTargets;
 }

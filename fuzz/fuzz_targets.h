@@ -41,6 +41,8 @@ int FuzzSuperblock(const uint8_t* data, size_t size);
 // The chunk read path: a stored record (and optionally its index entry) through
 // PackChunkStore::Get/Verify on an in-memory store: header check, CRC32C, zstd, SHA-256.
 int FuzzChunkRead(const uint8_t* data, size_t size);
+// The GPU staging protocol's request decoder and slot check (gpu/protocol.h): a client's bytes.
+int FuzzGpuRequest(const uint8_t* data, size_t size);
 
 // Every target, in a fixed order.
 const std::vector<Target>& AllTargets();

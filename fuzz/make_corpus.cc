@@ -7,6 +7,7 @@
 #include <fstream>
 #include <string>
 
+#include "gpu/protocol.h"
 #include "store/compressor.h"
 #include "store/crc32c.h"
 #include "store/meta_codec.h"
@@ -118,6 +119,16 @@ void Generate() {
   Write("chunk_read", "zstd_with_index", Flag(1) + EncodeChunkRecord(idx) + zst);
   Write("chunk_read", "round_trip_raw", Flag(4) + "some chunk content");
   Write("chunk_read", "round_trip_zstd", Flag(12) + Text());
+
+  auto wire = [](const gpu::Request& r) {
+    const gpu::WireRequest w = gpu::EncodeRequest(r);
+    return std::string(reinterpret_cast<const char*>(&w), sizeof w);
+  };
+  Write("gpu_request", "ring", wire({gpu::Op::kRing, 1, 0, 8, 0, 1 << 20}));
+  Write("gpu_request", "register", wire({gpu::Op::kRegister, 2, 0, 0, 0, 0}));
+  Write("gpu_request", "read", wire({gpu::Op::kRead, 3, 1, 7, 4096, 65536}));
+  Write("gpu_request", "read_past_slots", wire({gpu::Op::kRead, 4, 1, 8, 0, 1 << 21}));
+  Write("gpu_request", "unregister", wire({gpu::Op::kUnregister, 5, 1, 0, 0, 0}));
 }
 
 }  // namespace

@@ -1,0 +1,404 @@
+#include "fs/gpu_server.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <list>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "gpu/protocol.h"
+#include "store/logging.h"
+
+namespace rankfs {
+namespace {
+
+constexpr const char* kLog = "gpu";
+
+std::string ErrnoText(int err) {
+  char buf[128];
+  return strerror_r(err, buf, sizeof buf);
+}
+
+// An owned descriptor.
+class Fd {
+ public:
+  Fd() = default;
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) reset(o.release());
+    return *this;
+  }
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  int release() { return std::exchange(fd_, -1); }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// The caller's ring, mapped into the daemon; unmapped when the client goes.
+struct Ring {
+  char* base = nullptr;
+  size_t bytes = 0;
+  uint32_t slot_count = 0;
+  uint64_t slot_bytes = 0;
+  ~Ring() {
+    if (base != nullptr) munmap(base, bytes);
+  }
+};
+
+struct RegisteredFile {
+  Fd fd;  // the caller's open file: keeps the inode open, and lets us write back its pages
+  Ino ino = 0;
+};
+
+// Reads [offset, offset+len) of `ino` into dst through the same FsCore calls as a FUSE READ
+// (fs/fuse_ops.cc OpRead): stored bytes from the cached chunks, else Read, which lays buffered
+// bytes over the store's. Returns the count (short only at EOF).
+Result<size_t> ReadInto(FsCore* core, Ino ino, uint64_t offset, size_t len, char* dst) {
+  thread_local std::vector<FsCore::ReadPiece> pieces;
+  pieces.clear();
+  Result<std::optional<size_t>> direct = core->ReadPieces(ino, offset, len, &pieces);
+  if (!direct.ok()) return direct.status();
+  if (*direct) {
+    size_t done = 0;
+    for (const FsCore::ReadPiece& p : pieces) {
+      if (p.data != nullptr) {
+        std::memcpy(dst + done, p.data, p.len);
+      } else {
+        std::memset(dst + done, 0, p.len);
+      }
+      done += p.len;
+    }
+    pieces.clear();  // the chunks may leave the cache now
+    return **direct;
+  }
+  return core->Read(ino, offset, len, dst);
+}
+
+// One connected client, served on its own thread.
+class Client {
+ public:
+  Client(FsCore* core, dev_t mount_dev, int fuse_fd, int fd)
+      : core_(core), mount_dev_(mount_dev), fuse_fd_(fuse_fd), fd_(fd) {}
+
+  void Serve() {
+    ucred cred{};
+    socklen_t cred_len = sizeof cred;
+    if (getsockopt(fd_, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) == 0) {
+      peer_ = "pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid) + " gid " +
+              std::to_string(cred.gid);
+    }
+    Log(LogLevel::kInfo, kLog, "client connected: " + peer_);
+    while (ServeOne()) {
+    }
+    Log(LogLevel::kInfo, kLog, "client gone: " + peer_);
+  }
+
+ private:
+  // Receives and answers one request; false when the client is gone or broke the protocol.
+  bool ServeOne() {
+    alignas(8) uint8_t buf[sizeof(gpu::WireRequest) + 1];
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    iovec iov{buf, sizeof buf};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n = recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR) n = recvmsg(fd_, &msg, MSG_CMSG_CLOEXEC);
+    if (n <= 0) return false;
+    Fd passed;
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+          c->cmsg_len == CMSG_LEN(sizeof(int))) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+        passed.reset(fd);
+      }
+    }
+    gpu::Request req;
+    const char* why = "";
+    int rc = gpu::DecodeRequest(buf, size_t(n), &req, &why);
+    if (rc != 0 || (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC))) {
+      // Nothing after a malformed message can be trusted to line up: answer and hang up.
+      Reply(0, 0, rc != 0 ? rc : -EPROTO, rc != 0 ? why : "truncated message or descriptors");
+      return false;
+    }
+    switch (req.op) {
+      case gpu::Op::kRing:
+        return Answer(req, SetRing(req, std::move(passed)));
+      case gpu::Op::kRegister:
+        return Answer(req, Register(std::move(passed)));
+      case gpu::Op::kUnregister:
+        return Answer(req, files_.erase(req.handle) == 1
+                               ? Result<int64_t>(0)
+                               : Result<int64_t>(Status(EBADF, "unknown file handle")));
+      case gpu::Op::kRead:
+        return Answer(req, Read(req));
+    }
+    return false;
+  }
+
+  Result<int64_t> SetRing(const gpu::Request& req, Fd memfd) {
+    if (ring_.base != nullptr) return Status(EBUSY, "the connection has a ring already");
+    if (memfd.get() < 0) return Status(EBADF, "the ring request carries no descriptor");
+    const int seals = fcntl(memfd.get(), F_GET_SEALS);
+    if (seals < 0) return Status(EINVAL, "the ring is not a memfd (F_GET_SEALS failed)");
+    if (!(seals & F_SEAL_SHRINK)) {
+      return Status(EINVAL,
+                    "the ring memfd is not sealed against shrinking (F_SEAL_SHRINK): a "
+                    "truncated ring would fault the daemon");
+    }
+    const uint64_t bytes = uint64_t(req.slot) * req.length;
+    struct stat st;
+    if (fstat(memfd.get(), &st) != 0) return Status(errno, "fstat of the ring");
+    if (uint64_t(st.st_size) < bytes)
+      return Status(EINVAL, "the ring memfd is smaller than its slots");
+    void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd.get(), 0);
+    if (base == MAP_FAILED) return Status(errno, "cannot map the ring: " + ErrnoText(errno));
+    ring_.base = static_cast<char*>(base);
+    ring_.bytes = bytes;
+    ring_.slot_count = req.slot;
+    ring_.slot_bytes = req.length;
+    return 0;
+  }
+
+  Result<int64_t> Register(Fd fd) {
+    if (fd.get() < 0) return Status(EBADF, "register carries no descriptor");
+    if (files_.size() >= gpu::kMaxFiles) return Status(EMFILE, "too many registered files");
+    const int flags = fcntl(fd.get(), F_GETFL);
+    if (flags < 0) return Status(EBADF, "F_GETFL on the descriptor failed");
+    if ((flags & O_PATH) || (flags & O_ACCMODE) == O_WRONLY) {
+      return Status(EBADF, "the descriptor is not open for reading");
+    }
+    // Cached attributes only: a GETATTR would be a request to this very daemon.
+    struct statx stx;
+    if (statx(fd.get(), "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO, &stx) !=
+        0) {
+      return Status(errno, "statx of the descriptor: " + ErrnoText(errno));
+    }
+    if (makedev(stx.stx_dev_major, stx.stx_dev_minor) != mount_dev_) {
+      return Status(EXDEV, "the descriptor is not on this rankfs mount");
+    }
+    if (!S_ISREG(stx.stx_mode)) return Status(EINVAL, "the descriptor is not a regular file");
+    if (stx.stx_ino == kStatsIno) return Status(EINVAL, "the stats file cannot be staged");
+    // Closing a file of the mount sends a FLUSH to this daemon. A process exits closing its
+    // descriptors in ascending order: kept above /dev/fuse, ours are closed after the
+    // connection is gone, so a daemon that dies does not wait for itself.
+    if (fd.get() < fuse_fd_) {
+      Fd high(fcntl(fd.get(), F_DUPFD_CLOEXEC, fuse_fd_ + 1));
+      if (high.get() < 0) return Status(errno, "dup of the descriptor: " + ErrnoText(errno));
+      fd = std::move(high);
+    }
+    const uint32_t handle = next_handle_++;
+    files_[handle] = RegisteredFile{std::move(fd), Ino(stx.stx_ino)};
+    return int64_t(handle);
+  }
+
+  Result<int64_t> Read(const gpu::Request& req) {
+    const char* why = "";
+    if (gpu::CheckSlot(req, ring_.slot_count, ring_.slot_bytes, &why) != 0) {
+      return Status(ERANGE, why);
+    }
+    auto it = files_.find(req.handle);
+    if (it == files_.end()) return Status(EBADF, "unknown file handle");
+    if (req.length == 0) return 0;
+    // With the kernel's writeback cache, written pages may still be in the page cache only;
+    // write them back so that the read sees them, as read() through the mount would.
+    if (sync_file_range(it->second.fd.get(), off64_t(req.offset), off64_t(req.length),
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER) != 0) {
+      return Status(errno, "writing back the range's dirty pages: " + ErrnoText(errno));
+    }
+    char* dst = ring_.base + uint64_t(req.slot) * ring_.slot_bytes;
+    Result<size_t> n = ReadInto(core_, it->second.ino, req.offset, size_t(req.length), dst);
+    if (!n.ok()) return n.status();
+    return int64_t(*n);
+  }
+
+  bool Answer(const gpu::Request& req, const Result<int64_t>& r) {
+    if (r.ok()) return Reply(req.tag, req.slot, *r, "");
+    return Reply(req.tag, req.slot, -int64_t(r.status().code()), r.status().message());
+  }
+
+  // False when the client is gone (EPIPE and the like): its thread then ends.
+  bool Reply(uint64_t tag, uint32_t slot, int64_t value, std::string_view message) {
+    gpu::WireReply w{};
+    w.magic = gpu::kMagic;
+    w.tag = tag;
+    w.slot = slot;
+    w.value = value;
+    w.message_len = uint16_t(std::min(message.size(), gpu::kMaxMessageLen));
+    char out[gpu::kMaxReplyBytes];
+    std::memcpy(out, &w, sizeof w);
+    std::memcpy(out + sizeof w, message.data(), w.message_len);
+    ssize_t n = send(fd_, out, sizeof w + w.message_len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR) n = send(fd_, out, sizeof w + w.message_len, MSG_NOSIGNAL);
+    return n == ssize_t(sizeof w + w.message_len);
+  }
+
+  FsCore* core_;
+  const dev_t mount_dev_;
+  const int fuse_fd_;
+  const int fd_;  // owned by the Connection
+  std::string peer_ = "unknown peer";
+  Ring ring_;
+  std::unordered_map<uint32_t, RegisteredFile> files_;
+  uint32_t next_handle_ = 1;
+};
+
+}  // namespace
+
+class GpuServer::Impl {
+ public:
+  ~Impl() { Stop(); }
+
+  Status Listen() {
+    static std::atomic<unsigned> counter{0};
+    name_ = "@rankfs-gpu." + std::to_string(getpid()) + "." + std::to_string(counter++);
+    listen_.reset(socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (listen_.get() < 0) return Status(errno, "socket: " + ErrnoText(errno));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path + 1, name_.data() + 1, name_.size() - 1);
+    const socklen_t len = socklen_t(offsetof(sockaddr_un, sun_path) + name_.size());
+    if (bind(listen_.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        listen(listen_.get(), 64) != 0) {
+      return Status(errno, "cannot listen on " + name_ + ": " + ErrnoText(errno));
+    }
+    stop_.reset(eventfd(0, EFD_CLOEXEC));
+    if (stop_.get() < 0) return Status(errno, "eventfd: " + ErrnoText(errno));
+    return Status::Ok();
+  }
+
+  void Start(FsCore* core, dev_t mount_dev, int fuse_fd) {
+    core_ = core;
+    mount_dev_ = mount_dev;
+    fuse_fd_ = fuse_fd;
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+
+  void Stop() {
+    Disconnect();
+    for (Connection& c : connections_) c.thread.join();  // no one adds any more
+    connections_.clear();
+  }
+
+  void Disconnect() {
+    if (acceptor_.joinable()) {
+      uint64_t one = 1;
+      ssize_t w = write(stop_.get(), &one, sizeof one);
+      (void)w;
+      acceptor_.join();
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (Connection& c : connections_) {
+        if (c.fd >= 0) shutdown(c.fd, SHUT_RDWR);  // wakes its recvmsg
+      }
+    }
+  }
+
+  const std::string& name() const { return name_; }
+
+ private:
+  struct Connection {
+    int fd = -1;  // guarded by mu_; closed (and -1) once its thread is done with it
+    std::atomic<bool> done{false};
+    std::thread thread;
+  };
+
+  void AcceptLoop() {
+    pollfd fds[2] = {{listen_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+    for (;;) {
+      if (poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        Log(LogLevel::kError, kLog, "poll: " + ErrnoText(errno));
+        return;
+      }
+      if (fds[1].revents != 0) return;
+      if (!(fds[0].revents & POLLIN)) continue;
+      int fd = accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;  // the client gave up, or no descriptors: try the next one
+      Reap();
+      std::lock_guard<std::mutex> lock(mu_);
+      Connection* c = &connections_.emplace_back();  // list nodes stay put
+      c->fd = fd;
+      c->thread = std::thread([this, c] { RunClient(c); });
+    }
+  }
+
+  void RunClient(Connection* c) {
+    try {
+      Client(core_, mount_dev_, fuse_fd_, c->fd).Serve();
+    } catch (const std::exception& e) {
+      Log(LogLevel::kError, kLog, std::string("client thread: ") + e.what());
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    close(c->fd);
+    c->fd = -1;
+    c->done = true;
+  }
+
+  // Joins the threads of clients that are gone (called on the acceptor thread).
+  void Reap() {
+    std::list<Connection> finished;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = connections_.begin(); it != connections_.end();) {
+        auto next = std::next(it);
+        if (it->done) finished.splice(finished.end(), connections_, it);
+        it = next;
+      }
+    }
+    for (Connection& c : finished) c.thread.join();
+  }
+
+  std::string name_;
+  Fd listen_;
+  Fd stop_;
+  FsCore* core_ = nullptr;
+  dev_t mount_dev_ = 0;
+  int fuse_fd_ = -1;
+  std::thread acceptor_;
+  std::mutex mu_;  // guards connections_ (the list and each fd)
+  std::list<Connection> connections_;
+};
+
+Result<std::unique_ptr<GpuServer>> GpuServer::Create() {
+  auto impl = std::make_unique<Impl>();
+  Status s = impl->Listen();
+  if (!s.ok()) return s;
+  return std::unique_ptr<GpuServer>(new GpuServer(std::move(impl)));
+}
+
+GpuServer::GpuServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+GpuServer::~GpuServer() = default;
+const std::string& GpuServer::name() const { return impl_->name(); }
+void GpuServer::Start(FsCore* core, dev_t mount_dev, int fuse_fd) {
+  impl_->Start(core, mount_dev, fuse_fd);
+}
+void GpuServer::Disconnect() { impl_->Disconnect(); }
+
+}  // namespace rankfs
