@@ -264,6 +264,7 @@ class Run:
 
 
 def allocated_bytes(path):
+    """Bytes the files under path occupy on disk (st_blocks), as du counts them."""
     total = 0
     for root, dirs, files in os.walk(path):
         for name in dirs + files:

@@ -67,8 +67,8 @@ Result<StoreHolder> FindStoreHolder(const std::string& dir) {
     }
   }
   if (h.device.empty()) {
-    return Status(ENOENT, "store " + dir + " is held by process " + std::to_string(h.pid) +
-                              ", which serves no rankfs mount of it");
+    return Status(EBUSY, "store " + dir + " is held by process " + std::to_string(h.pid) +
+                             ", which serves no rankfs mount of it");
   }
   return h;
 }
@@ -115,6 +115,9 @@ bool WaitForClosingDaemon(const std::string& dir, std::chrono::milliseconds limi
                           std::string_view command, const CliIo& io) {
   const std::string prefix = "rankfs " + std::string(command) + ": ";
   Result<StoreHolder> holder = FindStoreHolder(dir);
+  // Nobody holds it any more: the holder finished between the command's failed attempt and
+  // this look. The caller tries once more (and reports a lock taken again meanwhile).
+  if (!holder.ok() && holder.status().code() == ENOENT) return true;
   if (!holder.ok()) {
     *io.err << prefix << "store " << dir
             << " is in use by another process: a rankfs daemon (unmount it first: rankfs "

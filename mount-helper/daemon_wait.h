@@ -24,9 +24,9 @@ namespace rankfs {
 // The live holder of the store `dir`: its HOLDER record when the process named there is alive;
 // otherwise (a read-only mount writes no record, since it changes nothing in the store) the
 // process /proc/locks shows holding STORE/LOCK, provided its own mountinfo shows it serving
-// `dir` on a fuse.rankfs mount (device and mountpoint come from there). ENOENT when neither
-// names one: no holder, or one that serves no mount of it (fsck, gc, or the closing daemon of
-// a read-only mount, whose mount is gone already).
+// `dir` on a fuse.rankfs mount (device and mountpoint come from there). ENOENT when no process
+// holds the store; EBUSY when one does that serves no mount of it (fsck, gc, or the closing
+// daemon of a read-only mount, whose mount is gone already).
 Result<StoreHolder> FindStoreHolder(const std::string& dir);
 
 // Whether the mount recorded in `holder` is still mounted, as its daemon sees it.
@@ -37,7 +37,8 @@ bool WaitForHolderExit(const StoreHolder& holder, std::chrono::milliseconds limi
 
 // For an offline command (fsck, gc) that found `dir` locked: when its daemon's mount is gone
 // and the daemon is still running, says once on io.err that it waits, and waits up to `limit`
-// for the daemon to exit. True when the command should try again (the daemon has exited);
+// for the daemon to exit. True when the command should try again (the daemon has exited, or
+// nothing holds the store any more);
 // false, with the reason on io.err, when the store is mounted, the holder is unknown (another
 // offline command, a daemon still starting) or the wait ran out.
 bool WaitForClosingDaemon(const std::string& dir, std::chrono::milliseconds limit,

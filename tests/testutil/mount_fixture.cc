@@ -17,6 +17,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "fs/mountinfo.h"
+
 namespace rankfs {
 namespace {
 
@@ -32,20 +34,6 @@ std::vector<char*> Argv(const std::vector<std::string>& args) {
   for (const std::string& a : args) v.push_back(const_cast<char*>(a.c_str()));
   v.push_back(nullptr);
   return v;
-}
-
-// Undoes mountinfo's octal escapes ("\040" for a space).
-std::string Unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      out.push_back(char(std::strtol(s.substr(i + 1, 3).c_str(), nullptr, 8)));
-      i += 3;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
 }
 
 bool LazyUnmount(const std::string& mountpoint) {
@@ -157,19 +145,7 @@ uint64_t StatValue(const std::string& mnt, const std::string& key) {
   return ~0ull;
 }
 
-bool IsMountPoint(const std::string& mountpoint) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    // "36 35 98:0 /root /mnt/point rw,... - fstype source opts": field 5 is the mount point.
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, point;
-    if (fields >> id >> parent >> dev >> root >> point && Unescape(point) == mountpoint) {
-      return true;
-    }
-  }
-  return false;
-}
+bool IsMountPoint(const std::string& mountpoint) { return FindMount(mountpoint).has_value(); }
 
 bool MountedFs::FuseAvailable() {
   const char* hide = std::getenv("RANKFS_TEST_NO_FUSE");
