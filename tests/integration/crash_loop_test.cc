@@ -27,6 +27,7 @@
 #include <fstream>
 #include <map>
 #include <random>
+#include <regex>
 #include <set>
 #include <string>
 #include <thread>
@@ -35,8 +36,8 @@
 #include "tests/testutil/crash_workload.h"
 #include "tests/testutil/mount_fixture.h"
 #include "tests/testutil/mount_test.h"
-#include "tests/testutil/test_env.h"
 #include "tests/testutil/test_data.h"
+#include "tests/testutil/test_env.h"
 
 namespace rankfs {
 namespace {
@@ -147,6 +148,19 @@ class CrashLoopTest : public MountTest {
     fs_ = std::move(m).value();
   }
 
+  // Whether every pack fsck calls "bad pack header" is also one it calls an orphan (holding no
+  // indexed chunk).
+  static bool BadHeadersAreOrphans(const std::string& output) {
+    const std::regex bad("bad pack header: pack ([0-9]+):");
+    for (auto it = std::sregex_iterator(output.begin(), output.end(), bad);
+         it != std::sregex_iterator(); ++it) {
+      if (output.find("orphan pack: pack " + (*it)[1].str() + " (") == std::string::npos) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   // `rankfs fsck STORE` on the unmounted store: leaks are allowed after a crash, nothing else.
   void ExpectFsckFindsOnlyLeaks(const std::string& context) {
     auto r = RunCommand({RANKFS_BINARY, "fsck", store_}, std::chrono::seconds(120));
@@ -158,11 +172,18 @@ class CrashLoopTest : public MountTest {
     std::map<std::string, int> counts;
     for (const std::string& kind : FsckFindingKinds(r->output, store_)) {
       ++counts[kind];
+      // A pack whose sync failed is poisoned: its chunks are written again elsewhere, no index
+      // entry points into it, and the fault model drops its unsynced bytes -- the header
+      // with them, when the pack was new. Killed before the next mount deletes it, it is
+      // such a pack's leftover, allowed only when fsck also finds it holds no indexed chunk
+      // (seen with RANKFS_CRASH_SEED=2661778014: "bad magic" / "short" on pack 4).
+      if (kind == "bad pack header" && BadHeadersAreOrphans(r->output)) continue;
       EXPECT_TRUE(kLeaks.count(kind)) << context << ": fsck found damage (" << kind << "):\n"
                                       << r->output;
     }
     EXPECT_TRUE(r->exit_code == 0 || (r->exit_code == 4 && !counts.empty()))
-        << context << ": fsck exit " << r->exit_code << ":\n" << r->output;
+        << context << ": fsck exit " << r->exit_code << ":\n"
+        << r->output;
     std::printf("  fsck exit %d", r->exit_code);
     for (const auto& [kind, n] : counts) std::printf(", %d %s", n, kind.c_str());
     std::printf("\n");
@@ -172,10 +193,10 @@ class CrashLoopTest : public MountTest {
 TEST_F(CrashLoopTest, KillNineAtRandomMomentsNeverLosesFsyncedData) {
   const uint64_t iterations = Iterations();
   const uint64_t seed = EnvNumber("RANKFS_CRASH_SEED", std::random_device()());
-  std::printf("crash loop: %llu iterations, seed %llu (RANKFS_CRASH_SEED=%llu reproduces the "
-              "kill delays and writes)\n",
-              (unsigned long long)iterations, (unsigned long long)seed,
-              (unsigned long long)seed);
+  std::printf(
+      "crash loop: %llu iterations, seed %llu (RANKFS_CRASH_SEED=%llu reproduces the "
+      "kill delays and writes)\n",
+      (unsigned long long)iterations, (unsigned long long)seed, (unsigned long long)seed);
   RecordProperty("seed", std::to_string(seed));
   std::mt19937_64 rng(seed);
   const size_t max_file = kSanitized ? (512 << 10) : (2 << 20);
@@ -222,9 +243,8 @@ TEST_F(CrashLoopTest, KillNineAtRandomMomentsNeverLosesFsyncedData) {
     work.Join();
     ASSERT_TRUE(killed.ok()) << killed.ToString();
     fs_.reset();
-    const std::string context = "round " + std::to_string(it) + " (seed " +
-                                std::to_string(seed) + ", kill after " +
-                                std::to_string(delay.count()) + " ms" +
+    const std::string context = "round " + std::to_string(it) + " (seed " + std::to_string(seed) +
+                                ", kill after " + std::to_string(delay.count()) + " ms" +
                                 (faults.empty() ? "" : ", faults " + faults) + ")";
     for (const std::string& e : work.Errors()) ADD_FAILURE() << context << ": " << e;
     std::printf("%s: %zu files created, %zu fsyncs returned, %zu injected errors seen\n",
@@ -256,11 +276,12 @@ TEST_F(CrashLoopTest, KillNineAtRandomMomentsNeverLosesFsyncedData) {
     prev_snapshot = std::move(snapshot);
     total_fsyncs += work.fsyncs_returned();
     total_files += stats.files;
-    std::printf("  checked %zu files (%zu held their fsync'd content, %zu unsynced bytes of "
-                "which %zu zero), %zu optional names absent; %.1f s\n",
-                stats.files, stats.synced_exact, stats.unsynced_bytes, stats.unsynced_zero,
-                stats.absent_optional,
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    std::printf(
+        "  checked %zu files (%zu held their fsync'd content, %zu unsynced bytes of "
+        "which %zu zero), %zu optional names absent; %.1f s\n",
+        stats.files, stats.synced_exact, stats.unsynced_bytes, stats.unsynced_zero,
+        stats.absent_optional,
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   ASSERT_FALSE(HasFailure());
   // The loop must have tested something: fsyncs returned before kills, files survived.
@@ -278,8 +299,9 @@ TEST_F(CrashLoopTest, KillNineAtRandomMomentsNeverLosesFsyncedData) {
   ASSERT_TRUE(check.ok());
   EXPECT_EQ(check->exit_code, 0) << "after --repair:\n" << check->output;
   ASSERT_NO_FATAL_FAILURE(Mount());
-  for (const std::string& bad :
-       prev_dir.empty() ? std::vector<std::string>() : VerifySnapshot(&target, prev_dir, prev_snapshot)) {
+  for (const std::string& bad : prev_dir.empty()
+                                    ? std::vector<std::string>()
+                                    : VerifySnapshot(&target, prev_dir, prev_snapshot)) {
     ADD_FAILURE() << "after fsck --repair: " << bad;
   }
   s = fs_->Unmount();
