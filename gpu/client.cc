@@ -102,26 +102,7 @@ struct rankfs_gpu_ctx {
   }
 
   // Sends one request (with `fd` as SCM_RIGHTS when >= 0). REQUIRES: io_mu held.
-  bool Send(const Request& r, int fd) {
-    rankfs::gpu::WireRequest w = rankfs::gpu::EncodeRequest(r);
-    iovec iov{&w, sizeof w};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    if (fd >= 0) {
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    }
-    ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR) n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    return n == ssize_t(sizeof w);
-  }
+  bool Send(const Request& r, int fd) { return rankfs::gpu::SendRequest(sock, r, fd); }
 
   // Receives the reply to the request tagged `tag`. REQUIRES: io_mu held.
   Reply Receive(uint64_t tag) {

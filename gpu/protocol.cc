@@ -1,5 +1,8 @@
 #include "gpu/protocol.h"
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <cerrno>
 #include <cstring>
 
@@ -79,6 +82,27 @@ WireRequest EncodeRequest(const Request& r) {
   w.offset = r.offset;
   w.length = r.length;
   return w;
+}
+
+bool SendRequest(int sock, const Request& r, int fd) {
+  WireRequest w = EncodeRequest(r);
+  iovec iov{&w, sizeof w};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  if (fd >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  }
+  ssize_t n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR) n = sendmsg(sock, &msg, MSG_NOSIGNAL);
+  return n == ssize_t(sizeof w);
 }
 
 }  // namespace rankfs::gpu

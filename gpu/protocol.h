@@ -83,4 +83,8 @@ int CheckSlot(const Request& r, uint32_t slot_count, uint64_t slot_bytes, const 
 
 WireRequest EncodeRequest(const Request& r);
 
+// Sends `r` on the SOCK_SEQPACKET socket `sock` as one message, with descriptor `fd` attached
+// (SCM_RIGHTS) when fd >= 0; retried on EINTR. True when the whole request went out.
+bool SendRequest(int sock, const Request& r, int fd);
+
 }  // namespace rankfs::gpu

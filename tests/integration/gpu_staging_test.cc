@@ -170,20 +170,7 @@ class RawClient {
 
   // Sends `r` with `fd`; returns the reply's value, and its text in *message.
   int64_t Call(const gpu::Request& r, int fd, std::string* message) {
-    gpu::WireRequest w = gpu::EncodeRequest(r);
-    iovec iov{&w, sizeof w};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-    EXPECT_EQ(sendmsg(fd_, &msg, MSG_NOSIGNAL), ssize_t(sizeof w)) << strerror(errno);
+    EXPECT_TRUE(gpu::SendRequest(fd_, r, fd)) << strerror(errno);
     char buf[gpu::kMaxReplyBytes];
     ssize_t n = recv(fd_, buf, sizeof buf, 0);
     gpu::WireReply reply{};
