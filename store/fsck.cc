@@ -157,7 +157,10 @@ Status Checker::CheckPack(uint32_t pack_id, const OfflinePack& pack, uint64_t* p
   } else if (header->store_uuid != meta()->super().uuid) {
     bad = "it names another store (uuid differs from the superblock's)";
   }
-  if (!bad.empty()) {
+  // A pack that holds no indexed chunk is a leftover whatever its header says (a new pack
+  // whose unsynced header a crash dropped, after its chunks went to another pack): it is
+  // reported once, as an orphan, and not as damage.
+  if (!bad.empty() && !pack.chunks.empty()) {
     check.bad_header =
         AddFinding(FsckIssue::kBadPack, "pack " + std::to_string(pack_id) + ": bad header: " + bad);
   }
@@ -199,9 +202,10 @@ Status Checker::CheckPack(uint32_t pack_id, const OfflinePack& pack, uint64_t* p
     }
   }
   if (pack.chunks.empty()) {
-    check.orphan = AddFinding(FsckIssue::kOrphanPack, "pack " + std::to_string(pack_id) + " (" +
-                                                          std::to_string(pack.size) +
-                                                          " bytes) holds no indexed chunk");
+    check.orphan = AddFinding(
+        FsckIssue::kOrphanPack, "pack " + std::to_string(pack_id) + " (" +
+                                    std::to_string(pack.size) + " bytes) holds no indexed chunk" +
+                                    (bad.empty() ? "" : " (and its header is bad: " + bad + ")"));
   }
   *progress_base += pack.size;
   store_->Progress("scanning packs", *progress_base, progress_total);

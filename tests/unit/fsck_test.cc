@@ -278,6 +278,34 @@ TEST_F(FsckTest, OrphanPackIsFoundAndDeleted) {
   ExpectCleanAndReadable();
 }
 
+// A new pack whose header a crash dropped (its sync failed, the store wrote its chunks to
+// another pack; seen in the crash loop with RANKFS_CRASH_SEED=2661778014) holds no indexed
+// chunk: fsck reports it once, as an orphan, not as a damaged header, and repair deletes it.
+TEST_F(FsckTest, HeaderlessPackWithoutChunksIsAnOrphanNotDamage) {
+  OpenStore();
+  const std::string empty = store_->packs()->PackPath(4243);
+  const std::string zeros = store_->packs()->PackPath(4244);
+  ASSERT_TRUE(store_->Close().ok());
+  store_.reset();
+  std::ofstream(empty, std::ios::binary).flush();
+  std::ofstream(zeros, std::ios::binary) << std::string(4096, '\0');
+
+  FsckReport r = Check(false);
+  EXPECT_TRUE(Findings(r, FsckIssue::kBadPack).empty()) << Text(r);
+  auto orphan = Findings(r, FsckIssue::kOrphanPack);
+  ASSERT_EQ(orphan.size(), 2u) << Text(r);
+  for (const FsckFinding* f : orphan) {
+    EXPECT_NE(f->message.find("header is bad"), std::string::npos) << f->message;
+  }
+  EXPECT_EQ(r.findings.size(), 2u) << Text(r);
+
+  FsckReport rr = Check(true);
+  EXPECT_EQ(rr.ExitCode(), kFsckExitCorrected) << Text(rr);
+  EXPECT_FALSE(fs::exists(empty));
+  EXPECT_FALSE(fs::exists(zeros));
+  ExpectCleanAndReadable();
+}
+
 TEST_F(FsckTest, OrphanInodeHasItsDataDropped) {
   // "d" (unique content) loses its name while still open, and the daemon stops before
   // releasing it: an orphan inode whose chunks nothing else uses.
