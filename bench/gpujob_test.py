@@ -86,7 +86,8 @@ class RunGpuBench(unittest.TestCase):
         self.check(rep, "mount", ["staged / read+copy, cold", "staged / read+copy, warm",
                                   "staged warm / decompression bound",
                                   "staged cold / decompression bound",
-                                  "2 readers / 1 reader, cold"])
+                                  "2 readers / 1 reader, cold",
+                                  "read+copy CPU-s / staged CPU-s, cold"])
         self.assertGreater(rep["medians"]["staged_cold_daemon_cpu_s"], 0)
 
 
