@@ -149,6 +149,11 @@ void Report::Print(const BenchOptions& o) const {
   sep = "";
   std::printf("ratios (medians) [%s, %s]:\n", device_name.c_str(), mode.c_str());
   for (const RatioSpec& r : ratios) {
+    if (med.count(r.value) == 0 || med.count(r.base) == 0 || med.at(r.base) <= 0) {
+      std::printf("  %-34s    -     (no %s or %s)\n", r.name.c_str(), r.value.c_str(),
+                  r.base.c_str());
+      continue;
+    }
     const double value = med.at(r.value) / med.at(r.base);
     std::string verdict = "no target";
     if (r.target > 0) {

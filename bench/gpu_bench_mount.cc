@@ -91,10 +91,10 @@ class MountBench {
     }
   }
 
-  // read() through the mount into a pageable buffer, then a copy to the destination.
-  double ReadCopy(char* check = nullptr) {
-    static char* const buf = static_cast<char*>(std::aligned_alloc(4096, o_.io_bytes));
-    std::memset(buf, 0, o_.io_bytes);
+  // read() through the mount into a pageable (or pinned) buffer, then a copy to the
+  // destination: read() + cudaMemcpy on a GPU.
+  double ReadCopy(bool pinned, char* check = nullptr) {
+    char* const buf = pinned ? pinned_ : pageable_;
     int fd = open(Path(0).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) Throw("open " + Path(0) + ": " + ErrnoText());
     const auto t0 = Clock::now();
@@ -140,9 +140,13 @@ class MountBench {
     return MBps(uint64_t(readers) * o_.size, s);
   }
 
-  void AllocDestinations() {
+  void AllocBuffers() {
+    std::string error;
+    pageable_ = static_cast<char*>(std::aligned_alloc(4096, o_.io_bytes));
+    pinned_ = static_cast<char*>(dev_->AllocPinned(o_.io_bytes, &error));
+    if (pageable_ == nullptr || pinned_ == nullptr) Throw("buffers: " + error);
+    std::memset(pageable_, 0, o_.io_bytes);
     for (int i = 0; i < o_.readers; ++i) {
-      std::string error;
       char* p = static_cast<char*>(dev_->Alloc(o_.dst_bytes, &error));
       if (p == nullptr) Throw("destination: " + error);
       dst_.push_back(p);
@@ -190,6 +194,8 @@ class MountBench {
   const std::string store_, mnt_;
   std::unique_ptr<MountedFs> fs_;
   std::vector<char*> dst_;  // one per reader, on the device
+  char* pageable_ = nullptr;  // read()'s buffers (never freed: one bench per process)
+  char* pinned_ = nullptr;    // owned by dev_
 };
 
 }  // namespace
@@ -226,14 +232,14 @@ int RunMountMode(const BenchOptions& o, Report* report) {
     std::filesystem::create_directories(o.work + "/store");
     std::filesystem::create_directories(o.work + "/mnt");
     MountBench b(o, corpus, dev.get());
-    b.AllocDestinations();
+    b.AllocBuffers();
     b.Cold();
     b.WriteCopies();
     // Both paths once, compared byte for byte with the data (not timed).
     b.Cold();
     for (int pass = 0; pass < 2; ++pass) {
       std::memset(out.get(), 0, o.size);
-      if (pass == 0) b.ReadCopy(out.get()); else b.Staged(1, out.get());
+      if (pass == 0) b.ReadCopy(false, out.get()); else b.Staged(1, out.get());
       if (std::memcmp(out.get(), corpus.data.data(), o.size) != 0)
         Throw(pass == 0 ? "read() gave other bytes" : "the staged read gave other bytes");
     }
@@ -244,11 +250,16 @@ int RunMountMode(const BenchOptions& o, Report* report) {
         const std::string name = staged ? "staged" : "readcopy";
         b.Cold();
         const double c0 = ProcessCpuSeconds(b.daemon_pid()), s0 = SelfCpuSeconds();
-        m[name + "_cold_MBps"] = staged ? b.Staged(1) : b.ReadCopy();
+        m[name + "_cold_MBps"] = staged ? b.Staged(1) : b.ReadCopy(false);
         const double daemon = ProcessCpuSeconds(b.daemon_pid()) - c0;
         m[name + "_cold_daemon_cpu_s"] = daemon;
         m[name + "_cold_cpu_s"] = daemon + SelfCpuSeconds() - s0;
-        m[name + "_warm_MBps"] = staged ? b.Staged(1) : b.ReadCopy();
+        m[name + "_warm_MBps"] = staged ? b.Staged(1) : b.ReadCopy(false);
+      }
+      if (dev->IsGpu()) {  // read() + cudaMemcpy from pinned memory (on the CPU: the same)
+        b.Cold();
+        m["readcopy_pinned_cold_MBps"] = b.ReadCopy(true);
+        m["readcopy_pinned_warm_MBps"] = b.ReadCopy(true);
       }
       b.Cold();
       m["staged_readers_cold_MBps"] = b.Staged(o.readers);
@@ -272,6 +283,12 @@ int RunMountMode(const BenchOptions& o, Report* report) {
       {n + " readers / 1 reader, cold", "staged_readers_cold_MBps", "staged_cold_MBps", 2.5},
       {"read+copy CPU-s / staged CPU-s, cold", "readcopy_cold_cpu_s", "staged_cold_cpu_s", 0},
   };
+  if (dev->IsGpu()) {
+    report->ratios.push_back({"staged / read+pinned copy, cold", "staged_cold_MBps",
+                              "readcopy_pinned_cold_MBps", 0});
+    report->ratios.push_back({"staged / read+pinned copy, warm", "staged_warm_MBps",
+                              "readcopy_pinned_warm_MBps", 0});
+  }
   return 0;
 }
 
