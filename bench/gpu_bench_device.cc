@@ -31,7 +31,9 @@ class CpuDevice : public BenchDevice {
     return p;
   }
   void* AllocPinned(size_t bytes, std::string* error) override { return Alloc(bytes, error); }
-  bool RegisterRing(void*, size_t, uint32_t, std::string*) override { return true; }
+  void* AllocRing(size_t bytes, uint32_t, std::string* error) override {
+    return Alloc(bytes, error);
+  }
   bool CopyAsync(void* dst, const void* src, size_t n, std::string*) override {
     std::memcpy(dst, src, n);
     return true;
@@ -62,8 +64,13 @@ class CudaDevice : public BenchDevice {
  public:
   ~CudaDevice() override {
     cudaStreamSynchronize(stream_);
-    for (cudaEvent_t e : events_) cudaEventDestroy(e);
-    if (ring_ != nullptr) cudaHostUnregister(ring_);
+    for (cudaEvent_t e : events_) {
+      if (e != nullptr) cudaEventDestroy(e);
+    }
+    if (ring_ != nullptr) {
+      cudaHostUnregister(ring_);
+      std::free(ring_);
+    }
     for (void* p : device_) cudaFree(p);
     for (void* p : pinned_) cudaFreeHost(p);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
@@ -95,16 +102,29 @@ class CudaDevice : public BenchDevice {
     pinned_.push_back(p);
     return p;
   }
-  bool RegisterRing(void* base, size_t bytes, uint32_t slots, std::string* error) override {
-    if (!Check(cudaHostRegister(base, bytes, cudaHostRegisterDefault), "cudaHostRegister", error))
-      return false;
+  void* AllocRing(size_t bytes, uint32_t slots, std::string* error) override {
+    if (ring_ != nullptr) {
+      *error = "one ring per device";
+      return nullptr;
+    }
+    void* base = std::aligned_alloc(4096, (bytes + 4095) / 4096 * 4096);
+    if (base == nullptr) {
+      *error = "out of memory";
+      return nullptr;
+    }
+    std::memset(base, 0, bytes);
+    if (!Check(cudaHostRegister(base, bytes, cudaHostRegisterDefault), "cudaHostRegister",
+               error)) {
+      std::free(base);
+      return nullptr;
+    }
     ring_ = base;
     events_.resize(slots, nullptr);
     for (cudaEvent_t& e : events_) {
       if (!Check(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), "cudaEventCreate", error))
-        return false;
+        return nullptr;
     }
-    return true;
+    return base;
   }
   bool CopyAsync(void* dst, const void* src, size_t n, std::string* error) override {
     return Check(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, stream_), "cudaMemcpyAsync",

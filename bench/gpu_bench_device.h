@@ -28,8 +28,9 @@ class BenchDevice {
   // Host memory of `bytes` that the device copies from at full speed (pinned); plain memory
   // on the CPU. Freed with the device.
   virtual void* AllocPinned(size_t bytes, std::string* error) = 0;
-  // Pins memory the caller owns (the staging ring) for `slots` slot events; false on failure.
-  virtual bool RegisterRing(void* base, size_t bytes, uint32_t slots, std::string* error) = 0;
+  // The staging ring: page-aligned host memory of `bytes`, pinned (cudaHostRegister, as a
+  // ring in a memfd would be), with `slots` slot events. Once per device; freed with it.
+  virtual void* AllocRing(size_t bytes, uint32_t slots, std::string* error) = 0;
   // Queues a host-to-device copy (CPU: copies at once).
   virtual bool CopyAsync(void* dst, const void* src, size_t n, std::string* error) = 0;
   // After the copies of a slot were queued: records the slot's event.

@@ -95,14 +95,12 @@ class InProcBench {
 
   void Setup() {
     std::string error;
-    ring_ = static_cast<char*>(std::aligned_alloc(4096, o_.slots * o_.slot_bytes));
-    std::memset(ring_, 0, o_.slots * o_.slot_bytes);
-    if (!dev_->RegisterRing(ring_, o_.slots * o_.slot_bytes, o_.slots, &error)) Throw(error);
+    ring_ = static_cast<char*>(dev_->AllocRing(o_.slots * o_.slot_bytes, o_.slots, &error));
+    if (ring_ == nullptr) Throw("ring: " + error);
     dst_ = static_cast<char*>(dev_->Alloc(o_.dst_bytes, &error));
     pinned_ = static_cast<char*>(dev_->AllocPinned(o_.io_bytes, &error));
-    pageable_ = static_cast<char*>(std::aligned_alloc(4096, o_.io_bytes));
-    if (dst_ == nullptr || pinned_ == nullptr || pageable_ == nullptr) Throw(error);
-    std::memset(pageable_, 0, o_.io_bytes);
+    if (dst_ == nullptr || pinned_ == nullptr) Throw(error);
+    pageable_.assign(o_.io_bytes, '\0');
   }
 
   // The pipeline: o_.workers threads read slot-sized pieces in file order into the ring (piece
@@ -175,7 +173,7 @@ class InProcBench {
   // The read path into a host buffer (pageable or pinned), then a synchronous copy to the
   // destination: read() + cudaMemcpy.
   double ReadCopy(bool pinned) {
-    char* buf = pinned ? pinned_ : pageable_;
+    char* buf = pinned ? pinned_ : pageable_.data();
     const auto t0 = Clock::now();
     for (uint64_t off = 0; off < o_.size; off += o_.io_bytes) {
       const size_t n = ReadInto(core_.get(), ino_, off, o_.io_bytes, buf);
@@ -205,10 +203,10 @@ class InProcBench {
   std::unique_ptr<Store> store_;
   std::unique_ptr<FsCore> core_;
   Ino ino_ = 0;
-  char* ring_ = nullptr;  // the staging ring (registered with the device); never freed
+  char* ring_ = nullptr;    // these three are owned by dev_
   char* dst_ = nullptr;
   char* pinned_ = nullptr;
-  char* pageable_ = nullptr;
+  std::string pageable_;  // read()'s buffer in plain memory
 };
 
 }  // namespace

@@ -94,7 +94,7 @@ class MountBench {
   // read() through the mount into a pageable (or pinned) buffer, then a copy to the
   // destination: read() + cudaMemcpy on a GPU.
   double ReadCopy(bool pinned, char* check = nullptr) {
-    char* const buf = pinned ? pinned_ : pageable_;
+    char* const buf = pinned ? pinned_ : pageable_.data();
     int fd = open(Path(0).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) Throw("open " + Path(0) + ": " + ErrnoText());
     const auto t0 = Clock::now();
@@ -142,10 +142,9 @@ class MountBench {
 
   void AllocBuffers() {
     std::string error;
-    pageable_ = static_cast<char*>(std::aligned_alloc(4096, o_.io_bytes));
+    pageable_.assign(o_.io_bytes, '\0');
     pinned_ = static_cast<char*>(dev_->AllocPinned(o_.io_bytes, &error));
-    if (pageable_ == nullptr || pinned_ == nullptr) Throw("buffers: " + error);
-    std::memset(pageable_, 0, o_.io_bytes);
+    if (pinned_ == nullptr) Throw("buffers: " + error);
     for (int i = 0; i < o_.readers; ++i) {
       char* p = static_cast<char*>(dev_->Alloc(o_.dst_bytes, &error));
       if (p == nullptr) Throw("destination: " + error);
@@ -194,8 +193,8 @@ class MountBench {
   const std::string store_, mnt_;
   std::unique_ptr<MountedFs> fs_;
   std::vector<char*> dst_;  // one per reader, on the device
-  char* pageable_ = nullptr;  // read()'s buffers (never freed: one bench per process)
-  char* pinned_ = nullptr;    // owned by dev_
+  std::string pageable_;     // read()'s buffer in plain memory
+  char* pinned_ = nullptr;  // owned by dev_
 };
 
 }  // namespace
