@@ -141,7 +141,7 @@ fi
 bench() {  # bench NAME ARGS...: runs gpu_bench, keeps its report, prints its summary
   local name=$1; shift
   note "gpu_bench $* (log: $OUT/$name.log)"
-  timeout 420 "$BIN" "$@" >"$OUT/$name.log" 2>&1
+  timeout 240 "$BIN" "$@" >"$OUT/$name.log" 2>&1
   local rc=$?
   if [ $rc = 77 ]; then note "$name: cannot run here: $(tail -1 "$OUT/$name.log")"; return; fi
   [ $rc = 0 ] || { fail "$name (exit $rc): $(tail -3 "$OUT/$name.log")"; return; }
