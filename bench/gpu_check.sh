@@ -42,6 +42,8 @@ while [ $# -gt 0 ]; do
   shift
 done
 mkdir -p "$OUT"
+BUILD=$(realpath -m "$BUILD") BUNDLE=$(realpath -m "$BUNDLE") OUT=$(realpath -m "$OUT")
+[ -z "$MAKE_BUNDLE" ] || MAKE_BUNDLE=$(realpath -m "$MAKE_BUNDLE")
 FAILED=0
 note() { echo "gpu_check: $*"; }
 fail() { echo "gpu_check: FAILED: $*"; FAILED=1; }
@@ -109,7 +111,7 @@ if [ -z "$MISSING" ] && have cmake && have ninja && [ "$USE_BUNDLE" = 0 ]; then
     fail "build (see $OUT/cmake.log, $OUT/build.log)"; tail -20 "$OUT/build.log" 2>/dev/null
   fi
 elif [ -x "$BUNDLE/bin/gpu_bench" ]; then
-  note "using the bundle $BUNDLE (this machine cannot build: packages missing)"
+  note "using the bundle $BUNDLE ($([ "$USE_BUNDLE" = 1 ] && echo "--use-bundle" || echo "this machine cannot build: packages missing"))"
   export LD_LIBRARY_PATH="$BUNDLE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   BIN="$BUNDLE/bin/gpu_bench" RANKFS="$BUNDLE/bin/rankfs"
 else
