@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 
+import gpujob
 import realjobs
 
 PASSTHROUGH_SRC = "/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c"
@@ -455,6 +456,8 @@ def write_chart(out_dir, med):
                     rel.append(f"{(vals['ext4'] / v) if lower_better else (v / vals['ext4']):.4f}")
                     shown.add(t)
             f.write(f"{metric} {' '.join(rel)}\n")
+    if not shown:  # only workloads without ext4 (gpu): nothing to plot here
+        return None
     png = os.path.join(out_dir, "chart.png")
     titles = {"ext4": "ext4", "passthrough_ll": "passthrough_ll",
               "fuse_null": "fuse_null (FUSE floor)", "rankfs": "rankfs"}
@@ -493,9 +496,12 @@ def main():
     ap.add_argument("--meta-files", type=int, default=10000)
     ap.add_argument("--workloads", default="nranks4,nranks8,single,meta,rss,datasets4,swift4",
                     help="comma-separated subset of nranks4,nranks8,single,meta,rss and the real "
-                         "jobs (bench/realjobs.py) datasets4,swift4,swift4cache")
+                         "jobs (bench/realjobs.py) datasets4,swift4,swift4cache, and gpu "
+                         "(bench/gpujob.py)")
     ap.add_argument("--datasets-mib", type=int, default=50, help="datasets4's corpus size")
     ap.add_argument("--swift-mib", type=int, default=8, help="swift4's corpus size")
+    ap.add_argument("--gpu-mib", type=int, default=1024,
+                    help="gpu workload's file size (bench/gpujob.py; not in the default list)")
     ap.add_argument("--rankfs-options", default="", help="-o options for rankfs (default: none)")
     ap.add_argument("--deadline", type=int, default=0,
                     help="abort (unmounting everything) after this many seconds; 0 = none")
@@ -554,13 +560,14 @@ def main():
                              lambda t, root, data=data: nranks(args, t, root, data, 4), results)
             args.reps = save
         realjobs.run_workloads(args, targets, wanted, results, work)
+        gpu = gpujob.run_workload(args, wanted, results, work)
     finally:
         for t in targets:
             t.clean()
 
     signal.alarm(0)
     for wl, per_target in results.items():
-        if wl.startswith("rss") or wl in realjobs.WORKLOADS:  # rankfs only; ext4 and rankfs
+        if wl.startswith("rss") or wl in realjobs.WORKLOADS or wl in gpujob.WORKLOADS:  # rankfs only; ext4 and rankfs
             continue
         if len(per_target) != len(targets):
             sys.exit(f"fsbench: {wl} ran on {sorted(per_target)} only")
@@ -578,10 +585,12 @@ def main():
         "ratios": rows,
         "memory": mem,
         "cpu": cpu,
+        "gpu": gpu,
     }
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(report, f, indent=1)
     png = write_chart(args.out, med)
+    gpu_png = gpujob.write_chart(args.out, gpu)
 
     print(f"\nmedians of {args.reps} runs ({report['elapsed_s']:.0f} s in all):")
     print(f"{'metric':34} {'ext4':>12} {'passthrough_ll':>15} {'fuse_null':>12} {'rankfs':>12}")
@@ -609,7 +618,10 @@ def main():
                   f"2x {c / mib:.0f}-{d / mib:.0f} MiB  {r['verdict']}")
         else:
             print(f"{r['metric']:34} {r['value'] / mib:8.0f} MiB ({r['worst']})  {r['verdict']}")
+    if gpu:
+        gpujob.print_report(gpu)
     print(f"\nresults: {os.path.join(args.out, 'results.json')}" +
+          (f", gpu chart: {gpu_png}" if gpu_png else "") +
           (f", chart: {png}" if png else ""))
 
 
