@@ -182,6 +182,71 @@ class Ext4:
         rmtree(self.dir)
 
 
+class Btrfs:
+    """The peer (issue #22 item 4): btrfs with compress=zstd:1 on a loop file on the same disk,
+    deduplicated afterwards by `duperemove -dr`. Runs the N-ranks workloads only. finalize()
+    runs duperemove; the bytes on disk are final after it."""
+
+    name = "btrfs"
+    stores_data = True
+
+    def __init__(self, work, size_gib):
+        self.image = os.path.join(work, "btrfs.img")
+        self.mnt = os.path.join(work, "btrfs-mnt")
+        self.size = size_gib << 30
+
+    @staticmethod
+    def available():
+        """None when it can run here, else why not."""
+        for tool in ("mkfs.btrfs", "duperemove", "losetup"):
+            if shutil.which(tool) is None:
+                return f"{tool} not found (apt-get install btrfs-progs duperemove)"
+        with open("/proc/filesystems") as f:
+            if "btrfs" not in f.read():
+                return "the kernel has no btrfs"
+        return None
+
+    def start(self, fresh=True):
+        if fresh:
+            self.clean()
+            with open(self.image, "wb") as f:
+                f.truncate(self.size)  # sparse: the disk holds only what btrfs writes
+            run(["mkfs.btrfs", "-q", "-f", self.image])
+        os.makedirs(self.mnt, exist_ok=True)
+        run(["mount", "-o", "loop,compress=zstd:1", self.image, self.mnt])
+        return self.mnt
+
+    def stop(self):
+        if is_mounted(self.mnt):
+            run(["umount", self.mnt])
+
+    def finalize(self):
+        run(["duperemove", "-dr", "-q", self.mnt], timeout=3600)
+
+    def disk_bytes(self):
+        """What the filesystem holds on its device (data after compression and dedup, metadata
+        with its DUP copy): `btrfs filesystem usage -b`'s first Used line, after a sync."""
+        os.sync()
+        for line in run(["btrfs", "filesystem", "usage", "-b", self.mnt]).splitlines():
+            if line.strip().startswith("Used:"):
+                return int(line.split()[-1])
+        raise RuntimeError("btrfs filesystem usage printed no Used line")
+
+    def peak_rss(self):
+        return None
+
+    def daemon_cpu_s(self):
+        return None
+
+    def settle(self):
+        os.sync()
+
+    def clean(self):
+        self.stop()
+        if os.path.exists(self.image):
+            os.unlink(self.image)
+
+
 class FuseDaemon:
     """A FUSE daemon run in the foreground as a child; stop() always leaves no mount behind."""
 
@@ -347,8 +412,15 @@ def nranks(args, target, root, dataset, writers):
     os.sync()
     wall = time.monotonic() - t0
     cpu, daemon, job = phase.end()
-    return with_daemon({"wall_s": wall, "cpu_s": cpu, "job_cpu_s": job,
-                        "disk_bytes": target.disk_bytes()}, "daemon_cpu_s", daemon)
+    m = with_daemon({"wall_s": wall, "cpu_s": cpu, "job_cpu_s": job}, "daemon_cpu_s", daemon)
+    # final_s: until the bytes on disk are final. The same as wall_s but for a target that
+    # deduplicates afterwards (btrfs + duperemove); final_cpu_s the machine's CPU until then.
+    if hasattr(target, "finalize"):
+        target.finalize()
+    m["final_s"] = time.monotonic() - t0
+    m["final_cpu_s"] = busy_cpu_s() - phase.c0
+    m["disk_bytes"] = target.disk_bytes()
+    return m
 
 
 def with_daemon(metrics, key, daemon_cpu):
@@ -457,6 +529,8 @@ TARGETS = {
     "nranks4.wall_s": ("ext4", "<=", 0.6),
     "nranks4.disk_bytes": ("ext4", "<=", 0.1),
     "nranks8.wall_s": ("ext4", "<=", 0.4),
+    "nranks4.final_s": ("btrfs", "<=", 1.0),
+    "nranks8.final_s": ("btrfs", "<=", 1.0),
     "single.write_MBps": ("passthrough_ll", ">=", 0.8),
     "single.read_cold_MBps": ("passthrough_ll", ">=", 0.8),
     "single.read_warm_MBps": ("passthrough_ll", ">=", 0.8),
@@ -464,6 +538,13 @@ TARGETS = {
     "meta.meta_ops": ("passthrough_ll", ">=", 0.5),
     "pyjob4.wall_s": ("ext4", "<=", 1.0),
     **realjobs.TARGETS,
+}
+
+# Targets against the peer, beside the ones above: rankfs must stay ahead of btrfs + duperemove
+# in the bytes on disk too.
+PEER_TARGETS = {
+    "nranks4.disk_bytes": ("btrfs", "<=", 1.0),
+    "nranks8.disk_bytes": ("btrfs", "<=", 1.0),
 }
 
 # Each time or speed target -> the machine's busy CPU-seconds over the same timed phase.
@@ -568,8 +649,8 @@ def medians(results):
     return out
 
 
-BASELINES = ("ext4", "passthrough_ll", "fuse_null")
-COLUMNS = ("ext4", "passthrough_ll", "fuse_null", "rankfs")
+BASELINES = ("ext4", "passthrough_ll", "fuse_null", "btrfs")
+COLUMNS = ("ext4", "passthrough_ll", "fuse_null", "btrfs", "rankfs")
 
 
 def ratios(med):
@@ -582,6 +663,8 @@ def ratios(med):
                 continue
             r = vals["rankfs"] / vals[base]
             want = TARGETS.get(metric)
+            if not want or want[0] != base:
+                want = PEER_TARGETS.get(metric)
             verdict = ""
             if want and want[0] == base:
                 ok = r <= want[2] if want[1] == "<=" else r >= want[2]
@@ -658,7 +741,7 @@ def write_chart(out_dir, med, floor=()):
         for metric, vals in med.items():
             if metric.endswith(("peak_rss_bytes", "cpu_s", "aborts")) or "ext4" not in vals:
                 continue
-            lower_better = metric.endswith(("wall_s", "disk_bytes"))
+            lower_better = metric.endswith(("wall_s", "final_s", "settled_s", "disk_bytes"))
             rel = []
             for t in COLUMNS:
                 v = vals.get(t)
@@ -679,7 +762,7 @@ def write_chart(out_dir, med, floor=()):
     if not shown:  # only workloads without ext4 (gpu): nothing to plot here
         return None
     png = os.path.join(out_dir, "chart.png")
-    titles = {"ext4": "ext4", "passthrough_ll": "passthrough_ll",
+    titles = {"ext4": "ext4", "passthrough_ll": "passthrough_ll", "btrfs": "btrfs+duperemove",
               "fuse_null": "fuse_null (FUSE floor)", "rankfs": "rankfs"}
     plots = [f"using {i + 2} title '{titles[t]}'" for i, t in enumerate(COLUMNS) if t in shown]
     plots[0] = plots[0].replace(" title", ":xtic(1) title", 1)
@@ -720,6 +803,11 @@ def main():
                          "the real jobs (bench/realjobs.py) datasets4,swift4,swift4cache, "
                          "and gpu (bench/gpujob.py)")
     ap.add_argument("--pyjob-mib", type=int, default=200, help="the Python job's data per writer")
+    ap.add_argument("--btrfs", action=argparse.BooleanOptionalAction, default=True,
+                    help="btrfs (compress=zstd:1, then duperemove -dr) on a loop file as a peer "
+                         "in the N-ranks workloads, where btrfs-progs and duperemove are "
+                         "installed")
+    ap.add_argument("--btrfs-gib", type=int, default=32, help="the loop file's (sparse) size")
     ap.add_argument("--datasets-mib", type=int, default=50, help="datasets4's corpus size")
     ap.add_argument("--swift-mib", type=int, default=8, help="swift4's corpus size")
     ap.add_argument("--gpu-mib", type=int, default=1024,
@@ -753,6 +841,14 @@ def main():
     targets = [Ext4(work), Passthrough(work, build_passthrough(work)), FuseNull(work, null_bin),
                Rankfs(work, rankfs_bin, args.rankfs_options)]
     wanted = set(args.workloads.split(","))
+    # The peer runs the N-ranks workloads only.
+    peers = []
+    if args.btrfs and wanted & {"nranks4", "nranks8"}:
+        why_not = Btrfs.available()
+        if why_not:
+            log(f"fsbench: no btrfs peer: {why_not}")
+        else:
+            peers.append(Btrfs(work, args.btrfs_gib))
     dataset = make_dataset(args.fsbench, os.path.join(work, "dataset.bin"),
                            args.size_mib * MIB, 1)
     results, floors = {}, {}
@@ -761,7 +857,7 @@ def main():
         for n in (4, 8):
             if f"nranks{n}" in wanted:
                 # Every writer writes the same file: its unique chunks are the job's.
-                run_workload(args, targets, f"nranks{n}",
+                run_workload(args, targets[:-1] + peers + targets[-1:], f"nranks{n}",
                              lambda t, root, n=n: nranks(args, t, root, dataset, n), results,
                              [args.fsbench, "floor", dataset], floors)
         if "single" in wanted:
@@ -794,14 +890,15 @@ def main():
         realjobs.run_workloads(args, targets, wanted, results, work)
         gpu = gpujob.run_workload(args, wanted, results, work)
     finally:
-        for t in targets:
+        for t in targets + peers:
             t.clean()
 
     signal.alarm(0)
     for wl, per_target in results.items():
         if wl.startswith("rss") or wl in realjobs.WORKLOADS or wl in gpujob.WORKLOADS:  # rankfs only; ext4 and rankfs
             continue
-        if len(per_target) != len(targets):
+        expected = len(targets) + (len(peers) if wl.startswith("nranks") else 0)
+        if len(per_target) != expected:
             sys.exit(f"fsbench: {wl} ran on {sorted(per_target)} only")
     med = medians(results)
     rows = ratios(med)
@@ -830,10 +927,12 @@ def main():
     gpu_png = gpujob.write_chart(args.out, gpu)
 
     print(f"\nmedians of {args.reps} runs ({report['elapsed_s']:.0f} s in all):")
-    print(f"{'metric':34} {'ext4':>12} {'passthrough_ll':>15} {'fuse_null':>12} {'rankfs':>12}")
+    print(f"{'metric':34} {'ext4':>12} {'passthrough_ll':>15} {'fuse_null':>12} {'btrfs':>12} "
+          f"{'rankfs':>12}")
     for metric, vals in med.items():
         cells = [f"{vals[t]:.4g}" if t in vals else "-" for t in COLUMNS]
-        print(f"{metric:34} {cells[0]:>12} {cells[1]:>15} {cells[2]:>12} {cells[3]:>12}")
+        print(f"{metric:34} {cells[0]:>12} {cells[1]:>15} {cells[2]:>12} {cells[3]:>12} "
+              f"{cells[4]:>12}")
     print("\nratios rankfs/baseline (wall_s, cpu_s, disk_bytes: lower is better; others: higher):")
     for r in rows:
         print(f"{r['metric']:34} / {r['baseline']:15} {r['ratio']:8.3f}  {r['verdict']}")

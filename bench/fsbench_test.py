@@ -114,6 +114,23 @@ class FloorTest(unittest.TestCase):
         self.assertEqual((m["sha256_cpu_s"], m["zstd_cpu_s"], m["unique_bytes"]), (0.4, 2.0, 10))
 
 
+class PeerTest(unittest.TestCase):
+    def test_rankfs_is_judged_against_btrfs_beside_ext4(self):
+        med = {"nranks4.disk_bytes": {"ext4": 2400.0, "btrfs": 900.0, "rankfs": 230.0},
+               "nranks4.final_s": {"ext4": 5.0, "btrfs": 40.0, "rankfs": 6.0},
+               "nranks8.disk_bytes": {"ext4": 4800.0, "btrfs": 200.0, "rankfs": 240.0}}
+        rows = {(r["metric"], r["baseline"]): r for r in fsbench.ratios(med)}
+        ext4 = rows[("nranks4.disk_bytes", "ext4")]
+        self.assertAlmostEqual(ext4["ratio"], 230 / 2400)
+        self.assertTrue(ext4["verdict"].startswith("met (target <= 0.1)"), ext4["verdict"])
+        peer = rows[("nranks4.disk_bytes", "btrfs")]
+        self.assertAlmostEqual(peer["ratio"], 230 / 900)
+        self.assertTrue(peer["verdict"].startswith("met (target <= 1.0)"), peer["verdict"])
+        self.assertTrue(rows[("nranks4.final_s", "btrfs")]["verdict"].startswith("met"))
+        self.assertEqual(rows[("nranks4.final_s", "ext4")]["verdict"], "")  # no target there
+        self.assertTrue(rows[("nranks8.disk_bytes", "btrfs")]["verdict"].startswith("MISSED"))
+
+
 class DaemonCpuTest(unittest.TestCase):
     def test_process_cpu_counts_this_process(self):
         own = time.process_time()
