@@ -476,7 +476,8 @@ def pyjob(args, target, root, headers, data):
                      "disk_bytes": target.disk_bytes()}, "daemon_cpu_s", daemon)
     if isinstance(target, Rankfs):
         st = target.stats()  # a fresh mount per run: the counters are this job's
-        m["fast_path_fraction"] = (st["stream_hashed_bytes"] + st["stream_predicted_bytes"]) / written
+        fast = st["stream_hashed_bytes"] + st["stream_predicted_bytes"]
+        m["fast_path_fraction"] = fast / written
         m["stream_predicted_fraction"] = st["stream_predicted_bytes"] / written
     return m
 
