@@ -11,6 +11,13 @@
 //   fsbench mmaprand FILE OPS SEED     OPS random 4 KiB-aligned 4 KiB reads through a read-only
 //                                      MAP_SHARED mapping of FILE
 //   fsbench meta DIR FILES             create (1 KiB each) + stat + unlink FILES files in DIR
+//   fsbench floor STREAM...            the store's own work for a job that writes these
+//                                      streams (each FILE, or FILE+FILE+... concatenated, one
+//                                      file's bytes): cut with the store's default chunker, its
+//                                      unique chunks SHA-256-hashed and zstd-compressed at the
+//                                      store's default level, in memory on this one thread;
+//                                      prints the thread CPU-seconds of the hashing and of the
+//                                      compression (bench/fsbench.py adds fuse_null's CPU)
 //
 // Exit status 0 on success, 1 with a message on stderr on any failed syscall.
 #include <fcntl.h>
@@ -24,9 +31,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
+#include <string_view>
+#include <unordered_set>
 #include <vector>
 
+#include "store/chunker.h"
+#include "store/compressor.h"
+#include "store/store.h"
 #include "tests/testutil/test_data.h"
 
 namespace {
@@ -181,10 +194,84 @@ int Meta(const std::string& dir, uint64_t files) {
   return 0;
 }
 
+double ThreadCpuSeconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+}
+
+std::string ReadFile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd < 0) Die("open " + path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) Die("stat " + path);
+  std::string data(size_t(st.st_size), '\0');
+  size_t got = 0;
+  while (got < data.size()) {
+    ssize_t r = ::read(fd, data.data() + got, data.size() - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) Die("read " + path);
+    got += size_t(r);
+  }
+  ::close(fd);
+  return data;
+}
+
+// The floor's store part: untimed, every stream is cut and its chunks deduplicated across the
+// job as the store would (global scope); timed, each unique chunk is hashed once and
+// compressed once, the work no store can skip for a byte it keeps.
+int Floor(const std::vector<std::string>& streams) {
+  const rankfs::StoreOptions defaults;
+  const rankfs::FastCdc cdc(defaults.chunker);
+  std::unordered_set<rankfs::ChunkHash, rankfs::ChunkHashHasher> seen;
+  std::vector<std::string> unique;
+  uint64_t total = 0, unique_bytes = 0;
+  for (const std::string& spec : streams) {
+    std::string data;
+    for (size_t from = 0; from <= spec.size();) {
+      size_t plus = spec.find('+', from);
+      if (plus == std::string::npos) plus = spec.size();
+      data += ReadFile(spec.substr(from, plus - from));
+      from = plus + 1;
+    }
+    total += data.size();
+    size_t off = 0;
+    for (size_t len : cdc.Split(reinterpret_cast<const uint8_t*>(data.data()), data.size())) {
+      std::string_view piece(data.data() + off, len);
+      off += len;
+      if (!seen.insert(rankfs::ChunkHash::Of(piece)).second) continue;
+      unique.emplace_back(piece);
+      unique_bytes += len;
+    }
+  }
+  const double t0 = ThreadCpuSeconds();
+  uint8_t sink = 0;
+  for (const std::string& c : unique) sink ^= rankfs::ChunkHash::Of(c).bytes[0];
+  const double t1 = ThreadCpuSeconds();
+  std::string frame;
+  uint64_t compressed = 0;
+  for (const std::string& c : unique) {
+    bool shrunk = false;
+    rankfs::Status st = rankfs::CompressChunk(c, defaults.compression_level, &frame, &shrunk);
+    if (!st.ok()) {
+      std::fprintf(stderr, "fsbench: compressing: %s\n", st.ToString().c_str());
+      return 1;
+    }
+    compressed += shrunk ? frame.size() : c.size();
+  }
+  const double t2 = ThreadCpuSeconds();
+  std::printf(
+      "{\"bytes\": %lu, \"unique_chunks\": %zu, \"unique_bytes\": %lu, "
+      "\"compressed_bytes\": %lu, \"sha256_cpu_s\": %.6f, \"zstd_cpu_s\": %.6f, "
+      "\"sink\": %u}\n",
+      total, unique.size(), unique_bytes, compressed, t1 - t0, t2 - t1, unsigned(sink));
+  return 0;
+}
+
 int Usage() {
   std::fprintf(stderr,
                "usage: fsbench gen FILE BYTES SEED | write SRC DST BS [--fsync] | read FILE BS |\n"
-               "       mmaprand FILE OPS SEED | meta DIR FILES\n");
+               "       mmaprand FILE OPS SEED | meta DIR FILES | floor STREAM...\n");
   return 2;
 }
 
@@ -213,5 +300,6 @@ int main(int argc, char** argv) {
   if (cmd == "read" && argc == 4 && Num(argv[3]) > 0) return Read(argv[2], Num(argv[3]));
   if (cmd == "mmaprand" && argc == 5) return MmapRandom(argv[2], Num(argv[3]), Num(argv[4]));
   if (cmd == "meta" && argc == 4) return Meta(argv[2], Num(argv[3]));
+  if (cmd == "floor" && argc >= 3) return Floor(std::vector<std::string>(argv + 2, argv + argc));
   return Usage();
 }

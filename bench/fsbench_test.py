@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Unit tests of fsbench.py's arithmetic (no mounts): the CPU-budget rows and the CPU counter,
-and how realjobs.py tells the known teardown abort from a failed job."""
+"""Unit tests of fsbench.py's arithmetic (no mounts): the CPU-budget rows, the CPU floor and
+the CPU counters, and how realjobs.py tells the known teardown abort from a failed job."""
 import os
+import subprocess
 import sys
 import time
 import types
@@ -51,6 +52,119 @@ class CpuRowsTest(unittest.TestCase):
         self.assertNotIn("meta.meta_ops", rows)  # rankfs counted 0 CPU-s
         self.assertNotIn("nranks8.wall_s", rows)  # not run
         self.assertNotIn("single.read_cold_MBps", rows)
+
+
+class FloorTest(unittest.TestCase):
+    """floor = fuse_null's CPU-s for the job + SHA-256 and zstd CPU-s of its unique chunks."""
+
+    def med(self):
+        return {
+            "nranks4.cpu_s": {"ext4": 4.0, "passthrough_ll": 6.0, "fuse_null": 3.0,
+                              "rankfs": 6.0},
+            "nranks4.daemon_cpu_s": {"fuse_null": 0.5, "rankfs": 3.2},
+            "nranks4.job_cpu_s": {"ext4": 3.0, "fuse_null": 2.0, "rankfs": 4.2},
+            "pyjob4.cpu_s": {"ext4": 2.0, "fuse_null": 2.5, "rankfs": 3.0},
+            "single.write_cpu_s": {"fuse_null": 1.0, "rankfs": 9.0},  # no floor measured
+            "nranks8.cpu_s": {"rankfs": 12.0},  # no fuse_null run
+        }
+
+    def floors(self):
+        return {"nranks4": {"sha256_cpu_s": 0.4, "zstd_cpu_s": 1.1, "unique_bytes": 600e6},
+                "pyjob4": {"sha256_cpu_s": 0.2, "zstd_cpu_s": 0.3, "unique_bytes": 200e6},
+                "nranks8": {"sha256_cpu_s": 0.4, "zstd_cpu_s": 1.1, "unique_bytes": 600e6}}
+
+    def rows(self):
+        return {r["workload"]: r for r in fsbench.floor_rows(self.med(), self.floors())}
+
+    def test_floor_is_fuse_null_plus_hashing_and_compressing(self):
+        r = self.rows()["nranks4"]
+        self.assertAlmostEqual(r["floor_cpu_s"], 3.0 + 0.4 + 1.1)
+        self.assertAlmostEqual(r["store_cpu_s"], 1.5)
+        self.assertAlmostEqual(r["ratio"], 6.0 / 4.5)
+        self.assertTrue(r["verdict"].startswith("MISSED"), r["verdict"])
+        self.assertAlmostEqual(r["over_floor"]["ext4"], 4.0 / 4.5)
+        self.assertAlmostEqual(r["over_floor"]["passthrough_ll"], 6.0 / 4.5)
+        self.assertEqual(r["daemon_cpu_s"], {"fuse_null": 0.5, "rankfs": 3.2})
+        # From the job's own CPU-seconds: fuse_null's job + the same store part.
+        self.assertAlmostEqual(r["job_floor_cpu_s"], 2.0 + 1.5)
+        self.assertAlmostEqual(r["job_ratio"], 4.2 / 3.5)
+
+    def test_within_a_quarter_of_the_floor_is_met(self):
+        r = self.rows()["pyjob4"]
+        self.assertAlmostEqual(r["floor_cpu_s"], 3.0)
+        self.assertAlmostEqual(r["ratio"], 1.0)
+        self.assertTrue(r["verdict"].startswith("met"), r["verdict"])
+        self.assertEqual(r["daemon_cpu_s"], {})  # not measured: nothing invented
+        self.assertNotIn("job_ratio", r)
+        edge = self.med()
+        edge["pyjob4.cpu_s"]["rankfs"] = 3.0 * fsbench.FLOOR_TARGET * 1.001
+        r = {r["workload"]: r for r in fsbench.floor_rows(edge, self.floors())}["pyjob4"]
+        self.assertTrue(r["verdict"].startswith("MISSED"), r["verdict"])
+
+    def test_no_row_without_fuse_null_or_a_floor_measurement(self):
+        rows = self.rows()
+        self.assertNotIn("single", rows)
+        self.assertNotIn("nranks8", rows)
+        self.assertEqual(sorted(rows), ["nranks4", "pyjob4"])
+
+    def test_floor_medians_take_each_part_s_median(self):
+        runs = {"nranks4": [{"sha256_cpu_s": s, "zstd_cpu_s": z, "unique_bytes": 10}
+                            for s, z in ((0.5, 1.0), (0.3, 3.0), (0.4, 2.0))]}
+        m = fsbench.floor_medians(runs)["nranks4"]
+        self.assertEqual((m["sha256_cpu_s"], m["zstd_cpu_s"], m["unique_bytes"]), (0.4, 2.0, 10))
+
+
+class PeerTest(unittest.TestCase):
+    def test_rankfs_is_judged_against_btrfs_beside_ext4(self):
+        med = {"nranks4.disk_bytes": {"ext4": 2400.0, "btrfs": 900.0, "rankfs": 230.0},
+               "nranks4.final_s": {"ext4": 5.0, "btrfs": 40.0, "rankfs": 6.0},
+               "nranks8.disk_bytes": {"ext4": 4800.0, "btrfs": 200.0, "rankfs": 240.0}}
+        rows = {(r["metric"], r["baseline"]): r for r in fsbench.ratios(med)}
+        ext4 = rows[("nranks4.disk_bytes", "ext4")]
+        self.assertAlmostEqual(ext4["ratio"], 230 / 2400)
+        self.assertTrue(ext4["verdict"].startswith("met (target <= 0.1)"), ext4["verdict"])
+        peer = rows[("nranks4.disk_bytes", "btrfs")]
+        self.assertAlmostEqual(peer["ratio"], 230 / 900)
+        self.assertTrue(peer["verdict"].startswith("met (target <= 1.0)"), peer["verdict"])
+        self.assertTrue(rows[("nranks4.final_s", "btrfs")]["verdict"].startswith("met"))
+        self.assertEqual(rows[("nranks4.final_s", "ext4")]["verdict"], "")  # no target there
+        self.assertTrue(rows[("nranks8.disk_bytes", "btrfs")]["verdict"].startswith("MISSED"))
+
+
+class DaemonCpuTest(unittest.TestCase):
+    def test_process_cpu_counts_this_process(self):
+        own = time.process_time()
+        deadline = own + 0.3
+        while time.process_time() < deadline:
+            pass
+        # /proc/PID/stat counts in clock ticks: within two ticks of the process's own count.
+        tick = 1 / os.sysconf("SC_CLK_TCK")
+        self.assertAlmostEqual(fsbench.process_cpu_s(os.getpid()), time.process_time(),
+                               delta=2 * tick + 0.02)
+        self.assertIsNone(fsbench.process_cpu_s(2**22 + 12345))  # above pid_max: no process
+
+    def test_phase_reports_the_daemon_s_cpu_over_the_phase(self):
+        class Target:
+            cpu = 10.0
+
+            def daemon_cpu_s(self):
+                return self.cpu
+
+        t = Target()
+        phase = fsbench.CpuPhase(t)
+        t.cpu = 12.5
+        busy = subprocess.run([sys.executable, "-c",
+                               "import time\nt = time.process_time() + 0.2\n"
+                               "while time.process_time() < t: pass"])
+        self.assertEqual(busy.returncode, 0)
+        machine, daemon, job = phase.end()
+        self.assertAlmostEqual(daemon, 2.5)
+        self.assertGreaterEqual(machine, 0)
+        # The job: the child's CPU (at least its 0.2 s loop) plus the daemon's.
+        self.assertGreaterEqual(job, 2.5 + 0.2)
+        self.assertLess(job, 2.5 + 5.0)
+        none = fsbench.CpuPhase(fsbench.Ext4("/nonexistent")).end()
+        self.assertIsNone(none[1])
 
 
 class BusyCpuTest(unittest.TestCase):

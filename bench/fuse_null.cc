@@ -5,7 +5,8 @@
 // rankfs uses (writeback cache, 1 MiB writes, max_background 64), it measures what the
 // kernel, /dev/fuse and the writers cost on their own: no FUSE filesystem can write faster,
 // so a target below it cannot be met by any FUSE filesystem on that machine. It answers
-// getxattr with ENOSYS, which stops the kernel's per-write security.capability queries.
+// getxattr with ENOSYS, which stops the kernel's per-write security.capability queries. It
+// renames (os.replace) and accepts chmod, as the Python job of the benchmark needs.
 //
 //   fuse_null MOUNTPOINT          (foreground; unmount with fusermount3 -u)
 //
@@ -155,13 +156,29 @@ void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   fuse_reply_err(req, 0);
 }
 
+// Moves a name (flags 0 only: what os.replace asks); a node it replaces goes with its last
+// forget.
+void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+            const char* newname, unsigned int flags) {
+  if (flags != 0) return (void)fuse_reply_err(req, EINVAL);
+  std::lock_guard<std::mutex> l(g_mu);
+  auto it = g_names.find({parent, name});
+  if (it == g_names.end()) return (void)fuse_reply_err(req, ENOENT);
+  const fuse_ino_t ino = it->second;
+  g_names.erase(it);
+  g_names[{newparent, newname}] = ino;
+  g_nodes[ino].parent = newparent;
+  g_nodes[ino].name = newname;
+  fuse_reply_err(req, 0);
+}
+
 void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
   {
     std::lock_guard<std::mutex> l(g_mu);
     auto it = g_nodes.find(ino);
-    if (it != g_nodes.end() && (it->second.nlookup -= std::min(nlookup, it->second.nlookup)) == 0 &&
-        !g_names.count({it->second.parent, it->second.name})) {
-      g_nodes.erase(it);
+    if (it != g_nodes.end() && (it->second.nlookup -= std::min(nlookup, it->second.nlookup)) == 0) {
+      auto name = g_names.find({it->second.parent, it->second.name});
+      if (name == g_names.end() || name->second != ino) g_nodes.erase(it);  // unlinked
     }
   }
   fuse_reply_none(req);
@@ -196,6 +213,7 @@ int main(int argc, char** argv) {
   ops.setattr = SetAttr;
   ops.mkdir = MkDir;
   ops.unlink = Unlink;
+  ops.rename = Rename;
   ops.create = Create;
   ops.open = Open;
   ops.read = Read;

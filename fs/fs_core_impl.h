@@ -125,6 +125,9 @@ class FsCore::Impl {
   Status WaitBatchesLocked(Inode* inode);
   // Appends to the stream (which must exist and end at the write's offset).
   Status AppendStreamLocked(Inode* inode, std::string_view data);
+  // Whether `data`, at `off`, equals the bytes the stream has taken there (its buffer, its cut
+  // chunks, or its batches still in the pipeline). False when any of them is not held.
+  bool StreamHoldsLocked(Inode* inode, uint64_t off, std::string_view data);
   // Accounts for the chunks the stream emitted into cut[first...] and queues them for hashing;
   // the two counters are the stream's totals before it emitted them.
   void TakeCutLocked(Inode* inode, size_t first, uint64_t predicted_before, uint64_t cut_before);

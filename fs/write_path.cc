@@ -134,6 +134,16 @@ Status FsCore::Impl::WriteLocked(Inode* inode, uint64_t offset, std::string_view
     inode->stream = std::make_unique<StreamChunker>(ctx, at, next_stream_owner_++);
   }
   const StreamChunker& s = *inode->stream;
+  // The kernel's writeback sends a page again once a write fills in the rest of a page it had
+  // already sent part of: a writer whose writes do not end on page boundaries (an 8 KiB-
+  // buffered Python file behind a header) makes such a write start before the stream's end.
+  // When the bytes it repeats are the ones the stream took, only the rest is new: it continues
+  // the stream rather than ending it in dirty ranges.
+  if (offset < s.end() && end > s.end() && !Overlaps(inode->dirty, offset, end) &&
+      StreamHoldsLocked(inode, offset, data.substr(0, s.end() - offset))) {
+    data.remove_prefix(s.end() - offset);
+    offset = s.end();
+  }
   // A write continues the stream when it starts at the stream's end and no dirty range
   // overlaps it (a newer dirty byte there would hide the stream's).
   if (offset == s.end() && !Overlaps(inode->dirty, offset, end)) {
@@ -168,6 +178,43 @@ Status FsCore::Impl::AppendStreamLocked(Inode* inode, std::string_view data) {
   TakeCutLocked(inode, first, predicted, cut);
   if (inode->cut_bytes >= options_.batch_bytes) return SubmitCutLocked(inode);
   return Status::Ok();
+}
+
+bool FsCore::Impl::StreamHoldsLocked(Inode* inode, uint64_t off, std::string_view data) {
+  const StreamChunker& s = *inode->stream;
+  const uint64_t end = off + data.size();
+  // The buffer: [s.start(), s.end()).
+  if (end > s.start()) {
+    const uint64_t from = std::max(off, s.start());
+    std::string held(end - from, '\0');
+    s.CopyBuffered(from, held.size(), held.data());
+    if (end > s.end() || held != data.substr(from - off)) return false;
+    data = data.substr(0, from - off);
+  }
+  // Below it, the chunks the stream emitted, newest first: each must hold the tail of what is
+  // left to match (a gap between them, or a byte that differs, means no).
+  bool same = true;
+  auto match_tail = [&](const ChunkRef& c) {
+    const uint64_t c_end = c->offset + c->bytes->size(), left_end = off + data.size();
+    if (c->offset >= left_end) return;  // wholly after what is left
+    const uint64_t from = std::max(off, c->offset);
+    same = c_end == left_end && std::string_view(*c->bytes).substr(from - c->offset) ==
+                                    data.substr(from - off);
+    data = data.substr(0, from - off);
+  };
+  for (auto it = inode->cut.rbegin(); it != inode->cut.rend() && same && !data.empty(); ++it)
+    match_tail(*it);
+  if (same && !data.empty()) {
+    std::lock_guard<std::mutex> bl(inode->batch_mu);
+    for (auto b = inode->batches.rbegin(); b != inode->batches.rend() && same && !data.empty();
+         ++b) {
+      if ((*b)->failed) return false;  // its bytes go back into the dirty ranges
+      for (auto it = (*b)->chunks.rbegin(); it != (*b)->chunks.rend() && same && !data.empty();
+           ++it)
+        match_tail(*it);
+    }
+  }
+  return same && data.empty();
 }
 
 void FsCore::Impl::TakeCutLocked(Inode* inode, size_t first, uint64_t predicted_before,

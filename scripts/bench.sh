@@ -14,6 +14,11 @@ scripts/deps.sh --python
 if ! command -v gnuplot >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gnuplot-nox
 fi
+# The N-ranks workloads' peer: btrfs (compress=zstd:1) on a loop file, then duperemove.
+if ! command -v mkfs.btrfs >/dev/null || ! command -v duperemove >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends btrfs-progs \
+    duperemove
+fi
 cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DRANKFS_BUILD_TESTS=ON \
   -DRANKFS_BUILD_BENCH=ON >/dev/null
 cmake --build build-bench -j "$(nproc)" --target rankfs fsbench fuse_null

@@ -80,10 +80,15 @@ Status PackChunkStore::PutImpl(const ChunkHash& hash, std::string_view data,
     return Status::Ok();
   }
   if (found.pending == nullptr && found.committed && !IsBad(hash)) {
-    found.committed->refcount += 1;
-    MetaStore::Batch b;
-    b.PutChunk(hash, *found.committed);
-    RANKFS_RETURN_IF_ERROR(meta_->Write(b, /*sync=*/false));
+    // The reference is counted in memory, as for a chunk not indexed yet, and the next Flush
+    // writes the record once for every reference taken until then: before any extent naming
+    // them, as for every index entry. Its bytes are durable already (seq 0).
+    Pending p;
+    p.location = found.committed->location;
+    p.refcount = found.committed->refcount + 1;
+    p.scope_uid = found.committed->scope_uid;
+    p.indexed = true;
+    s.pending.emplace(hash, p);
     ++stat_dedup_hits_;
     counted();
     return Status::Ok();
@@ -205,6 +210,14 @@ Status PackChunkStore::DropPendingLocked(Stripe& s, const ChunkHash& hash) {
   stat_raw_ -= p.location.raw_length;
   stat_stored_ -= p.location.record_length;
   if (p.index_unknown) return Status::Ok();  // the index may name it: leak both ranges
+  if (p.indexed) {
+    // As for an indexed chunk's last reference: a failed delete may still have happened, so
+    // the range stays (a leak, never a hole).
+    MetaStore::Batch b;
+    b.DeleteChunk(hash);
+    RANKFS_RETURN_IF_ERROR(meta_->Write(b, /*sync=*/false));
+    ClearBad(hash);
+  }
   if (p.replaces) {
     // The index names the damaged copy: its entry goes first. If that write fails, it may or
     // may not have happened, so neither copy is released.

@@ -89,6 +89,10 @@ class PackChunkStore final : public ChunkStore {
     // A write of its index entry failed, so the index may hold it after all (and name
     // `location`, or `replaces`): neither range is released in this run.
     bool index_unknown = false;
+    // The index already names it (at `location`): a duplicate put took it back into memory
+    // so that the references taken until the next Flush cost one index write, not one each.
+    // Its last reference going deletes the index entry.
+    bool indexed = false;
   };
   struct Stripe {
     std::mutex mu;

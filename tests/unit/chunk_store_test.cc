@@ -119,9 +119,12 @@ TEST_F(ChunkStoreTest, DedupCountsReferences) {
   EXPECT_EQ(st.put_calls, 5u);
   ASSERT_TRUE(chunks()->Flush().ok());
   ASSERT_EQ(Record(h)->refcount, 5u);
-  // References taken after the index entry is written go to the index.
+  // References taken after the index entry is written are counted in memory and reach the
+  // index with the next Flush, in one write (before any extent naming them may be written).
   ASSERT_TRUE(chunks()->Put(h, data).ok());
   ASSERT_TRUE(chunks()->Ref(h, 2).ok());
+  EXPECT_EQ(Record(h)->refcount, 5u);
+  ASSERT_TRUE(chunks()->Flush().ok());
   ASSERT_EQ(Record(h)->refcount, 8u);
   ASSERT_TRUE(chunks()->Unref(h, 7).ok());
   ASSERT_EQ(Record(h)->refcount, 1u);
@@ -132,6 +135,31 @@ TEST_F(ChunkStoreTest, DedupCountsReferences) {
   EXPECT_EQ(chunks()->Get(h, &out).code(), ENOENT);
   EXPECT_EQ(chunks()->Ref(h, 1).code(), ENOENT);
   EXPECT_EQ(chunks()->GetStats().chunks, 0u);
+}
+
+TEST_F(ChunkStoreTest, AnIndexedChunkPutAgainAndDroppedBeforeTheFlushLeavesTheIndex) {
+  OpenStore();
+  const std::string data = MakeRealData(64 << 10, 5);
+  const ChunkHash h = ChunkHash::Of(data);
+  ASSERT_TRUE(chunks()->Put(h, data).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  ASSERT_EQ(Record(h)->refcount, 1u);
+  ASSERT_TRUE(chunks()->Put(h, data).ok());  // a duplicate: counted in memory
+  EXPECT_EQ(chunks()->GetStats().dedup_hits, 1u);
+  std::string out;
+  ASSERT_TRUE(chunks()->Get(h, &out).ok());
+  EXPECT_EQ(out, data);
+  // Both references go before any Flush: the index entry goes with the last one.
+  ASSERT_TRUE(chunks()->Unref(h, 2).ok());
+  EXPECT_FALSE(Record(h).has_value());
+  EXPECT_EQ(chunks()->Get(h, &out).code(), ENOENT);
+  EXPECT_EQ(chunks()->GetStats().chunks, 0u);
+  // Put again, it is a new chunk, stored and indexed afresh.
+  ASSERT_TRUE(chunks()->Put(h, data).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  ASSERT_EQ(Record(h)->refcount, 1u);
+  ASSERT_TRUE(chunks()->Get(h, &out).ok());
+  EXPECT_EQ(out, data);
 }
 
 TEST_F(ChunkStoreTest, EightThreadsPuttingTheSame64MiBStoreOneCopy) {
