@@ -329,7 +329,8 @@ class Context:
     def read_into(self, file, offset, dst, stream=None, synchronize=True):
         """Reads dst's size in bytes from `file` at `offset` into `dst`: a writable C-contiguous
         NumPy array (or buffer), or, with the "cuda" backend, an object exposing
-        __cuda_array_interface__ (the copies wait for the work on the stream it names).
+        __cuda_array_interface__ (the copies wait for the work on the stream it names, from
+        version 3; torch tensors name none: they must have no pending writes).
         Returns the bytes read (short only at end of file). With synchronize=False it returns
         once the copies are queued on `stream` (the default stream when None): later work on
         that stream, or its synchronize(), sees them."""

@@ -30,12 +30,20 @@ class GpuPythonTest : public MountTest {
     }
   }
 
-  // Runs a Python script of the project with the library found through RANKFS_GPU_LIB.
+  // Runs a Python script of the project with the library found through RANKFS_GPU_LIB (in a
+  // sanitizer build, with the sanitizer runtimes the library needs preloaded; the
+  // interpreter's own allocations are not ours to leak-check).
   JobResult RunPython(const std::vector<std::string>& args) {
     std::vector<std::string> argv = {python_};
     argv.insert(argv.end(), args.begin(), args.end());
-    JobResult r = RunJob(argv, RealStackEnv(python_, home_, {"RANKFS_GPU_LIB=" RANKFS_GPU_LIB}),
-                         home_, std::chrono::seconds(120));
+    std::vector<std::string> extra = {"RANKFS_GPU_LIB=" RANKFS_GPU_LIB};
+    if (*RANKFS_SANITIZER_PRELOAD != '\0') {
+      extra.push_back("LD_PRELOAD=" RANKFS_SANITIZER_PRELOAD);
+      extra.push_back("ASAN_OPTIONS=detect_leaks=0:abort_on_error=1");
+      extra.push_back("UBSAN_OPTIONS=print_stacktrace=1");
+    }
+    JobResult r = RunJob(argv, RealStackEnv(python_, home_, extra), home_,
+                         std::chrono::seconds(120));
     std::printf("%s: exit %d, %.1f s\n", args[0].c_str(), r.exit_code, r.seconds);
     return r;
   }
