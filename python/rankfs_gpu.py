@@ -180,15 +180,20 @@ class Stream:
     def __init__(self, ctx, handle):
         self._ctx, self._handle = ctx, handle
 
+    def _live(self):
+        if not self._handle:
+            raise ValueError("the stream is closed")
+        return self._handle
+
     @property
     def native(self):
         """The backend's own stream as an int (a cudaStream_t for "cuda", for example for
         torch.cuda.ExternalStream), or None for the CPU backend."""
-        return self._ctx._lib.rankfs_gpu_stream_native(self._ctx._live(), self._handle)
+        return self._ctx._lib.rankfs_gpu_stream_native(self._ctx._live(), self._live())
 
     def synchronize(self):
         """Returns once every copy queued so far has completed (OSError if one failed)."""
-        _check(self._ctx._lib.rankfs_gpu_stream_synchronize(self._handle))
+        _check(self._ctx._lib.rankfs_gpu_stream_synchronize(self._live()))
 
     def close(self):
         if self._handle:
@@ -319,7 +324,7 @@ class Context:
         else:
             ptr, nbytes, producer = _host_destination(dst)
         if producer is not None:
-            _check(self._lib.rankfs_gpu_stream_wait_native(self._live(), stream._handle,
+            _check(self._lib.rankfs_gpu_stream_wait_native(self._live(), stream._live(),
                                                            producer))
         return ptr, nbytes
 
@@ -337,7 +342,7 @@ class Context:
         s = self._stream_of(stream)
         ptr, nbytes = self._destination(dst, s)
         n = _check(self._lib.rankfs_gpu_read(self._live(), file.handle, offset, nbytes, ptr,
-                                             s._handle))
+                                             s._live()))
         if synchronize:
             s.synchronize()
         return n
@@ -363,7 +368,7 @@ class Context:
         ptr, nbytes = self._destination(dst, s)
         t = ctypes.c_uint64()
         _check(self._lib.rankfs_gpu_submit(self._live(), file.handle, offset, nbytes, ptr,
-                                           s._handle, ctypes.byref(t)))
+                                           s._live(), ctypes.byref(t)))
         return Ticket(t.value, dst)
 
     def wait(self, ticket):

@@ -154,6 +154,18 @@ def main():
         assert rankfs_gpu._cuda_destination(FakeDeviceArray(4096)) == (0x7f0000000000, 4096,
                                                                        None)
 
+    @check("closed_objects_refused")
+    def _():  # a closed stream or context is a Python error, never a NULL handed to the library
+        s = ctx.stream()
+        s.close()
+        expect_refused(ValueError, "stream is closed", s.synchronize)
+        other = rankfs_gpu.Context(mount, slot_count=2, slot_bytes=4096)
+        rf = other.register(npy)
+        other.close()
+        expect_refused(ValueError, "context is closed", other.read, rf, 0, 10)
+        expect_refused(ValueError, "context is closed", other.stream)
+        rf.close()  # after its context: nothing left to unregister
+
     ctx.close()
     print("checks_done=%d" % len(done))
 

@@ -57,7 +57,7 @@ TEST_F(GpuPythonTest, WrapperChecksAndLoaderExample) {
   JobResult checks =
       RunPython({src + "/tests/integration/gpu_python_check.py", mnt_, outside_});
   ASSERT_EQ(checks.exit_code, 0) << checks.log;
-  EXPECT_EQ(KeyValues(checks.log)["checks_done"], "4") << checks.log;
+  EXPECT_EQ(KeyValues(checks.log)["checks_done"], "5") << checks.log;
 
   for (const char* file : {"data.arrow", "data.npy"}) {
     JobResult r = RunPython({src + "/python/examples/gpu_loader.py", mnt_ + "/" + file,
