@@ -28,3 +28,14 @@ endif()
 if(RANKFS_BUILD_BENCH)
   find_package(benchmark REQUIRED)
 endif()
+
+# The CUDA toolkit (not a Debian package: NVIDIA's, at /usr/local/cuda on these machines), for
+# gpu/'s CUDA backend and its tests; found unless RANKFS_CUDA=OFF. gpu/CMakeLists.txt decides
+# what to build from it. Found here, at the top, so that its imported targets
+# (CUDA::cudart_static) are visible to gpu/, tests/ and bench/ alike.
+if(NOT RANKFS_CUDA STREQUAL "OFF")
+  if(NOT CUDAToolkit_ROOT AND NOT DEFINED ENV{CUDAToolkit_ROOT} AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CUDAToolkit_ROOT /usr/local/cuda)
+  endif()
+  find_package(CUDAToolkit QUIET)
+endif()

@@ -1,4 +1,5 @@
-// The C ABI of include/rankfs_gpu.h over the protocol of gpu/protocol.h and the CPU backend.
+// The C ABI of include/rankfs_gpu.h over the protocol of gpu/protocol.h; the copies out of the
+// ring run on a backend (gpu/backend.h).
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -20,14 +21,16 @@
 #include <string>
 #include <thread>
 
-#include "gpu/cpu_stream.h"
+#include "gpu/backend.h"
 #include "gpu/include/rankfs_gpu.h"
 #include "gpu/protocol.h"
 #include "gpu/slot_pool.h"
 
 namespace {
 
-using rankfs::gpu::CpuStream;
+using rankfs::gpu::Backend;
+using rankfs::gpu::BackendStatus;
+using rankfs::gpu::BackendStream;
 using rankfs::gpu::Op;
 using rankfs::gpu::Request;
 using rankfs::gpu::SlotPool;
@@ -64,8 +67,7 @@ struct Reply {
 
 struct rankfs_gpu_stream {
   rankfs_gpu_ctx* ctx;
-  CpuStream cpu;
-  rankfs_gpu_stream(rankfs_gpu_ctx* c, uint32_t delay) : ctx(c), cpu(delay) {}
+  std::unique_ptr<BackendStream> backend;  // destroyed (synchronizing) with the stream
 };
 
 struct rankfs_gpu_ctx {
@@ -74,7 +76,8 @@ struct rankfs_gpu_ctx {
   char* ring = nullptr;
   size_t ring_bytes = 0;
   std::unique_ptr<SlotPool> slots;
-  std::unique_ptr<rankfs_gpu_stream> default_stream;
+  std::unique_ptr<Backend> backend;  // holds the ring registered: goes before the ring
+  std::unique_ptr<rankfs_gpu_stream> default_stream;  // goes before the backend
 
   std::mutex io_mu;  // serialises exchanges on `sock`; guards next_tag
   uint64_t next_tag = 1;
@@ -97,6 +100,8 @@ struct rankfs_gpu_ctx {
   std::thread submitter;
 
   ~rankfs_gpu_ctx() {
+    default_stream.reset();
+    backend.reset();
     if (ring != nullptr) munmap(ring, ring_bytes);
     if (sock >= 0) close(sock);
   }
@@ -184,12 +189,19 @@ struct rankfs_gpu_ctx {
       }
       const uint64_t n = uint64_t(r.value);
       if (n > 0) {
-        char* src = ring + uint64_t(p.slot) * options.slot_bytes;
+        const char* src = ring + uint64_t(p.slot) * options.slot_bytes;
         SlotPool* pool = slots.get();
-        stream->cpu.Enqueue([pool, slot = p.slot, to = dst + p.at, src, n] {
-          std::memcpy(to, src, n);
-          pool->Release(slot);
-        });
+        BackendStatus s = stream->backend->CopyAsync(
+            dst + p.at, src, n, [pool, slot = p.slot](const BackendStatus&) {
+              pool->Release(slot);  // the copy has ended, even a failed one
+            });
+        if (!s.ok()) {
+          slots->Release(p.slot);
+          error = s.err;
+          message = std::move(s.message);
+          stop = true;
+          continue;
+        }
       } else {
         slots->Release(p.slot);
       }
@@ -206,15 +218,23 @@ extern "C" {
 int rankfs_gpu_open(const char* mountpoint, const rankfs_gpu_options* o, rankfs_gpu_ctx** out) {
   *out = nullptr;
   if (o == nullptr || mountpoint == nullptr) return int(Fail(-EINVAL, "no mountpoint or options"));
-  if (o->backend != RANKFS_GPU_BACKEND_CPU) {
-    return int(Fail(-ENOTSUP, o->backend == RANKFS_GPU_BACKEND_CUDA
-                                  ? "the CUDA backend is not built in this version"
-                                  : "unknown backend"));
-  }
   if (o->slot_count == 0 || o->slot_count > rankfs::gpu::kMaxSlots || o->slot_bytes == 0 ||
       o->slot_bytes > rankfs::gpu::kMaxSlotBytes ||
       o->slot_count * o->slot_bytes > rankfs::gpu::kMaxRingBytes) {
     return int(Fail(-EINVAL, "slot count or size out of range"));
+  }
+  std::unique_ptr<Backend> backend;
+  switch (o->backend) {
+    case RANKFS_GPU_BACKEND_CPU:
+      backend = rankfs::gpu::MakeCpuBackend(o->cpu_max_delay_us);
+      break;
+    case RANKFS_GPU_BACKEND_CUDA:
+      if (BackendStatus s = rankfs::gpu::MakeCudaBackend(&backend); !s.ok()) {
+        return int(Fail(s.err, s.message));
+      }
+      break;
+    default:
+      return int(Fail(-EINVAL, "unknown backend " + std::to_string(int(o->backend))));
   }
   const std::string name = FindSocket(mountpoint);
   if (name.size() < 2 || name[0] != '@' || name.size() > sizeof(sockaddr_un::sun_path)) {
@@ -223,6 +243,7 @@ int rankfs_gpu_open(const char* mountpoint, const rankfs_gpu_options* o, rankfs_
   }
   auto ctx = std::make_unique<rankfs_gpu_ctx>();
   ctx->options = *o;
+  ctx->backend = std::move(backend);
   ctx->sock = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   if (ctx->sock < 0) return int(Fail(-errno, "socket: " + ErrnoText(errno)));
   sockaddr_un addr{};
@@ -249,11 +270,19 @@ int rankfs_gpu_open(const char* mountpoint, const rankfs_gpu_options* o, rankfs_
     return int(Fail(-err, "mapping the ring: " + ErrnoText(err)));
   }
   ctx->ring = static_cast<char*>(base);
+  if (BackendStatus s = ctx->backend->RegisterRing(base, ctx->ring_bytes); !s.ok()) {
+    close(memfd);
+    return int(Fail(s.err, s.message));
+  }
   Reply r = ctx->Call(Request{Op::kRing, 0, 0, o->slot_count, 0, o->slot_bytes}, memfd);
   close(memfd);
   if (r.value < 0) return int(Fail(r.value, "the daemon refused the ring: " + r.message));
   ctx->slots = std::make_unique<SlotPool>(o->slot_count);
-  ctx->default_stream = std::make_unique<rankfs_gpu_stream>(ctx.get(), o->cpu_max_delay_us);
+  ctx->default_stream = std::make_unique<rankfs_gpu_stream>(rankfs_gpu_stream{ctx.get(), nullptr});
+  if (BackendStatus s = ctx->backend->CreateStream(&ctx->default_stream->backend); !s.ok()) {
+    ctx->default_stream.reset();
+    return int(Fail(s.err, s.message));
+  }
   *out = ctx.release();
   return 0;
 }
@@ -268,14 +297,24 @@ void rankfs_gpu_close(rankfs_gpu_ctx* ctx) {
   if (ctx->submitter.joinable()) ctx->submitter.join();  // runs the queued jobs first
   {
     std::lock_guard<std::mutex> lock(ctx->streams_mu);
-    for (rankfs_gpu_stream* s : ctx->streams) s->cpu.Synchronize();
+    for (rankfs_gpu_stream* s : ctx->streams) (void)s->backend->Synchronize();
   }
-  ctx->default_stream.reset();  // synchronizes
-  delete ctx;
+  delete ctx;  // the default stream synchronizes, then the backend lets go of the ring
+}
+
+int rankfs_gpu_backend_available(rankfs_gpu_backend backend) {
+  std::string why;
+  const int r = rankfs::gpu::BackendAvailable(backend, &why);
+  if (r != 1) last_error = why;
+  return r;
 }
 
 int rankfs_gpu_stream_create(rankfs_gpu_ctx* ctx, rankfs_gpu_stream** out) {
-  auto s = std::make_unique<rankfs_gpu_stream>(ctx, ctx->options.cpu_max_delay_us);
+  *out = nullptr;
+  auto s = std::make_unique<rankfs_gpu_stream>(rankfs_gpu_stream{ctx, nullptr});
+  if (BackendStatus st = ctx->backend->CreateStream(&s->backend); !st.ok()) {
+    return int(Fail(st.err, st.message));
+  }
   std::lock_guard<std::mutex> lock(ctx->streams_mu);
   ctx->streams.insert(s.get());
   *out = s.release();
@@ -283,8 +322,18 @@ int rankfs_gpu_stream_create(rankfs_gpu_ctx* ctx, rankfs_gpu_stream** out) {
 }
 
 int rankfs_gpu_stream_synchronize(rankfs_gpu_stream* stream) {
-  stream->cpu.Synchronize();
-  return 0;
+  BackendStatus s = stream->backend->Synchronize();
+  return s.ok() ? 0 : int(Fail(s.err, s.message));
+}
+
+void* rankfs_gpu_stream_native(rankfs_gpu_ctx* ctx, rankfs_gpu_stream* stream) {
+  return (stream != nullptr ? stream : ctx->default_stream.get())->backend->native();
+}
+
+int rankfs_gpu_stream_wait_native(rankfs_gpu_ctx* ctx, rankfs_gpu_stream* stream, void* other) {
+  BackendStatus s =
+      (stream != nullptr ? stream : ctx->default_stream.get())->backend->WaitForNative(other);
+  return s.ok() ? 0 : int(Fail(s.err, s.message));
 }
 
 void rankfs_gpu_stream_destroy(rankfs_gpu_stream* stream) {
@@ -339,15 +388,19 @@ int rankfs_gpu_submit(rankfs_gpu_ctx* ctx, rankfs_gpu_file file, uint64_t offset
   ctx->jobs.push_back([ctx, t, file, offset, length, dst = static_cast<char*>(dst), s] {
     const int64_t n = ctx->Read(file, offset, length, dst, s);
     std::string message = n < 0 ? last_error : "";
-    auto finish = [ctx, t, n, message] {
+    auto finish = [ctx, t, n, message](const BackendStatus& copies) {
       std::lock_guard<std::mutex> l(ctx->submit_mu);
       rankfs_gpu_ctx::Ticket& ticket = ctx->tickets[t];
       ticket.done = true;
-      ticket.result = n;
-      ticket.message = message;
+      ticket.result = n >= 0 && !copies.ok() ? copies.err : n;
+      ticket.message = n >= 0 && !copies.ok() ? copies.message : message;
       ctx->submit_cv.notify_all();
     };
-    s->cpu.Enqueue(finish);  // after the read's copies on the same FIFO stream
+    // After the read's copies on the same in-order stream.
+    if (BackendStatus q = s->backend->Then(finish); !q.ok()) {
+      BackendStatus copies = s->backend->Synchronize();  // so that dst is no longer written
+      finish(copies.ok() ? q : copies);
+    }
   });
   ctx->submit_cv.notify_all();
   *out = t;

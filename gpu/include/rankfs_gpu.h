@@ -10,9 +10,17 @@
  * Authorisation: a file is registered with a descriptor the caller opened for reading on the
  * mount; the daemon checks it and reads only that file. Nothing else crosses the socket.
  *
- * Backends: RANKFS_GPU_BACKEND_CPU treats host memory as the "device": each stream is a FIFO
- * worker thread that performs the copies after a random delay (0 to cpu_max_delay_us), so that
- * a slot reused too early shows as wrong bytes. The CUDA backend is not built yet.
+ * Backends (rankfs_gpu_backend_available says which this library has):
+ * - RANKFS_GPU_BACKEND_CPU treats host memory as the "device": each stream is a FIFO worker
+ *   thread that performs the copies after a random delay (0 to cpu_max_delay_us), so that a
+ *   slot reused too early shows as wrong bytes. Always built.
+ * - RANKFS_GPU_BACKEND_CUDA, built where the CUDA toolkit was found, on the device current on
+ *   the thread calling rankfs_gpu_open. The ring is page-locked (cudaHostRegister, portable);
+ *   each stream, the context's default stream included, is its own non-blocking cudaStream_t
+ *   (it neither waits for nor holds back the legacy default stream: order other work after a
+ *   read by synchronizing, or through rankfs_gpu_stream_native); each slot is copied with
+ *   cudaMemcpyAsync(cudaMemcpyDefault), so `dst` may be device memory or host memory, and the
+ *   slot is reused only after the event recorded behind its copy has completed.
  *
  * Results: functions return 0 (or a count) on success and a negative errno on failure;
  * rankfs_gpu_last_error() then describes the failure of the calling thread's last call.
@@ -20,7 +28,9 @@
  * Thread-safety: every function may be called concurrently on the same context from any
  * thread (requests to the daemon are serialised on the context's connection), except that a
  * context, file or stream must not be used during or after its close/destroy call. A ticket
- * is waited for once.
+ * is waited for once. rankfs_gpu_backend_available needs no context. The CUDA backend's
+ * copies complete on a thread of the library; the calling thread's current device is left as
+ * it was.
  */
 #ifndef RANKFS_GPU_H_
 #define RANKFS_GPU_H_
@@ -34,7 +44,7 @@ extern "C" {
 
 typedef enum rankfs_gpu_backend {
   RANKFS_GPU_BACKEND_CPU = 1,
-  RANKFS_GPU_BACKEND_CUDA = 2, /* not built in this version: opening one gives -ENOTSUP */
+  RANKFS_GPU_BACKEND_CUDA = 2, /* -ENOTSUP where not built, -ENODEV without a device */
 } rankfs_gpu_backend;
 
 typedef struct rankfs_gpu_options {
@@ -49,8 +59,15 @@ typedef struct rankfs_gpu_stream rankfs_gpu_stream;
 typedef int32_t rankfs_gpu_file;    /* a registered file: > 0 */
 typedef uint64_t rankfs_gpu_ticket; /* an async read: > 0 */
 
+/* Whether `backend` can be opened here: 1 yes; 0 not built into this library; -ENODEV built
+ * but no usable device or driver (the message says what cudaGetDeviceCount answered);
+ * -EINVAL an unknown backend. rankfs_gpu_last_error() says why when the result is not 1. */
+int rankfs_gpu_backend_available(rankfs_gpu_backend backend);
+
 /* Connects to the daemon serving `mountpoint` (found through its stats file) and hands it the
- * ring. -ENOTSUP for a backend not built; -EINVAL for a bad geometry. */
+ * ring. -EINVAL for a bad geometry or an unknown backend; -ENOTSUP for a backend not built;
+ * -ENODEV for the CUDA backend without a usable device (checked before the mount is looked
+ * at); -ENOENT for a directory that is not a rankfs mount. */
 int rankfs_gpu_open(const char* mountpoint, const rankfs_gpu_options* options,
                     rankfs_gpu_ctx** out);
 /* Waits for every queued copy, then closes the connection and frees the ring. */
@@ -58,8 +75,18 @@ void rankfs_gpu_close(rankfs_gpu_ctx* ctx);
 
 /* A stream: copies queued on it complete in order. */
 int rankfs_gpu_stream_create(rankfs_gpu_ctx* ctx, rankfs_gpu_stream** out);
-/* Returns once every copy queued on the stream so far has completed. */
+/* Returns once every copy queued on the stream so far has completed: 0, or the negative errno
+ * of the first copy that failed on it (-EIO, e.g. a CUDA fault). */
 int rankfs_gpu_stream_synchronize(rankfs_gpu_stream* stream);
+/* The backend's own stream (a cudaStream_t for CUDA; NULL for the CPU backend) of `stream`, or
+ * of the context's default stream when `stream` is NULL: for making other work wait for the
+ * copies (e.g. torch.cuda.ExternalStream). Owned by the library. */
+void* rankfs_gpu_stream_native(rankfs_gpu_ctx* ctx, rankfs_gpu_stream* stream);
+/* Makes the copies queued on `stream` (NULL: the default stream) from now on wait for the work
+ * queued so far on the native stream `other` (a cudaStream_t; cudaStreamLegacy and
+ * cudaStreamPerThread too), without blocking the caller: for a destination that GPU work on
+ * `other` still writes. The CPU backend accepts only NULL (-EINVAL otherwise). */
+int rankfs_gpu_stream_wait_native(rankfs_gpu_ctx* ctx, rankfs_gpu_stream* stream, void* other);
 /* Synchronizes, then frees the stream. Streams go before their context. */
 void rankfs_gpu_stream_destroy(rankfs_gpu_stream* stream);
 
@@ -74,12 +101,14 @@ int rankfs_gpu_unregister(rankfs_gpu_ctx* ctx, rankfs_gpu_file file);
  * queued: the number of bytes that will land (short only at end of file) or a negative errno
  * (-EIO for a damaged range). Work queued on `stream` afterwards, and a synchronize, see the
  * bytes. On error, copies queued before the failing piece still complete. `stream` NULL: the
- * context's default stream. */
+ * context's default stream. A destination the backend cannot copy to gives -EINVAL (CUDA:
+ * cudaMemcpyAsync refused it) when queued, or -EIO from the stream's synchronize. */
 int64_t rankfs_gpu_read(rankfs_gpu_ctx* ctx, rankfs_gpu_file file, uint64_t offset, uint64_t length,
                         void* dst, rankfs_gpu_stream* stream);
 
 /* The asynchronous pair: submit queues the read and returns at once with a ticket in *out;
- * wait returns what rankfs_gpu_read would have, once the bytes are in `dst`. `dst` and the
+ * wait returns what rankfs_gpu_read would have, once the bytes are in `dst` (or -EIO when a
+ * queued copy failed). `dst` and the
  * stream must stay valid until the ticket has been waited for. */
 int rankfs_gpu_submit(rankfs_gpu_ctx* ctx, rankfs_gpu_file file, uint64_t offset, uint64_t length,
                       void* dst, rankfs_gpu_stream* stream, rankfs_gpu_ticket* out);
