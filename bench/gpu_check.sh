@@ -78,11 +78,19 @@ configure() {  # a new build directory only: an existing one keeps its own setti
     $(have ccache && echo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 }
 
+# What the checks need: the bench, the daemon, the library and every GPU test (the CUDA
+# backend's own tests exist where the toolkit was found; their names start with Gpu too).
+targets() {
+  local t="gpu_bench rankfs rankfs_gpu gpu_protocol_test gpu_backend_test gpu_staging_test"
+  grep -q 'gpu_cuda_test' "$BUILD/build.ninja" 2>/dev/null &&
+    t="$t gpu_cuda_test"
+  echo "$t"
+}
+
 # ---- a bundle for a machine without the packages (run where they are) ------------------------
 if [ -n "$MAKE_BUNDLE" ]; then
   configure >/dev/null || exit 1
-  cmake --build "$BUILD" -j "$(nproc)" --target gpu_bench rankfs gpu_protocol_test \
-    gpu_staging_test || exit 1
+  cmake --build "$BUILD" -j "$(nproc)" --target $(targets) || exit 1
   rm -rf "$MAKE_BUNDLE" && mkdir -p "$MAKE_BUNDLE/bin" "$MAKE_BUNDLE/lib" || exit 1
   cp "$BUILD/bench/gpu_bench" "$BUILD/mount-helper/rankfs" "$MAKE_BUNDLE/bin/"
   find "$BUILD/tests" -maxdepth 3 -type f -name 'gpu_*_test' -perm -u+x -exec cp {} "$MAKE_BUNDLE/bin/" \;
@@ -104,8 +112,7 @@ BIN="" RANKFS=""
 if [ -z "$MISSING" ] && have cmake && have ninja && [ "$USE_BUNDLE" = 0 ]; then
   note "building in $BUILD (CUDA: $(have nvcc && echo ON || echo OFF))"
   if configure >"$OUT/cmake.log" 2>&1 &&
-     cmake --build "$BUILD" -j "$(nproc)" --target gpu_bench rankfs gpu_protocol_test \
-       gpu_staging_test >"$OUT/build.log" 2>&1; then
+     cmake --build "$BUILD" -j "$(nproc)" --target $(targets) >"$OUT/build.log" 2>&1; then
     BIN="$BUILD/bench/gpu_bench" RANKFS="$BUILD/mount-helper/rankfs"
   else
     fail "build (see $OUT/cmake.log, $OUT/build.log)"; tail -20 "$OUT/build.log" 2>/dev/null
