@@ -71,7 +71,13 @@ ChunkCache::Lookup ChunkCache::TryClaim(const ChunkHash& hash, Value* value) {
     *value = it->second->second;
     return Lookup::kHit;
   }
-  if (s.loading.count(hash)) return Lookup::kBusy;
+  if (auto in = s.loading.find(hash); in != s.loading.end()) {
+    // Four ranks staging the same chunks ask for them in the same order: without this, the
+    // loader would publish most of them before the others reach Get, keep none, and each
+    // rank would decompress them again.
+    ++in->second->waiters;
+    return Lookup::kBusy;
+  }
   s.loading.emplace(hash, std::make_shared<Load>());
   ++misses_;
   return Lookup::kClaimed;

@@ -47,7 +47,8 @@ class ChunkCache {
   // blocking: kHit with *value set (counted as a hit) when the chunk is cached; kClaimed when
   // the caller now holds the chunk's load (counted as a miss): it must read the chunk and
   // call Publish exactly once, and Get callers of the same hash wait for that meanwhile;
-  // kBusy when another caller is loading it: call Get, holding no claim, to wait for it.
+  // kBusy when another caller is loading it: the caller counts as waiting for that load (so
+  // its bytes are cached for it) and must then call Get, holding no claim, to get them.
   // Never waits, so a caller may hold several claims at once.
   enum class Lookup { kHit, kClaimed, kBusy };
   Lookup TryClaim(const ChunkHash& hash, Value* value);

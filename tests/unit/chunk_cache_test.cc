@@ -220,10 +220,19 @@ TEST(ChunkCacheTest, ClaimsShareOneReadAndCacheOnlyWhatIsKeptOrAwaited) {
 
   // Claimed, published without keeping and with nobody waiting: nothing cached.
   ASSERT_EQ(cache.TryClaim(h, &v), ChunkCache::Lookup::kClaimed);
-  EXPECT_EQ(cache.TryClaim(h, &v), ChunkCache::Lookup::kBusy);  // a second claimer does not wait
   cache.Publish(h, Status::Ok(), data, /*keep=*/false);
   EXPECT_EQ(cache.Peek(h), nullptr);
   EXPECT_EQ(cache.bytes(), 0u);
+
+  // A second claimer does not wait, but counts as waiting: the bytes are kept for its Get.
+  ASSERT_EQ(cache.TryClaim(h, &v), ChunkCache::Lookup::kClaimed);
+  EXPECT_EQ(cache.TryClaim(h, &v), ChunkCache::Lookup::kBusy);
+  cache.Publish(h, Status::Ok(), data, /*keep=*/false);
+  auto later = cache.Get(h);
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(**later, data);
+  EXPECT_EQ(store.reads(h), 0);
+  cache.Erase(h);
 
   // Claimed while a Get waits for it: the waiter gets the published bytes, and they are cached.
   ASSERT_EQ(cache.TryClaim(h, &v), ChunkCache::Lookup::kClaimed);
