@@ -2,8 +2,9 @@
 // as ReadLocked, got with less work: each distinct chunk of the range is read once however
 // often its extents repeat; holes are zeroed without a read; the chunks missing from the
 // cache are read with one ChunkStore::GetMany (adjacent records of a pack in one read); a
-// chunk that the range holds whole is decompressed straight into the caller's buffer and not
-// cached, so that staging a large file does not evict what the FUSE readers use.
+// chunk that the range holds whole is decompressed straight into the caller's buffer, and
+// cached only when other references hold it too, so that staging a large file of its own does
+// not evict what the FUSE readers use while ranks staging copies still share each chunk.
 //
 // Sharing with concurrent readers goes through the cache's loads (fs/chunk_cache.h): a chunk
 // this read claims is waited for by others rather than read twice, and copied into the cache
@@ -104,7 +105,11 @@ Status FsCore::Impl::StageStoredLocked(Inode* inode, uint64_t offset, uint64_t e
     c.status = r.status;
     if (r.wrote_direct) {
       c.direct_use = int(c.first_use);
-      cache_.Publish(c.hash, r.status, std::string_view(r.direct, r.direct_len), /*keep=*/false);
+      // A chunk only this place of this file holds is not cached: staging a large file then
+      // leaves the cache to the FUSE readers. A shared one is (others likely read it soon:
+      // four ranks staging four copies decompress each chunk once).
+      cache_.Publish(c.hash, r.status, std::string_view(r.direct, r.direct_len),
+                     /*keep=*/r.shared);
     } else {
       // Only part of it is wanted here: the rest is likely wanted next, so it is cached.
       cache_.Publish(c.hash, r.status, c.bytes, /*keep=*/true);

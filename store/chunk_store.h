@@ -57,6 +57,9 @@ struct ChunkRead {
   // Results: where the bytes went, and the chunk's own status (as Get would return it).
   bool wrote_direct = false;
   Status status;
+  // Whether more than one reference holds the chunk (other files, or other places of one
+  // file, may want it soon): true when the backend cannot tell.
+  bool shared = true;
 };
 
 // What a GetMany cost.

@@ -145,7 +145,8 @@ class PackChunkStore final : public ChunkStore {
   void Poison(const std::vector<uint32_t>& pack_ids, uint64_t synced_before);
 
   // --- pack_read.cc ---
-  Result<ChunkLocation> Locate(const ChunkHash& hash);
+  // With `refcount`, also the chunk's references.
+  Result<ChunkLocation> Locate(const ChunkHash& hash, uint64_t* refcount = nullptr);
   // Reads and checks the record at `loc` into *out. When the bytes are wrong or gone, sets
   // *damage to why and returns EIO; any other error (EMFILE, an I/O error) is returned as is.
   Status ReadChunk(const ChunkHash& hash, const ChunkLocation& loc, std::string* out,

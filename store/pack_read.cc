@@ -55,7 +55,7 @@ void PackChunkStore::ClearBad(const ChunkHash& h) {
   bad_.erase(h);
 }
 
-Result<ChunkLocation> PackChunkStore::Locate(const ChunkHash& hash) {
+Result<ChunkLocation> PackChunkStore::Locate(const ChunkHash& hash, uint64_t* refcount) {
   Stripe& s = StripeFor(hash);
   std::unique_lock<std::mutex> l(s.mu);
   RANKFS_ASSIGN_OR_RETURN(Found found, FindLocked(s, l, hash));
@@ -63,9 +63,11 @@ Result<ChunkLocation> PackChunkStore::Locate(const ChunkHash& hash) {
     if (found.pending->lost) {
       return Status(EIO, "chunk " + hash.ToHex() + " was lost by a failed sync of its pack");
     }
+    if (refcount != nullptr) *refcount = found.pending->refcount;
     return found.pending->location;
   }
   if (!found.committed) return Status(ENOENT, "chunk " + hash.ToHex() + " is not stored");
+  if (refcount != nullptr) *refcount = found.committed->refcount;
   return found.committed->location;
 }
 
@@ -164,7 +166,9 @@ void PackChunkStore::GetMany(std::span<ChunkRead> reads, GetManyStats* stats) {
   };
   for (ChunkRead& r : reads) {
     r.wrote_direct = false;
-    Result<ChunkLocation> loc = Locate(r.hash);
+    uint64_t refs = 0;
+    Result<ChunkLocation> loc = Locate(r.hash, &refs);
+    r.shared = refs != 1;
     if (loc.ok() && PlausibleLocation(*loc)) {
       located.push_back({&r, *loc});
     } else {

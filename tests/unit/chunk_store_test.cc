@@ -279,6 +279,7 @@ TEST_F(ChunkStoreTest, GetManyReadsAdjacentRecordsTogetherAndFailsOnlyTheDamaged
   GetManyStats st;
   chunks()->GetMany(reads, &st);
   EXPECT_EQ(st.reads, 1u) << "six adjacent records, one read";
+  for (const ChunkRead& r : reads) EXPECT_FALSE(r.shared) << "one reference each";
   EXPECT_EQ(st.decompressions, 6u);
   for (size_t i = 0; i < data.size(); ++i) {
     const size_t k = data.size() - 1 - i;
@@ -286,6 +287,17 @@ TEST_F(ChunkStoreTest, GetManyReadsAdjacentRecordsTogetherAndFailsOnlyTheDamaged
     EXPECT_EQ(reads[i].wrote_direct, k == 0 || k == 2) << k;
     EXPECT_EQ(reads[i].wrote_direct ? direct[k] : outs[k], data[k]) << k;
   }
+
+  // A second reference makes a chunk shared.
+  ASSERT_TRUE(chunks()->Put(ChunkHash::Of(data[1]), data[1]).ok());
+  std::string twice;
+  ChunkRead shared_read;
+  shared_read.hash = ChunkHash::Of(data[1]);
+  shared_read.out = &twice;
+  chunks()->GetMany(std::span<ChunkRead>(&shared_read, 1), &st);
+  ASSERT_TRUE(shared_read.status.ok());
+  EXPECT_TRUE(shared_read.shared);
+  EXPECT_EQ(twice, data[1]);
 
   // Damage the third record: only its chunk fails, with Get's error, and is counted.
   const ChunkLocation loc = Record(ChunkHash::Of(data[2]))->location;

@@ -1,6 +1,6 @@
 // FsCore::StageRead, the GPU staging path's read (fs/stage_read.cc): Read's bytes, got with
 // one read of each distinct chunk, holes zeroed without a read, adjacent records read
-// together, whole chunks decompressed straight into the buffer and left out of the cache.
+// together, whole chunks decompressed straight into the buffer and cached only when shared.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -105,6 +105,10 @@ TEST_F(StageReadTest, AChunkUsedTwiceInARangeIsReadOnce) {
   const FsStats s = fs_->Stats();
   EXPECT_EQ(s.gpu_chunk_reads, chunks);
   EXPECT_EQ(s.gpu_repeat_uses, chunks);
+  // Shared chunks (two references each) are cached even when decompressed into the buffer:
+  // another reader of them is likely.
+  EXPECT_EQ(s.gpu_direct_chunks, chunks);
+  EXPECT_GT(s.chunk_cache_bytes, (1u << 20) * 9 / 10);
 }
 
 TEST_F(StageReadTest, UncommittedBytesAreReadByRead) {
