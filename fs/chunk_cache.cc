@@ -36,6 +36,7 @@ Result<ChunkCache::Value> ChunkCache::Get(const ChunkHash& hash) {
       // damaged chunk is damaged for everyone, and reading it twice would only log it twice.
       std::shared_ptr<Load> other = in->second;
       ++shared_loads_;
+      ++other->waiters;
       s.loaded.wait(l, [&] { return other->done; });
       if (!other->status.ok()) return other->status;
       return other->value;
@@ -58,6 +59,48 @@ Result<ChunkCache::Value> ChunkCache::Get(const ChunkHash& hash) {
   s.loaded.notify_all();
   if (!st.ok()) return st;
   return v;
+}
+
+ChunkCache::Lookup ChunkCache::TryClaim(const ChunkHash& hash, Value* value) {
+  Shard& s = ShardFor(hash);
+  std::lock_guard<std::mutex> l(s.mu);
+  auto it = s.map.find(hash);
+  if (it != s.map.end()) {
+    s.lru.splice(s.lru.begin(), s.lru, it->second);
+    ++hits_;
+    *value = it->second->second;
+    return Lookup::kHit;
+  }
+  if (auto in = s.loading.find(hash); in != s.loading.end()) {
+    // Four ranks staging the same chunks ask for them in the same order: without this, the
+    // loader would publish most of them before the others reach Get, keep none, and each
+    // rank would decompress them again.
+    ++in->second->waiters;
+    return Lookup::kBusy;
+  }
+  s.loading.emplace(hash, std::make_shared<Load>());
+  ++misses_;
+  return Lookup::kClaimed;
+}
+
+void ChunkCache::Publish(const ChunkHash& hash, const Status& status, std::string_view bytes,
+                         bool keep) {
+  Shard& s = ShardFor(hash);
+  {
+    std::lock_guard<std::mutex> l(s.mu);
+    auto it = s.loading.find(hash);
+    if (it == s.loading.end()) return;  // no claim: nothing to end
+    std::shared_ptr<Load> load = std::move(it->second);
+    s.loading.erase(it);
+    // Copied while the shard is locked, so that no Get can start waiting after the decision.
+    if (status.ok() && (keep || load->waiters > 0)) {
+      load->value = NewChunkBytes(std::string(bytes));
+      if (shard_capacity_ > 0) InsertLocked(s, hash, load->value);
+    }
+    load->status = status;
+    load->done = true;
+  }
+  s.loaded.notify_all();
 }
 
 void ChunkCache::InsertLocked(Shard& s, const ChunkHash& hash, const Value& v) {

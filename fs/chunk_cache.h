@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -42,6 +43,19 @@ class ChunkCache {
   // streams writing the same content can compare against them (fs/successor_table.h) and
   // readers find them. REQUIRES: ChunkHash of *value (in the store's scope) == hash.
   void Insert(const ChunkHash& hash, Value value);
+  // For a reader that reads chunks into buffers of its own (FsCore::StageRead), without
+  // blocking: kHit with *value set (counted as a hit) when the chunk is cached; kClaimed when
+  // the caller now holds the chunk's load (counted as a miss): it must read the chunk and
+  // call Publish exactly once, and Get callers of the same hash wait for that meanwhile;
+  // kBusy when another caller is loading it: the caller counts as waiting for that load (so
+  // its bytes are cached for it) and must then call Get, holding no claim, to get them.
+  // Never waits, so a caller may hold several claims at once.
+  enum class Lookup { kHit, kClaimed, kBusy };
+  Lookup TryClaim(const ChunkHash& hash, Value* value);
+  // Ends a claim with the chunk's verified bytes (or the error that reading it gave). The
+  // bytes are copied into the cache when `keep`, or when another caller waits for them;
+  // otherwise nothing is kept, and the cache's entries stay as they were.
+  void Publish(const ChunkHash& hash, const Status& status, std::string_view bytes, bool keep);
   // Drops a chunk (e.g. after it was found damaged).
   void Erase(const ChunkHash& hash);
 
@@ -57,6 +71,7 @@ class ChunkCache {
   // One store read in flight. Its fields are guarded by the shard's mutex.
   struct Load {
     bool done = false;
+    int waiters = 0;  // Get callers waiting for it
     Status status;
     Value value;
   };

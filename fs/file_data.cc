@@ -65,6 +65,28 @@ Status FsCore::Impl::ForEachStoredRangeLocked(Ino ino, uint64_t offset, uint64_t
   return st;
 }
 
+bool FsCore::Impl::HasUncommittedLocked(Inode* inode, uint64_t offset, uint64_t end) {
+  {
+    std::lock_guard<std::mutex> bl(inode->batch_mu);
+    for (const auto& b : inode->batches) {
+      if (b->start < end && b->end > offset) return true;
+    }
+  }
+  for (const ChunkRef& c : inode->cut) {
+    if (c->offset < end && c->offset + c->bytes->size() > offset) return true;
+  }
+  if (inode->stream && inode->stream->buffered() > 0 && inode->stream->start() < end &&
+      inode->stream->end() > offset) {
+    return true;
+  }
+  auto it = inode->dirty.upper_bound(offset);
+  if (it != inode->dirty.begin()) --it;
+  for (; it != inode->dirty.end() && it->first < end; ++it) {
+    if (it->first + it->second.size() > offset) return true;
+  }
+  return false;
+}
+
 Result<size_t> FsCore::Impl::ReadLocked(Inode* inode, uint64_t offset, size_t size, char* buf) {
   const Ino ino = inode->attr.ino;
   uint64_t file_size = inode->attr.size;
@@ -233,24 +255,7 @@ Result<std::optional<size_t>> FsCore::ReadPieces(Ino ino, uint64_t offset, size_
   const size_t n = size_t(std::min<uint64_t>(size, file_size - offset));
   const uint64_t end = offset + n;
   // Any uncommitted byte of the range: Read lays those over the extents.
-  {
-    std::lock_guard<std::mutex> bl(inode->batch_mu);
-    for (const auto& b : inode->batches) {
-      if (b->start < end && b->end > offset) return std::optional<size_t>();
-    }
-  }
-  for (const ChunkRef& c : inode->cut) {
-    if (c->offset < end && c->offset + c->bytes->size() > offset) return std::optional<size_t>();
-  }
-  if (inode->stream && inode->stream->buffered() > 0 && inode->stream->start() < end &&
-      inode->stream->end() > offset) {
-    return std::optional<size_t>();
-  }
-  auto it = inode->dirty.upper_bound(offset);
-  if (it != inode->dirty.begin()) --it;
-  for (; it != inode->dirty.end() && it->first < end; ++it) {
-    if (it->first + it->second.size() > offset) return std::optional<size_t>();
-  }
+  if (impl_->HasUncommittedLocked(inode.get(), offset, end)) return std::optional<size_t>();
   uint64_t at = offset;  // pieces cover [offset, at)
   bool overlap = false;
   Status st = impl_->ForEachStoredRangeLocked(
@@ -287,6 +292,27 @@ Result<size_t> FsCore::Read(Ino ino, uint64_t offset, size_t size, char* buf) {
   std::shared_lock<std::shared_mutex> l(inode->mu);
   RANKFS_RETURN_IF_ERROR(CheckRegular(*inode));
   return impl_->ReadLocked(inode.get(), offset, size, buf);
+}
+
+Result<size_t> FsCore::StageRead(Ino ino, uint64_t offset, size_t size, char* dst) {
+  if (ino == kStatsIno) return Status(EINVAL, "the stats file cannot be staged");
+  RANKFS_ASSIGN_OR_RETURN(std::shared_ptr<Inode> inode, impl_->GetInode(ino));
+  std::shared_lock<std::shared_mutex> l(inode->mu);
+  RANKFS_RETURN_IF_ERROR(CheckRegular(*inode));
+  Impl::StageCounters& c = impl_->stage_;
+  c.reads.fetch_add(1, std::memory_order_relaxed);
+  const uint64_t file_size = inode->attr.size;
+  if (offset >= file_size) return size_t(0);
+  const size_t n = size_t(std::min<uint64_t>(size, file_size - offset));
+  if (impl_->HasUncommittedLocked(inode.get(), offset, offset + n)) {
+    c.fallback_reads.fetch_add(1, std::memory_order_relaxed);
+    RANKFS_ASSIGN_OR_RETURN(size_t got, impl_->ReadLocked(inode.get(), offset, n, dst));
+    c.bytes.fetch_add(got, std::memory_order_relaxed);
+    return got;
+  }
+  RANKFS_RETURN_IF_ERROR(impl_->StageStoredLocked(inode.get(), offset, offset + n, dst));
+  c.bytes.fetch_add(n, std::memory_order_relaxed);
+  return n;
 }
 
 constexpr std::string_view kCaps = "security.capability";

@@ -120,6 +120,13 @@ struct FsStats {
   // (fs/successor_table.h) without either.
   uint64_t hashed_bytes = 0, predicted_bytes = 0;
   uint64_t batches = 0, commit_rounds = 0;  // flush pipeline (fs/flush_pipeline.h)
+  // The GPU staging path (StageRead): requests and bytes; requests that Read served (the range
+  // had uncommitted bytes); chunks read from the store for it, the store's read calls, and
+  // those chunks decompressed straight into the caller's buffer; chunks taken from the cache;
+  // uses of a chunk served by copying one already read in the same request.
+  uint64_t gpu_reads = 0, gpu_bytes = 0, gpu_fallback_reads = 0;
+  uint64_t gpu_chunk_reads = 0, gpu_preads = 0, gpu_direct_chunks = 0;
+  uint64_t gpu_cache_hits = 0, gpu_repeat_uses = 0;
   // Where the daemon's memory is: decompressed-chunk cache, RocksDB (memtables, block cache,
   // table readers), and the heap as malloc sees it (in use, and free but not yet returned).
   uint64_t chunk_cache_bytes = 0;
@@ -194,6 +201,14 @@ class FsCore {
   Result<std::optional<size_t>> ReadPieces(Ino ino, uint64_t offset, size_t size,
                                            std::vector<ReadPiece>* out,
                                            std::pair<uint64_t, uint64_t>* span = nullptr);
+  // Reads up to `size` bytes at `offset` into dst for the GPU staging path (fs/gpu_server.h):
+  // the bytes Read would return at that moment, and the count (short only at EOF). A range
+  // with uncommitted bytes is read by Read; a stored range reads each distinct chunk once
+  // (copied from the cache when it is there), fills holes with zeros without reading, reads
+  // adjacent records of a pack together, and decompresses a chunk the range holds whole
+  // straight into dst without caching it (fs/stage_read.cc). EIO when a chunk of the range is
+  // damaged; dst then holds any bytes.
+  Result<size_t> StageRead(Ino ino, uint64_t offset, size_t size, char* dst);
   // The page filler (fs/page_fill.h) counts its fills here: one begun, and one ended having
   // stored `bytes` in the kernel's page cache (0: it stored nothing).
   void CountPageFillStarted();

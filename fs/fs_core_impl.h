@@ -183,6 +183,11 @@ class FsCore::Impl {
   Status ForEachStoredRangeLocked(Ino ino, uint64_t offset, uint64_t end,
                                   const StoredRangeFn& fn,
                                   std::pair<uint64_t, uint64_t>* span = nullptr);
+  // Whether [offset, end) holds bytes not yet committed to the store (batches, cut chunks,
+  // the stream's buffer, dirty ranges). REQUIRES: mu held (shared is enough).
+  bool HasUncommittedLocked(Inode* inode, uint64_t offset, uint64_t end);
+  // StageRead of a range without uncommitted bytes (fs/stage_read.cc). REQUIRES: mu held.
+  Status StageStoredLocked(Inode* inode, uint64_t offset, uint64_t end, char* dst);
   Status TruncateLocked(Inode* inode, uint64_t size);
   Status PunchLocked(Inode* inode, uint64_t offset, uint64_t length);
   // Removes [start, end) of the inode's stored extents and inserts `added` (whose chunk
@@ -297,6 +302,10 @@ class FsCore::Impl {
   std::atomic<uint64_t> getxattr_requests_{0};
   std::atomic<uint64_t> page_fill_bytes_{0};
   std::atomic<uint64_t> page_fills_started_{0}, page_fills_done_{0};
+  struct StageCounters {  // FsStats::gpu_*
+    std::atomic<uint64_t> reads{0}, bytes{0}, fallback_reads{0}, chunk_reads{0}, preads{0},
+        direct_chunks{0}, cache_hits{0}, repeat_uses{0};
+  } stage_;
   uint64_t generation_ = 1;
 
   std::mutex delete_mu_;  // guards delete_queue_, evict_checks_, deleting_, stop_

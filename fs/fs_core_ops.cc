@@ -337,6 +337,15 @@ FsStats FsCore::Stats() {
   s.page_fills_started = impl_->page_fills_started_.load(std::memory_order_relaxed);
   s.page_fills_done = impl_->page_fills_done_.load(std::memory_order_relaxed);
   s.getxattr_requests = impl_->getxattr_requests_.load(std::memory_order_relaxed);
+  const Impl::StageCounters& g = impl_->stage_;
+  s.gpu_reads = g.reads.load(std::memory_order_relaxed);
+  s.gpu_bytes = g.bytes.load(std::memory_order_relaxed);
+  s.gpu_fallback_reads = g.fallback_reads.load(std::memory_order_relaxed);
+  s.gpu_chunk_reads = g.chunk_reads.load(std::memory_order_relaxed);
+  s.gpu_preads = g.preads.load(std::memory_order_relaxed);
+  s.gpu_direct_chunks = g.direct_chunks.load(std::memory_order_relaxed);
+  s.gpu_cache_hits = g.cache_hits.load(std::memory_order_relaxed);
+  s.gpu_repeat_uses = g.repeat_uses.load(std::memory_order_relaxed);
   s.hashed_bytes = impl_->hashed_bytes_.load();
   s.predicted_bytes = impl_->predicted_bytes_.load();
   if (impl_->pipeline_) {
@@ -410,6 +419,14 @@ std::string FsCore::StatsText() {
   line("heap_free_bytes", std::to_string(s.heap_free_bytes));
   line("heap_trims", std::to_string(s.heap_trims));
   line("idle_heap_trims", std::to_string(s.idle_heap_trims));
+  line("gpu_reads", std::to_string(s.gpu_reads));
+  line("gpu_bytes", std::to_string(s.gpu_bytes));
+  line("gpu_fallback_reads", std::to_string(s.gpu_fallback_reads));
+  line("gpu_chunk_reads", std::to_string(s.gpu_chunk_reads));
+  line("gpu_preads", std::to_string(s.gpu_preads));
+  line("gpu_direct_chunks", std::to_string(s.gpu_direct_chunks));
+  line("gpu_cache_hits", std::to_string(s.gpu_cache_hits));
+  line("gpu_repeat_uses", std::to_string(s.gpu_repeat_uses));
   if (!options().gpu_socket.empty()) line("gpu_socket", options().gpu_socket);
   return out;
 }

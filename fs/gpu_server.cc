@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -70,30 +71,6 @@ struct RegisteredFile {
   Fd fd;  // the caller's open file: keeps the inode open, and lets us write back its pages
   Ino ino = 0;
 };
-
-// Reads [offset, offset+len) of `ino` into dst through the same FsCore calls as a FUSE READ
-// (fs/fuse_ops.cc OpRead): stored bytes from the cached chunks, else Read, which lays buffered
-// bytes over the store's. Returns the count (short only at EOF).
-Result<size_t> ReadInto(FsCore* core, Ino ino, uint64_t offset, size_t len, char* dst) {
-  thread_local std::vector<FsCore::ReadPiece> pieces;
-  pieces.clear();
-  Result<std::optional<size_t>> direct = core->ReadPieces(ino, offset, len, &pieces);
-  if (!direct.ok()) return direct.status();
-  if (*direct) {
-    size_t done = 0;
-    for (const FsCore::ReadPiece& p : pieces) {
-      if (p.data != nullptr) {
-        std::memcpy(dst + done, p.data, p.len);
-      } else {
-        std::memset(dst + done, 0, p.len);
-      }
-      done += p.len;
-    }
-    pieces.clear();  // the chunks may leave the cache now
-    return **direct;
-  }
-  return core->Read(ino, offset, len, dst);
-}
 
 // One connected client, served on its own thread.
 class Client {
@@ -232,7 +209,7 @@ class Client {
       return Status(errno, "writing back the range's dirty pages: " + ErrnoText(errno));
     }
     char* dst = ring_.base + uint64_t(req.slot) * ring_.slot_bytes;
-    Result<size_t> n = ReadInto(core_, it->second.ino, req.offset, size_t(req.length), dst);
+    Result<size_t> n = core_->StageRead(it->second.ino, req.offset, size_t(req.length), dst);
     if (!n.ok()) return n.status();
     return int64_t(*n);
   }
@@ -296,7 +273,10 @@ class GpuServer::Impl {
     core_ = core;
     mount_dev_ = mount_dev;
     fuse_fd_ = fuse_fd;
-    acceptor_ = std::thread([this] { AcceptLoop(); });
+    acceptor_ = std::thread([this] {
+      pthread_setname_np(pthread_self(), "gpu-accept");
+      AcceptLoop();
+    });
   }
 
   void Stop() {
@@ -350,6 +330,7 @@ class GpuServer::Impl {
   }
 
   void RunClient(Connection* c) {
+    pthread_setname_np(pthread_self(), "gpu-client");  // tests and operators count them
     try {
       Client(core_, mount_dev_, fuse_fd_, c->fd).Serve();
     } catch (const std::exception& e) {

@@ -2,9 +2,9 @@
 // Unix socket, advertised in the stats file as "gpu_socket=@NAME", and serves each client on a
 // thread of its own: the client hands over a sealed memfd ring and the descriptors it opened
 // on this mount (SCM_RIGHTS), then asks for (file, offset, length) to be read into a slot.
-// Reads go through FsCore's own read path (ReadPieces, else Read: what a FUSE READ does), after
-// the kernel's dirty pages of the range are written back, so a slot holds what read() would
-// return. No pack, chunk address or block map ever leaves the daemon: the descriptor is the
+// Reads go through FsCore::StageRead (the store's chunks, or Read where bytes are still
+// buffered), after the kernel's dirty pages of the range are written back, so a slot holds
+// what read() would return. No pack, chunk address or block map ever leaves the daemon: the descriptor is the
 // capability.
 //
 // Costs nothing while no client connects: the listening thread blocks in poll(). A client that

@@ -67,6 +67,14 @@ constexpr KeyInfo kKeys[] = {
     {"heap_free_bytes", "Daemon heap free but kept by malloc (fragmentation, not yet trimmed).", false},
     {"heap_trims", "Times free heap was given back to the OS (malloc_trim).", true},
     {"idle_heap_trims", "Heap trims made once the mount went quiet after writing.", true},
+    {"gpu_reads", "GPU staging requests served.", true},
+    {"gpu_bytes", "Bytes read into GPU staging slots.", true},
+    {"gpu_fallback_reads", "GPU staging requests read with buffered bytes laid over the store's.", true},
+    {"gpu_chunk_reads", "Chunks read from the store for GPU staging.", true},
+    {"gpu_preads", "Store read calls for GPU staging (adjacent records share one).", true},
+    {"gpu_direct_chunks", "Chunks decompressed straight into a GPU staging slot.", true},
+    {"gpu_cache_hits", "Chunks of GPU staging requests found in the chunk cache.", true},
+    {"gpu_repeat_uses", "Repeated uses of a chunk within one GPU staging request (copied).", true},
 };
 
 const KeyInfo* FindKey(std::string_view key) {

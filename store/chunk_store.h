@@ -21,6 +21,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -43,6 +45,29 @@ struct ChunkStoreStats {
   uint64_t read_errors = 0;     // Get() calls that found damaged bytes
 };
 
+// One chunk of a GetMany call: what to read, where to put it, and how it went.
+struct ChunkRead {
+  ChunkHash hash;
+  // The chunk's raw bytes go to `direct` when it is exactly `direct_len` bytes long (a reader
+  // that wants the whole chunk in a buffer of its own saves a copy), else to *out. On an
+  // error, `direct` may hold any bytes. REQUIRES: out != nullptr.
+  char* direct = nullptr;
+  size_t direct_len = 0;
+  std::string* out = nullptr;
+  // Results: where the bytes went, and the chunk's own status (as Get would return it).
+  bool wrote_direct = false;
+  Status status;
+  // Whether more than one reference holds the chunk (other files, or other places of one
+  // file, may want it soon): true when the backend cannot tell.
+  bool shared = true;
+};
+
+// What a GetMany cost.
+struct GetManyStats {
+  uint64_t reads = 0;           // read calls to the backend (one per run of adjacent chunks)
+  uint64_t decompressions = 0;  // chunks decompressed (or copied, when stored raw)
+};
+
 class ChunkStore {
  public:
   virtual ~ChunkStore() = default;
@@ -60,6 +85,22 @@ class ChunkStore {
   virtual Status Unref(const ChunkHash& hash, uint64_t n) = 0;
   // Replaces *out with the chunk's raw bytes. ENOENT when not stored; EIO when damaged.
   virtual Status Get(const ChunkHash& hash, std::string* out) = 0;
+  // Gets every chunk of `reads`, each exactly as Get would (verified; EIO for a damaged one,
+  // for that chunk only), filling their results. A backend may read chunks stored next to each
+  // other with one call. This default reads them one by one.
+  virtual void GetMany(std::span<ChunkRead> reads, GetManyStats* stats) {
+    for (ChunkRead& r : reads) {
+      r.wrote_direct = false;
+      r.status = Get(r.hash, r.out);
+      ++stats->reads;
+      if (!r.status.ok()) continue;
+      ++stats->decompressions;
+      if (r.direct != nullptr && r.out->size() == r.direct_len) {
+        std::memcpy(r.direct, r.out->data(), r.direct_len);
+        r.wrote_direct = true;
+      }
+    }
+  }
   // Like Get, and also checks the content against `hash` (SHA-256, scoped as it was put).
   virtual Status Verify(const ChunkHash& hash) = 0;
   // See the durability contract above.

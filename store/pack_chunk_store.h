@@ -61,6 +61,8 @@ class PackChunkStore final : public ChunkStore {
   Status Unref(const ChunkHash& hash, uint64_t n) override;
   Status Get(const ChunkHash& hash, std::string* out) override;
   Status Verify(const ChunkHash& hash) override;
+  // Reads runs of adjacent records of one pack (up to kMaxReadRun bytes) with one PRead each.
+  void GetMany(std::span<ChunkRead> reads, GetManyStats* stats) override;
   Status Flush() override;
   Status Reclaim() override;
   ChunkStoreStats GetStats() override;
@@ -74,6 +76,7 @@ class PackChunkStore final : public ChunkStore {
 
  private:
   static constexpr size_t kStripes = 64;
+  static constexpr uint64_t kMaxReadRun = 4u << 20;  // bytes one GetMany read may cover
 
   struct Pending {
     ChunkLocation location;
@@ -142,11 +145,16 @@ class PackChunkStore final : public ChunkStore {
   void Poison(const std::vector<uint32_t>& pack_ids, uint64_t synced_before);
 
   // --- pack_read.cc ---
-  Result<ChunkLocation> Locate(const ChunkHash& hash);
+  // With `refcount`, also the chunk's references.
+  Result<ChunkLocation> Locate(const ChunkHash& hash, uint64_t* refcount = nullptr);
   // Reads and checks the record at `loc` into *out. When the bytes are wrong or gone, sets
   // *damage to why and returns EIO; any other error (EMFILE, an I/O error) is returned as is.
   Status ReadChunk(const ChunkHash& hash, const ChunkLocation& loc, std::string* out,
                    std::string* damage);
+  // Checks the record `rec` (read from `loc`) and puts its raw bytes, loc.raw_length of them,
+  // at `dst`. When they are wrong, sets *damage to why and returns EIO.
+  static Status DecodeRecordInto(const ChunkHash& hash, const ChunkLocation& loc,
+                                 std::string_view rec, char* dst, std::string* damage);
   // Records `hash` as damaged (so the next Put stores a fresh copy), logs and counts it.
   Status Damaged(const ChunkHash& hash, const std::string& where, const std::string& why);
   bool IsBad(const ChunkHash& h);

@@ -5,6 +5,10 @@
 // its address, or a pack that is gone. Only damage marks a chunk bad (so that the next Put of the
 // same content stores a fresh copy). An error on the way to the bytes (EMFILE, EINTR, an I/O
 // error) says nothing about them: it is returned and counted, and the next read tries again.
+#include <algorithm>
+#include <cstring>
+#include <tuple>
+
 #include "store/compressor.h"
 #include "store/crc32c.h"
 #include "store/logging.h"
@@ -32,6 +36,13 @@ char* RecordBuffer(size_t n, std::unique_ptr<char[]>* owned) {
   return buf.get();
 }
 
+// The index entry is on-disk input too: a damaged length must not make a read allocate (and
+// zero) up to 4 GiB. A record is a header plus at most kMaxChunkBytes.
+bool PlausibleLocation(const ChunkLocation& loc) {
+  return loc.stored_length <= kMaxChunkBytes && loc.raw_length <= kMaxChunkBytes &&
+         loc.record_length == kRecordHeaderSize + uint64_t(loc.stored_length);
+}
+
 }  // namespace
 
 bool PackChunkStore::IsBad(const ChunkHash& h) {
@@ -44,7 +55,7 @@ void PackChunkStore::ClearBad(const ChunkHash& h) {
   bad_.erase(h);
 }
 
-Result<ChunkLocation> PackChunkStore::Locate(const ChunkHash& hash) {
+Result<ChunkLocation> PackChunkStore::Locate(const ChunkHash& hash, uint64_t* refcount) {
   Stripe& s = StripeFor(hash);
   std::unique_lock<std::mutex> l(s.mu);
   RANKFS_ASSIGN_OR_RETURN(Found found, FindLocked(s, l, hash));
@@ -52,9 +63,11 @@ Result<ChunkLocation> PackChunkStore::Locate(const ChunkHash& hash) {
     if (found.pending->lost) {
       return Status(EIO, "chunk " + hash.ToHex() + " was lost by a failed sync of its pack");
     }
+    if (refcount != nullptr) *refcount = found.pending->refcount;
     return found.pending->location;
   }
   if (!found.committed) return Status(ENOENT, "chunk " + hash.ToHex() + " is not stored");
+  if (refcount != nullptr) *refcount = found.committed->refcount;
   return found.committed->location;
 }
 
@@ -103,35 +116,114 @@ Status PackChunkStore::ReadChunk(const ChunkHash& hash, const ChunkLocation& loc
     return file_or.status();
   }
   std::shared_ptr<File> file = std::move(file_or).value();
-  // The index entry is on-disk input too: a damaged record_length must not make a read
-  // allocate (and zero) up to 4 GiB. A record is a header plus at most kMaxChunkBytes.
-  if (loc.stored_length > kMaxChunkBytes ||
-      loc.record_length != kRecordHeaderSize + uint64_t(loc.stored_length)) {
-    return damaged("index entry has inconsistent lengths");
-  }
+  if (!PlausibleLocation(loc)) return damaged("index entry has inconsistent lengths");
   std::unique_ptr<char[]> owned;
   char* const buf = RecordBuffer(loc.record_length, &owned);
   const std::string_view rec(buf, loc.record_length);
   size_t got = 0;
   RANKFS_RETURN_IF_ERROR(file->PRead(loc.offset, rec.size(), buf, &got));
   if (got != rec.size()) return damaged("record cut short");
+  out->resize(loc.raw_length);
+  return DecodeRecordInto(hash, loc, rec, out->data(), damage);
+}
+
+Status PackChunkStore::DecodeRecordInto(const ChunkHash& hash, const ChunkLocation& loc,
+                                        std::string_view rec, char* dst, std::string* damage) {
+  auto damaged = [&](std::string why) {
+    *damage = std::move(why);
+    return Status(EIO, "chunk " + hash.ToHex() + ": " + *damage);
+  };
   auto h = DecodeRecordHeader(rec);
   if (!h.ok()) return damaged(h.status().message());
   if (h->hash != hash || h->stored_length != loc.stored_length ||
       h->raw_length != loc.raw_length || h->codec != loc.codec ||
-      kRecordHeaderSize + h->stored_length != loc.record_length) {
+      kRecordHeaderSize + h->stored_length != loc.record_length ||
+      rec.size() != loc.record_length) {
     return damaged("record header does not match the index");
   }
   std::string_view stored(rec.data() + kRecordHeaderSize, h->stored_length);
   if (Crc32c(stored.data(), stored.size()) != h->stored_crc) return damaged("checksum mismatch");
   if (h->codec == Codec::kRaw) {
-    out->assign(stored);
+    std::memcpy(dst, stored.data(), stored.size());
     return Status::Ok();
   }
-  out->resize(h->raw_length);
-  Status st = DecompressChunk(stored, h->raw_length, out->data());
+  Status st = DecompressChunk(stored, h->raw_length, dst);
   if (!st.ok()) return damaged(st.message());
   return Status::Ok();
+}
+
+void PackChunkStore::GetMany(std::span<ChunkRead> reads, GetManyStats* stats) {
+  // Where each chunk is; those that cannot be located (or whose index entry is implausible)
+  // get Get's answer, which says why.
+  struct Located {
+    ChunkRead* read;
+    ChunkLocation loc;
+  };
+  std::vector<Located> located;
+  located.reserve(reads.size());
+  auto one_by_one = [&](ChunkRead& r) {
+    ChunkStore::GetMany(std::span<ChunkRead>(&r, 1), stats);
+  };
+  for (ChunkRead& r : reads) {
+    r.wrote_direct = false;
+    uint64_t refs = 0;
+    Result<ChunkLocation> loc = Locate(r.hash, &refs);
+    r.shared = refs != 1;
+    if (loc.ok() && PlausibleLocation(*loc)) {
+      located.push_back({&r, *loc});
+    } else {
+      one_by_one(r);
+    }
+  }
+  std::sort(located.begin(), located.end(), [](const Located& a, const Located& b) {
+    return std::tie(a.loc.pack_id, a.loc.offset) < std::tie(b.loc.pack_id, b.loc.offset);
+  });
+  std::unique_ptr<char[]> buf;
+  size_t buf_size = 0;
+  for (size_t i = 0; i < located.size();) {
+    // A run: records of one pack, each starting where the one before ends.
+    const ChunkLocation& first = located[i].loc;
+    size_t j = i + 1;
+    uint64_t end = first.offset + first.record_length;
+    while (j < located.size() && located[j].loc.pack_id == first.pack_id &&
+           located[j].loc.offset == end &&
+           end + located[j].loc.record_length - first.offset <= kMaxReadRun) {
+      end += located[j].loc.record_length;
+      ++j;
+    }
+    const size_t run = size_t(end - first.offset);
+    if (run > buf_size) {
+      buf = std::make_unique_for_overwrite<char[]>(run);
+      buf_size = run;
+    }
+    size_t got = 0;
+    Result<std::shared_ptr<File>> file = PackFile(first.pack_id);
+    Status st = file.ok() ? (*file)->PRead(first.offset, run, buf.get(), &got) : file.status();
+    if (st.ok()) ++stats->reads;
+    for (size_t k = i; k < j; ++k) {
+      ChunkRead& r = *located[k].read;
+      const ChunkLocation& loc = located[k].loc;
+      const uint64_t at = loc.offset - first.offset;
+      // A failed read, a short one, or bytes that fail their checks: Get reads the chunk
+      // again and decides (damage only if it still lives there; EIO, logged and counted).
+      if (!st.ok() || at + loc.record_length > got) {
+        one_by_one(r);
+        continue;
+      }
+      const bool direct = r.direct != nullptr && r.direct_len == loc.raw_length;
+      if (!direct) r.out->resize(loc.raw_length);
+      std::string damage;
+      r.status = DecodeRecordInto(r.hash, loc, std::string_view(buf.get() + at, loc.record_length),
+                                  direct ? r.direct : r.out->data(), &damage);
+      if (!r.status.ok()) {
+        one_by_one(r);
+        continue;
+      }
+      r.wrote_direct = direct;
+      ++stats->decompressions;
+    }
+    i = j;
+  }
 }
 
 Status PackChunkStore::Verify(const ChunkHash& hash) {

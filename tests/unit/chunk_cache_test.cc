@@ -208,5 +208,61 @@ TEST(ChunkCacheTest, EvictsLeastRecentlyUsedPastTheCap) {
   EXPECT_EQ(none.bytes(), 0u);
 }
 
+// The staging path's claims (FsCore::StageRead): a claimed chunk is read once for everyone;
+// it is cached only when kept or when someone waited for it; claims never block.
+TEST(ChunkCacheTest, ClaimsShareOneReadAndCacheOnlyWhatIsKeptOrAwaited) {
+  GatedStore store;
+  const std::string data = Bytes('c', 24 << 10);
+  const ChunkHash h = ChunkHash::Of(data);
+  store.Add(data);
+  ChunkCache cache(&store, 16 << 20);
+  ChunkCache::Value v;
+
+  // Claimed, published without keeping and with nobody waiting: nothing cached.
+  ASSERT_EQ(cache.TryClaim(h, &v), ChunkCache::Lookup::kClaimed);
+  cache.Publish(h, Status::Ok(), data, /*keep=*/false);
+  EXPECT_EQ(cache.Peek(h), nullptr);
+  EXPECT_EQ(cache.bytes(), 0u);
+
+  // A second claimer does not wait, but counts as waiting: the bytes are kept for its Get.
+  ASSERT_EQ(cache.TryClaim(h, &v), ChunkCache::Lookup::kClaimed);
+  EXPECT_EQ(cache.TryClaim(h, &v), ChunkCache::Lookup::kBusy);
+  cache.Publish(h, Status::Ok(), data, /*keep=*/false);
+  auto later = cache.Get(h);
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(**later, data);
+  EXPECT_EQ(store.reads(h), 0);
+  cache.Erase(h);
+
+  // Claimed while a Get waits for it: the waiter gets the published bytes, and they are cached.
+  ASSERT_EQ(cache.TryClaim(h, &v), ChunkCache::Lookup::kClaimed);
+  Readers readers(&cache, h, 1);
+  WaitForSharedLoads(cache, 1);
+  ASSERT_EQ(cache.shared_loads(), 1u);
+  cache.Publish(h, Status::Ok(), data, /*keep=*/false);
+  readers.Join();
+  ASSERT_TRUE(readers.results[0]->ok());
+  EXPECT_EQ(*readers.results[0]->value(), data);
+  EXPECT_EQ(store.reads(h), 0) << "the claimer's read served the waiter";
+  ASSERT_NE(cache.Peek(h), nullptr);
+  EXPECT_EQ(cache.TryClaim(h, &v), ChunkCache::Lookup::kHit);
+  EXPECT_EQ(*v, data);
+
+  // An error published reaches the waiter; a kept chunk is cached with nobody waiting.
+  const std::string other = Bytes('d', 8000);
+  const ChunkHash h2 = ChunkHash::Of(other);
+  ASSERT_EQ(cache.TryClaim(h2, &v), ChunkCache::Lookup::kClaimed);
+  Readers failed(&cache, h2, 1);
+  WaitForSharedLoads(cache, 2);
+  cache.Publish(h2, Status(EIO, "damaged"), {}, /*keep=*/true);
+  failed.Join();
+  EXPECT_EQ(failed.results[0]->status().code(), EIO);
+  EXPECT_EQ(cache.Peek(h2), nullptr);
+  ASSERT_EQ(cache.TryClaim(h2, &v), ChunkCache::Lookup::kClaimed);
+  cache.Publish(h2, Status::Ok(), other, /*keep=*/true);
+  ASSERT_NE(cache.Peek(h2), nullptr);
+  EXPECT_EQ(*cache.Peek(h2), other);
+}
+
 }  // namespace
 }  // namespace rankfs

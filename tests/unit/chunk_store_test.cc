@@ -254,6 +254,81 @@ TEST_F(ChunkStoreTest, FlippedByteIsAReadErrorAndARewriteHealsIt) {
   ASSERT_TRUE(chunks()->Verify(h2).ok());
 }
 
+// GetMany reads runs of adjacent records with one read each, gives every chunk Get's bytes,
+// decompresses into `direct` only when the length fits, and fails only the damaged chunk.
+TEST_F(ChunkStoreTest, GetManyReadsAdjacentRecordsTogetherAndFailsOnlyTheDamagedOne) {
+  OpenStore();
+  std::vector<std::string> data;
+  for (int i = 0; i < 6; ++i) data.push_back(MakeRealData(40 << 10, 30 + i));
+  for (const std::string& d : data) ASSERT_TRUE(chunks()->Put(ChunkHash::Of(d), d).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+
+  // Asked for in reverse order, with a duplicate-free mix of direct and non-direct.
+  std::vector<std::string> outs(data.size());
+  std::vector<std::string> direct(data.size(), std::string(40 << 10, '\0'));
+  std::vector<ChunkRead> reads(data.size());
+  for (size_t i = 0; i < data.size(); ++i) {
+    const size_t k = data.size() - 1 - i;
+    reads[i].hash = ChunkHash::Of(data[k]);
+    reads[i].out = &outs[k];
+    if (k % 2 == 0) {
+      reads[i].direct = direct[k].data();
+      reads[i].direct_len = k == 4 ? 100 : direct[k].size();  // 4: too short, goes to out
+    }
+  }
+  GetManyStats st;
+  chunks()->GetMany(reads, &st);
+  EXPECT_EQ(st.reads, 1u) << "six adjacent records, one read";
+  for (const ChunkRead& r : reads) EXPECT_FALSE(r.shared) << "one reference each";
+  EXPECT_EQ(st.decompressions, 6u);
+  for (size_t i = 0; i < data.size(); ++i) {
+    const size_t k = data.size() - 1 - i;
+    ASSERT_TRUE(reads[i].status.ok()) << reads[i].status.ToString();
+    EXPECT_EQ(reads[i].wrote_direct, k == 0 || k == 2) << k;
+    EXPECT_EQ(reads[i].wrote_direct ? direct[k] : outs[k], data[k]) << k;
+  }
+
+  // A second reference makes a chunk shared.
+  ASSERT_TRUE(chunks()->Put(ChunkHash::Of(data[1]), data[1]).ok());
+  std::string twice;
+  ChunkRead shared_read;
+  shared_read.hash = ChunkHash::Of(data[1]);
+  shared_read.out = &twice;
+  chunks()->GetMany(std::span<ChunkRead>(&shared_read, 1), &st);
+  ASSERT_TRUE(shared_read.status.ok());
+  EXPECT_TRUE(shared_read.shared);
+  EXPECT_EQ(twice, data[1]);
+
+  // Damage the third record: only its chunk fails, with Get's error, and is counted.
+  const ChunkLocation loc = Record(ChunkHash::Of(data[2]))->location;
+  {
+    auto f = store_->env()->OpenFile(chunks()->PackPath(loc.pack_id), OpenMode::kReadWrite);
+    ASSERT_TRUE(f.ok());
+    ASSERT_TRUE((*f)->PWrite(loc.offset + kRecordHeaderSize + 10, "XXXX").ok());
+  }
+  const ChunkHash missing = ChunkHash::Of(std::string("never stored"));
+  std::vector<std::string> outs2(data.size() + 1);
+  std::vector<ChunkRead> again(data.size() + 1);
+  for (size_t k = 0; k < data.size(); ++k) {
+    again[k].hash = ChunkHash::Of(data[k]);
+    again[k].out = &outs2[k];
+  }
+  again[data.size()].hash = missing;
+  again[data.size()].out = &outs2[data.size()];
+  chunks()->GetMany(again, &st);
+  for (size_t k = 0; k < data.size(); ++k) {
+    if (k == 2) {
+      EXPECT_EQ(again[k].status.code(), EIO) << again[k].status.ToString();
+      EXPECT_NE(again[k].status.message().find("damaged"), std::string::npos);
+    } else {
+      ASSERT_TRUE(again[k].status.ok()) << k << ": " << again[k].status.ToString();
+      EXPECT_EQ(outs2[k], data[k]) << k;
+    }
+  }
+  EXPECT_EQ(again[data.size()].status.code(), ENOENT);
+  EXPECT_EQ(chunks()->GetStats().read_errors, 1u);
+}
+
 TEST_F(ChunkStoreTest, FreeingChunksPunchesHolesAndDeletesEmptyPacks) {
   StoreOptions o = TestOptions();
   o.packs.max_pack_bytes = 8 << 20;
