@@ -325,6 +325,7 @@ class FsCore::Impl {
 
   std::atomic<Ino> next_ino_{kFirstAllocatedIno};
   std::atomic<uint64_t> getxattr_requests_{0};
+  std::atomic<uint64_t> lookup_requests_{0};
   std::atomic<uint64_t> page_fill_bytes_{0};
   std::atomic<uint64_t> page_fills_started_{0}, page_fills_done_{0};
   struct StageCounters {  // FsStats::gpu_*
