@@ -18,8 +18,13 @@
 //                                      store's default level, in memory on this one thread;
 //                                      prints the thread CPU-seconds of the hashing and of the
 //                                      compression (bench/fsbench.py adds fuse_null's CPU)
+//   fsbench files create DIR FILES     many files in one directory, one phase per call: create
+//   fsbench files list DIR FILES       FILES empty files (mkdir DIR first); `ls -l`'s work:
+//   fsbench files rm DIR FILES         readdir + lstat of each; `rm -rf`'s: readdir, unlinkat
+//                                      of each, rmdir DIR. list and rm check the count.
 //
 // Exit status 0 on success, 1 with a message on stderr on any failed syscall.
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -268,10 +273,86 @@ int Floor(const std::vector<std::string>& streams) {
   return 0;
 }
 
+// The directory's names other than "." and "..", in readdir order.
+std::vector<std::string> ReadNames(DIR* d, const std::string& dir) {
+  std::vector<std::string> names;
+  for (;;) {
+    errno = 0;
+    const dirent* e = ::readdir(d);
+    if (e == nullptr) {
+      if (errno != 0) Die("readdir " + dir);
+      break;
+    }
+    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    names.emplace_back(e->d_name);
+  }
+  return names;
+}
+
+void CheckCount(size_t got, uint64_t want, const std::string& dir) {
+  if (got == want) return;
+  errno = EIO;
+  Die(dir + " holds " + std::to_string(got) + " files, not " + std::to_string(want));
+}
+
+// One phase of the many-files workload (see the header); prints the files and seconds.
+int Files(const std::string& phase, const std::string& dir, uint64_t files) {
+  const auto t0 = Clock::now();
+  if (phase == "create") {
+    if (::mkdir(dir.c_str(), 0755) != 0) Die("mkdir " + dir);
+    for (uint64_t i = 0; i < files; ++i) {
+      const std::string p = dir + "/f" + std::to_string(i);
+      int fd = ::open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+      if (fd < 0) Die("create " + p);
+      if (::close(fd) != 0) Die("close " + p);
+    }
+  } else if (phase == "list" || phase == "rm") {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) Die("opendir " + dir);
+    const int dfd = ::dirfd(d);
+    if (phase == "list") {  // as ls -l: stat each name as it comes
+      size_t n = 0;
+      for (;;) {
+        errno = 0;
+        const dirent* e = ::readdir(d);
+        if (e == nullptr) {
+          if (errno != 0) Die("readdir " + dir);
+          break;
+        }
+        if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+        struct stat st {};
+        if (::fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+          Die("lstat " + dir + "/" + e->d_name);
+        }
+        if (!S_ISREG(st.st_mode) || st.st_size != 0) {
+          errno = EIO;
+          Die("unexpected attributes of " + dir + "/" + e->d_name);
+        }
+        ++n;
+      }
+      CheckCount(n, files, dir);
+    } else {  // as rm -rf: the names first, then unlink each, then the directory
+      const std::vector<std::string> names = ReadNames(d, dir);
+      CheckCount(names.size(), files, dir);
+      for (const std::string& n : names) {
+        if (::unlinkat(dfd, n.c_str(), 0) != 0) Die("unlink " + dir + "/" + n);
+      }
+    }
+    ::closedir(d);
+    if (phase == "rm" && ::rmdir(dir.c_str()) != 0) Die("rmdir " + dir);
+  } else {
+    errno = EINVAL;
+    Die("unknown files phase '" + phase + "'");
+  }
+  std::printf("{\"files\": %lu, \"seconds\": %.6f}\n", files, SecondsSince(t0));
+  return 0;
+}
+
 int Usage() {
   std::fprintf(stderr,
                "usage: fsbench gen FILE BYTES SEED | write SRC DST BS [--fsync] | read FILE BS |\n"
-               "       mmaprand FILE OPS SEED | meta DIR FILES | floor STREAM...\n");
+               "       mmaprand FILE OPS SEED | meta DIR FILES | floor STREAM... |\n"
+               "       files create|list|rm DIR FILES\n");
   return 2;
 }
 
@@ -301,5 +382,6 @@ int main(int argc, char** argv) {
   if (cmd == "mmaprand" && argc == 5) return MmapRandom(argv[2], Num(argv[3]), Num(argv[4]));
   if (cmd == "meta" && argc == 4) return Meta(argv[2], Num(argv[3]));
   if (cmd == "floor" && argc >= 3) return Floor(std::vector<std::string>(argv + 2, argv + argc));
+  if (cmd == "files" && argc == 5) return Files(argv[2], argv[3], Num(argv[4]));
   return Usage();
 }

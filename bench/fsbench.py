@@ -251,6 +251,7 @@ class FuseDaemon:
     """A FUSE daemon run in the foreground as a child; stop() always leaves no mount behind."""
 
     stores_data = True
+    preexec = None  # run in the child before exec (Popen's preexec_fn)
 
     def __init__(self, work, name, backing):
         self.name = name
@@ -269,7 +270,7 @@ class FuseDaemon:
         os.makedirs(self.mnt, exist_ok=True)
         with open(self.log, "ab") as log_file:
             self.proc = subprocess.Popen(self.argv(), stdout=log_file, stderr=log_file,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, preexec_fn=self.preexec)
         wait_mounted(self.mnt, self.proc, self.name)
         return self.mnt
 
@@ -317,11 +318,25 @@ class FuseDaemon:
 
 
 class Passthrough(FuseDaemon):
-    """libfuse's passthrough_ll example with its default options (multi-threaded)."""
+    """libfuse's passthrough_ll example with its default options (multi-threaded). It holds an
+    O_PATH descriptor for every inode the kernel knows, so it runs with its soft limit of open
+    files raised to the hard limit, and holds no more files than that allows (max_files)."""
 
     def __init__(self, work, binary):
         super().__init__(work, "passthrough_ll", "passthrough-src")
         self.binary = binary
+
+    @staticmethod
+    def preexec():
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    @staticmethod
+    def max_files():
+        """Files one directory may hold here: the hard limit, less room for the other
+        descriptors (the directory, open files, libfuse's own)."""
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        return hard if hard == resource.RLIM_INFINITY else max(hard - 1000, 0)
 
     def argv(self):
         return [self.binary, "-f", "-o", f"source={self.backing}", self.mnt]
@@ -524,6 +539,29 @@ def metadata(args, target, root):
                        "daemon_cpu_s", daemon)
 
 
+def files100k(args, target, root):
+    """--many-files (100,000) empty files in one directory, three phases timed apart: create;
+    `ls -l`'s work (readdir + lstat of each), right after and again with caches dropped; and
+    `rm -rf`'s (readdir, unlink each, rmdir). Files per second of each phase, and the machine's
+    busy CPU-seconds over it. A target that cannot hold that many (passthrough_ll under a low
+    limit of open files) runs at the count it can hold, recorded as `files`."""
+    d = os.path.join(root, "many")
+    files = args.many_files
+    if hasattr(target, "max_files") and target.max_files() < files:
+        files = target.max_files()
+        log(f"fsbench: files100k: {target.name} can hold {files} files here (its limit of open "
+            f"files); its rates are measured at that count")
+    out = {"files": files}
+    for phase, cmd, cold in (("create", "create", False), ("ls", "list", False),
+                             ("ls_cold", "list", True), ("rm", "rm", False)):
+        if cold:
+            drop_caches()
+        m, cpu = fsbench_json_cpu([args.fsbench, "files", cmd, d, str(files)])
+        out[f"{phase}_fps"] = m["files"] / m["seconds"]
+        out[f"{phase}_cpu_s"] = cpu
+    return out
+
+
 # metric -> (workload, better: "lower"/"higher", baseline, bound). The bound is on
 # rankfs/baseline of the metric itself (time ratio for wall_s, speed ratio for the rest).
 TARGETS = {
@@ -538,6 +576,10 @@ TARGETS = {
     "single.mmap_rand_4k_ops": ("passthrough_ll", ">=", 0.5),
     "meta.meta_ops": ("passthrough_ll", ">=", 0.5),
     "pyjob4.wall_s": ("ext4", "<=", 1.0),
+    "files100k.create_fps": ("passthrough_ll", ">=", 0.8),
+    "files100k.ls_fps": ("passthrough_ll", ">=", 0.8),
+    "files100k.ls_cold_fps": ("passthrough_ll", ">=", 0.8),
+    "files100k.rm_fps": ("passthrough_ll", ">=", 0.8),
     **realjobs.TARGETS,
 }
 
@@ -657,7 +699,8 @@ COLUMNS = ("ext4", "passthrough_ll", "fuse_null", "btrfs", "rankfs")
 def ratios(med):
     rows = []
     for metric, vals in med.items():
-        if "rankfs" not in vals or metric.endswith(("peak_rss_bytes", "teardown_aborts")):
+        if "rankfs" not in vals or metric.endswith(("peak_rss_bytes", "teardown_aborts",
+                                                    "files100k.files")):
             continue
         for base in BASELINES:
             if base not in vals or vals[base] == 0:
@@ -740,7 +783,8 @@ def write_chart(out_dir, med, floor=()):
     shown = set()  # the columns with a value: gnuplot refuses a histogram of NaNs only
     with open(data, "w") as f:
         for metric, vals in med.items():
-            if metric.endswith(("peak_rss_bytes", "cpu_s", "aborts")) or "ext4" not in vals:
+            if (metric.endswith(("peak_rss_bytes", "cpu_s", "aborts", "files100k.files"))
+                    or "ext4" not in vals):
                 continue
             lower_better = metric.endswith(("wall_s", "final_s", "settled_s", "disk_bytes"))
             rel = []
@@ -798,9 +842,12 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--mmap-ops", type=int, default=100000)
     ap.add_argument("--meta-files", type=int, default=10000)
+    ap.add_argument("--many-files", type=int, default=100000,
+                    help="files100k's number of files in its one directory")
     ap.add_argument("--workloads",
-                    default="nranks4,nranks8,single,pyjob4,meta,rss,datasets4,swift4",
-                    help="comma-separated subset of nranks4,nranks8,single,pyjob4,meta,rss, "
+                    default="nranks4,nranks8,single,pyjob4,meta,files100k,rss,datasets4,swift4",
+                    help="comma-separated subset of nranks4,nranks8,single,pyjob4,meta,files100k,"
+                         "rss, "
                          "the real jobs (bench/realjobs.py) datasets4,swift4,swift4cache, "
                          "and gpu (bench/gpujob.py)")
     ap.add_argument("--pyjob-mib", type=int, default=200, help="the Python job's data per writer")
@@ -876,6 +923,9 @@ def main():
                          [args.fsbench, "floor"] + [f"{h}+{data}" for h in headers], floors)
         if "meta" in wanted:
             run_workload(args, targets, "meta", lambda t, root: metadata(args, t, root), results)
+        if "files100k" in wanted:  # fuse_null has no directories to list
+            run_workload(args, [t for t in targets if t.stores_data], "files100k",
+                         lambda t, root: files100k(args, t, root), results)
         if "rss" in wanted:
             # Peak daemon RSS must not grow with the dataset: the 4-writer job at the base size
             # and at twice it, rankfs only, up to 3 times each (a single peak is noisy).
@@ -899,6 +949,8 @@ def main():
         if wl.startswith("rss") or wl in realjobs.WORKLOADS or wl in gpujob.WORKLOADS:  # rankfs only; ext4 and rankfs
             continue
         expected = len(targets) + (len(peers) if wl.startswith("nranks") else 0)
+        if wl == "files100k":  # fuse_null has no directories to list
+            expected = len([t for t in targets if t.stores_data])
         if len(per_target) != expected:
             sys.exit(f"fsbench: {wl} ran on {sorted(per_target)} only")
     med = medians(results)

@@ -203,5 +203,42 @@ class TeardownAbortTest(unittest.TestCase):
         self.assertFalse(realjobs.teardown_abort(1, short + self.report(-6), key))
 
 
+
+class Files100kRatiosTest(unittest.TestCase):
+    """files100k: each phase's files per second against passthrough_ll, whose count may be
+    lower (its limit of open files); the counts themselves are no ratio."""
+
+    med = {
+        "files100k.files": {"ext4": 100000, "passthrough_ll": 19000, "rankfs": 100000},
+        "files100k.create_fps": {"ext4": 20000.0, "passthrough_ll": 5000.0, "rankfs": 4500.0},
+        "files100k.rm_fps": {"ext4": 30000.0, "passthrough_ll": 15000.0, "rankfs": 6000.0},
+    }
+
+    def rows(self):
+        return {(r["metric"], r["baseline"]): r for r in fsbench.ratios(self.med)}
+
+    def test_phases_are_judged_against_passthrough_ll(self):
+        rows = self.rows()
+        create = rows[("files100k.create_fps", "passthrough_ll")]
+        self.assertAlmostEqual(create["ratio"], 0.9)
+        self.assertTrue(create["verdict"].startswith("met"), create["verdict"])
+        rm = rows[("files100k.rm_fps", "passthrough_ll")]
+        self.assertAlmostEqual(rm["ratio"], 0.4)
+        self.assertTrue(rm["verdict"].startswith("MISSED"), rm["verdict"])
+        self.assertEqual(rows[("files100k.create_fps", "ext4")]["verdict"], "")
+
+    def test_the_file_counts_are_no_ratio(self):
+        self.assertFalse([k for k in self.rows() if k[0] == "files100k.files"])
+
+    def test_passthrough_ll_holds_no_more_files_than_its_descriptors(self):
+        import resource
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        n = fsbench.Passthrough.max_files()
+        if hard == resource.RLIM_INFINITY:
+            self.assertEqual(n, hard)
+        else:
+            self.assertLess(n, hard)
+            self.assertGreaterEqual(n, 0)
+
 if __name__ == "__main__":
     unittest.main()

@@ -237,7 +237,7 @@ void FsCore::Impl::MaybeEvict(Ino ino) {
   }
   // Never stored (a short-lived temporary file): one small write, cheaper here than the
   // delete thread's wake-up and its write racing this thread's in RocksDB's write queue.
-  Status st = DeleteInodeData(ino, /*in_store=*/false);
+  Status st = DeleteInodeData(ino, /*out=*/nullptr);
   if (!st.ok()) {
     Log(LogLevel::kError, "fs", "releasing inode " + std::to_string(ino) + ": " + st.ToString());
   }
@@ -246,7 +246,11 @@ void FsCore::Impl::MaybeEvict(Ino ino) {
 void FsCore::Impl::QueueDelete(Ino ino) {
   std::lock_guard<std::mutex> l(delete_mu_);
   delete_queue_.push_back(ino);
-  delete_cv_.notify_all();
+  // The delete thread gathers a round (DeleteLoop): it needs waking for the first inode, and
+  // when a round is full, not for every inode of an rm -rf (a wake-up per file).
+  if (delete_queue_.size() == 1 || delete_queue_.size() == kDeleteRoundInodes) {
+    delete_cv_.notify_all();
+  }
 }
 
 void FsCore::Impl::QueueEvictCheck(Ino ino) {
@@ -271,13 +275,33 @@ void FsCore::Impl::DeleteLoop() {
       continue;
     }
     if (delete_queue_.empty()) break;  // stop_ and nothing left
-    const Ino ino = delete_queue_.front();
-    delete_queue_.pop_front();
+    // A round of inodes goes in as few metadata writes as their extents allow: an rm -rf of
+    // many small files then costs one write per round rather than one per file. The thread
+    // waits a little for the rest of a burst to queue up (space comes back that much later).
+    delete_cv_.wait_for(l, kDeleteGatherTime, [&] {
+      return stop_ || !evict_checks_.empty() || delete_queue_.size() >= kDeleteRoundInodes;
+    });
+    std::vector<Ino> round;
+    while (!delete_queue_.empty() && round.size() < kDeleteRoundInodes) {
+      round.push_back(delete_queue_.front());
+      delete_queue_.pop_front();
+    }
     deleting_ = true;
     l.unlock();
-    Status st = DeleteInodeData(ino, /*in_store=*/true);
-    if (!st.ok()) {
-      Log(LogLevel::kError, "fs", "releasing inode " + std::to_string(ino) + ": " + st.ToString());
+    // A failed write keeps its operations in the batch, and the next write tries them again
+    // (deleting is idempotent); their references are dropped only after a write succeeded.
+    DeletionBatch batch(meta_, chunks_);
+    for (Ino ino : round) {
+      Status st = DeleteInodeData(ino, &batch);
+      if (st.ok() && batch.Full()) st = batch.Write();
+      if (!st.ok()) {
+        Log(LogLevel::kError, "fs",
+            "releasing inode " + std::to_string(ino) + ": " + st.ToString());
+      }
+    }
+    if (Status st = batch.Write(); !st.ok()) {
+      Log(LogLevel::kError, "fs",
+          "releasing " + std::to_string(round.size()) + " unlinked inodes: " + st.ToString());
     }
     room_.NoteActivity();  // a job's rmtree: trim the heap once it is over too
     l.lock();
@@ -286,55 +310,55 @@ void FsCore::Impl::DeleteLoop() {
   }
 }
 
-// Removes an unlinked inode's extents (in batches, dropping chunk references after each batch
-// is written), then its xattrs, attributes and orphan entry.
-Status FsCore::Impl::DeleteInodeData(Ino ino, bool in_store) {
-  if (!in_store) {  // a file that never reached the store: its record and orphan entry only
+Status FsCore::Impl::DeletionBatch::Write() {
+  if (batch_.Empty()) return Status::Ok();
+  RANKFS_RETURN_IF_ERROR(meta_->Write(batch_, /*sync=*/false));
+  batch_.Clear();
+  // Only now: a reference is dropped after the removal of its extent is written (reference
+  // counts err high, never low). After a failed write the references stay, leaked, not freed.
+  auto refs = std::move(refs_);
+  refs_.clear();
+  for (const auto& [h, n] : refs) RANKFS_RETURN_IF_ERROR(chunks_->Unref(h, n));
+  return Status::Ok();
+}
+
+// Removes an unlinked inode's extents, xattrs, attributes and orphan entry: into `out`
+// (written by the caller, or here each time it fills), or on its own with a small write when
+// the inode never reached the store.
+Status FsCore::Impl::DeleteInodeData(Ino ino, DeletionBatch* out) {
+  if (out == nullptr) {  // a file that never reached the store: its record and orphan entry only
     MetaStore::Batch b;
     b.DeleteInode(ino);
     b.DeleteOrphan(ino);
     return meta_->Write(b, /*sync=*/false);
   }
-  // One forward scan over the extents, writing each batch of deletions while it goes on (the
-  // iterator keeps the view it started with). A new scan per batch would step over the
+  // One forward scan over the extents, writing the batch whenever it fills while it goes on
+  // (the iterator keeps the view it started with). A new scan per batch would step over the
   // tombstones of every extent deleted so far -- forward from offset 0, or backward from
   // where the last batch ended (ListExtents looks for an extent reaching into its range) --
   // quadratic in the file's extents.
   // A batch's references are dropped per chunk, n at a time: slices of one chunk are common
   // (copy_file_range, punched files).
-  constexpr size_t kBatchExtents = 4096;
-  MetaStore::Batch batch;
-  std::unordered_map<ChunkHash, uint64_t, ChunkHashHasher> refs;
-  auto write_batch = [&]() -> Status {
-    if (batch.Empty()) return Status::Ok();
-    RANKFS_RETURN_IF_ERROR(meta_->Write(batch, /*sync=*/false));
-    batch.Clear();
-    for (const auto& [h, n] : refs) RANKFS_RETURN_IF_ERROR(chunks_->Unref(h, n));
-    refs.clear();
-    return Status::Ok();
-  };
   Status written;
   auto visit = [&](uint64_t off, const Extent& e) {
-    batch.DeleteExtent(ino, off);
-    if (!e.unwritten) ++refs[e.chunk];  // an unwritten extent holds no reference
-    if (batch.Count() < kBatchExtents) return true;
-    written = write_batch();
+    out->batch().DeleteExtent(ino, off);
+    if (!e.unwritten) out->AddRef(e.chunk);  // an unwritten extent holds no reference
+    if (!out->Full()) return true;
+    written = out->Write();
     return written.ok();
   };
   if (options_.on_delete_scan) options_.on_delete_scan(ino, 0);
   RANKFS_RETURN_IF_ERROR(meta_->ListExtents(ino, 0, UINT64_MAX, visit));
   RANKFS_RETURN_IF_ERROR(written);
-  RANKFS_RETURN_IF_ERROR(write_batch());
-  MetaStore::Batch b;
   std::vector<std::string> names;
   RANKFS_RETURN_IF_ERROR(meta_->ListXattrs(ino, [&](std::string_view n) {
     names.emplace_back(n);
     return true;
   }));
-  for (const auto& n : names) b.DeleteXattr(ino, n);
-  b.DeleteInode(ino);
-  b.DeleteOrphan(ino);
-  return meta_->Write(b, /*sync=*/false);
+  for (const auto& n : names) out->batch().DeleteXattr(ino, n);
+  out->batch().DeleteInode(ino);
+  out->batch().DeleteOrphan(ino);
+  return Status::Ok();
 }
 
 Status FsCore::Impl::PersistAttr(const InodeAttr& attr, bool sync) {

@@ -35,7 +35,9 @@
 namespace rankfs {
 
 struct FsOptions {
-  double entry_timeout_s = 1.0;
+  // Names change only through this mount's kernel (one daemon per store), which updates its
+  // own cache as it changes them: a long timeout is safe and spares a LOOKUP per name.
+  double entry_timeout_s = 3600.0;
   double attr_timeout_s = 1.0;
   // Cap on the written bytes of all files not yet in the store (stream buffers, cut chunks,
   // dirty ranges, batches in flight). A write over it waits for room before it takes its
@@ -116,6 +118,7 @@ struct FsStats {
   uint64_t page_fills_started = 0, page_fills_done = 0;
   uint64_t getxattr_requests = 0;  // answered by GetXattr; the kernel's per-write capability
                                    // check shows here (fs/killpriv_io.h)
+  uint64_t lookup_requests = 0;    // LOOKUP requests (CountLookupRequest), not readdirplus's
   // Streams' bytes cut by FastCDC and hashed, and bytes taken from confirmed guesses
   // (fs/successor_table.h) without either.
   uint64_t hashed_bytes = 0, predicted_bytes = 0;
@@ -212,6 +215,8 @@ class FsCore {
   // The page filler (fs/page_fill.h) counts its fills here: one begun, and one ended having
   // stored `bytes` in the kernel's page cache (0: it stored nothing).
   void CountPageFillStarted();
+  // The FUSE glue counts each LOOKUP request here (stats: lookup_requests).
+  void CountLookupRequest();
   void CountPageFillDone(uint64_t bytes);
   Status Write(Ino ino, uint64_t offset, std::string_view data);
   // mode: 0 (allocate), FALLOC_FL_ZERO_RANGE (each optionally | FALLOC_FL_KEEP_SIZE),

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -270,9 +271,33 @@ class FsCore::Impl {
   void QueueDelete(Ino ino);
   // Asks the background thread to MaybeEvict(ino) (the committer may not take inode locks).
   void QueueEvictCheck(Ino ino);
-  // `in_store`: the store may hold extents or xattrs of the inode (else only its record and
-  // orphan entry go).
-  Status DeleteInodeData(Ino ino, bool in_store);
+  // Metadata deletions of unlinked inodes gathered for one write, and the chunk references
+  // of the extents they remove, dropped once that write succeeded. Used by one thread.
+  class DeletionBatch {
+   public:
+    DeletionBatch(MetaStore* meta, ChunkStore* chunks) : meta_(meta), chunks_(chunks) {}
+    MetaStore::Batch& batch() { return batch_; }
+    void AddRef(const ChunkHash& h) { ++refs_[h]; }
+    bool Empty() const { return batch_.Empty(); }
+    bool Full() const { return batch_.Count() >= kDeleteBatchOps; }
+    // Writes the batch (if not empty), then drops the references. After an error the
+    // references are kept: the write's outcome is unknown.
+    Status Write();
+
+   private:
+    MetaStore* const meta_;
+    ChunkStore* const chunks_;
+    MetaStore::Batch batch_;
+    std::unordered_map<ChunkHash, uint64_t, ChunkHashHasher> refs_;
+  };
+  static constexpr size_t kDeleteBatchOps = 4096;     // operations per deletion write
+  static constexpr size_t kDeleteRoundInodes = 1024;  // queued inodes taken per round
+  // How long the delete thread lets a round gather once an inode is queued.
+  static constexpr std::chrono::milliseconds kDeleteGatherTime{10};
+  // Removes an unlinked inode's metadata into `out`, which the caller writes (it is written
+  // here too each time it fills). `out` null: the store holds only the inode's record and
+  // orphan entry (no extents or xattrs), removed at once with a small write of its own.
+  Status DeleteInodeData(Ino ino, DeletionBatch* out);
   // The inode if it is in the table; never reads the store.
   std::shared_ptr<Inode> FindInode(Ino ino);
   void DeleteLoop();
@@ -300,6 +325,7 @@ class FsCore::Impl {
 
   std::atomic<Ino> next_ino_{kFirstAllocatedIno};
   std::atomic<uint64_t> getxattr_requests_{0};
+  std::atomic<uint64_t> lookup_requests_{0};
   std::atomic<uint64_t> page_fill_bytes_{0};
   std::atomic<uint64_t> page_fills_started_{0}, page_fills_done_{0};
   struct StageCounters {  // FsStats::gpu_*

@@ -311,6 +311,10 @@ Result<SpaceInfo> FsCore::StatFs() {
   return info;
 }
 
+void FsCore::CountLookupRequest() {
+  impl_->lookup_requests_.fetch_add(1, std::memory_order_relaxed);
+}
+
 void FsCore::CountPageFillStarted() {
   impl_->page_fills_started_.fetch_add(1, std::memory_order_relaxed);
 }
@@ -337,6 +341,7 @@ FsStats FsCore::Stats() {
   s.page_fills_started = impl_->page_fills_started_.load(std::memory_order_relaxed);
   s.page_fills_done = impl_->page_fills_done_.load(std::memory_order_relaxed);
   s.getxattr_requests = impl_->getxattr_requests_.load(std::memory_order_relaxed);
+  s.lookup_requests = impl_->lookup_requests_.load(std::memory_order_relaxed);
   const Impl::StageCounters& g = impl_->stage_;
   s.gpu_reads = g.reads.load(std::memory_order_relaxed);
   s.gpu_bytes = g.bytes.load(std::memory_order_relaxed);
@@ -406,6 +411,7 @@ std::string FsCore::StatsText() {
   line("page_fills_started", std::to_string(s.page_fills_started));
   line("page_fills_done", std::to_string(s.page_fills_done));
   line("getxattr_requests", std::to_string(s.getxattr_requests));
+  line("lookup_requests", std::to_string(s.lookup_requests));
   line("stream_hashed_bytes", std::to_string(s.hashed_bytes));
   line("stream_predicted_bytes", std::to_string(s.predicted_bytes));
   line("flush_batches", std::to_string(s.batches));

@@ -77,6 +77,7 @@ void OpDestroy(void* userdata) {
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Reply reply(req);
   Guarded(reply, "lookup", [&] {
+    reply.core()->CountLookupRequest();
     Result<InodeAttr> r = reply.core()->Lookup(parent, name);
     const FsOptions& o = reply.core()->options();
     if (!r.ok() && r.status().code() == ENOENT && o.entry_timeout_s > 0) {

@@ -13,7 +13,7 @@
 //   lazy_close=SECS     a file of at most 64 KiB keeps its closed bytes buffered this
 //                       long (a temporary file deleted meanwhile never reaches the store;
 //                       a crash may lose them; fsync does not), 0: store at close  [5]
-//   entry_timeout=SECS  how long the kernel caches a name, found or not found      [1]
+//   entry_timeout=SECS  how long the kernel caches a name, found or not found   [3600]
 //   attr_timeout=SECS   how long the kernel caches attributes (never those of the
 //                       stats file)                                                [1]
 //   xattr=on|off        off: getxattr & co answer ENOSYS, so the kernel stops asking

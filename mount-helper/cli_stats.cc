@@ -54,6 +54,7 @@ constexpr KeyInfo kKeys[] = {
     {"page_fills_started", "Page-cache fills begun (page_fill=on).", true},
     {"page_fills_done", "Page-cache fills ended, whether they stored anything or not.", true},
     {"getxattr_requests", "GETXATTR requests answered (the kernel asks once per write without KILLPRIV_V2).", true},
+    {"lookup_requests", "LOOKUP requests answered (a name not in the kernel's cache, or expired there).", true},
     {"stream_hashed_bytes", "Bytes of file streams cut by FastCDC and hashed.", true},
     {"stream_predicted_bytes", "Bytes of file streams taken as guessed chunks, confirmed by comparing bytes, without hashing.", true},
     {"flush_batches", "Batches of chunks the flush pipeline stored and committed.", true},
