@@ -130,6 +130,7 @@ struct FsStats {
   uint64_t gpu_reads = 0, gpu_bytes = 0, gpu_fallback_reads = 0;
   uint64_t gpu_chunk_reads = 0, gpu_preads = 0, gpu_direct_chunks = 0;
   uint64_t gpu_cache_hits = 0, gpu_repeat_uses = 0;
+  uint64_t gpu_max_concurrent_reads = 0;  // the most StageReads that ever ran at once
   // Where the daemon's memory is: decompressed-chunk cache, RocksDB (memtables, block cache,
   // table readers), and the heap as malloc sees it (in use, and free but not yet returned).
   uint64_t chunk_cache_bytes = 0;

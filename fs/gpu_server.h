@@ -17,6 +17,8 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
+
 #include <memory>
 #include <string>
 
@@ -43,6 +45,11 @@ class GpuServer {
   // Stops accepting and hangs up on every client (their threads end after the request at
   // hand). The destructor then joins them.
   void Disconnect();
+
+  // How many threads stage the reads of one client whose ring has `slot_count` slots:
+  // min(4, CPUs, slot_count). One means the client's own thread stages them, one at a time.
+  // (The benchmark's decompression bound uses as many.)
+  static unsigned StageThreads(uint32_t slot_count);
 
   class Impl;
 
