@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -267,8 +268,15 @@ int RunMountMode(const BenchOptions& o, Report* report) {
       }
       b.Cold();
       m["staged_readers_cold_MBps"] = b.Staged(o.readers);
-      m["bound_MBps"] = DecompressBound(corpus, bound_threads, out.get());
-      m["bound_1thread_MBps"] = DecompressBound(corpus, 1, out.get());
+      // Whichever runs first is slower (the 1-thread bound measured after the 2-thread one
+      // gave 1017 MB/s, measured first 741), so each is measured twice, in the order 1, N,
+      // N, 1, and the faster of its two kept.
+      const double one_a = DecompressBound(corpus, 1, out.get());
+      const double n_a = DecompressBound(corpus, bound_threads, out.get());
+      const double n_b = DecompressBound(corpus, bound_threads, out.get());
+      const double one_b = DecompressBound(corpus, 1, out.get());
+      m["bound_MBps"] = std::max(n_a, n_b);
+      m["bound_1thread_MBps"] = std::max(one_a, one_b);
       std::fprintf(stderr, "gpu_bench: run %d/%d:", r + 1, o.runs);
       for (const auto& [k, v] : m) std::fprintf(stderr, " %s=%.1f", k.c_str(), v);
       std::fprintf(stderr, "\n");
