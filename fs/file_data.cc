@@ -301,15 +301,6 @@ Result<size_t> FsCore::StageRead(Ino ino, uint64_t offset, size_t size, char* ds
   RANKFS_RETURN_IF_ERROR(CheckRegular(*inode));
   Impl::StageCounters& c = impl_->stage_;
   c.reads.fetch_add(1, std::memory_order_relaxed);
-  // How many run at once (gpu_max_concurrent_reads): the daemon's pool shows in it.
-  const uint64_t now = c.in_flight.fetch_add(1, std::memory_order_relaxed) + 1;
-  uint64_t seen = c.max_in_flight.load(std::memory_order_relaxed);
-  while (now > seen && !c.max_in_flight.compare_exchange_weak(seen, now)) {
-  }
-  struct Leave {
-    std::atomic<uint64_t>* n;
-    ~Leave() { n->fetch_sub(1, std::memory_order_relaxed); }
-  } leave{&c.in_flight};
   const uint64_t file_size = inode->attr.size;
   if (offset >= file_size) return size_t(0);
   const size_t n = size_t(std::min<uint64_t>(size, file_size - offset));
@@ -322,6 +313,18 @@ Result<size_t> FsCore::StageRead(Ino ino, uint64_t offset, size_t size, char* ds
   RANKFS_RETURN_IF_ERROR(impl_->StageStoredLocked(inode.get(), offset, offset + n, dst));
   c.bytes.fetch_add(n, std::memory_order_relaxed);
   return n;
+}
+
+void FsCore::BeginStagedRequest() {
+  Impl::StageCounters& c = impl_->stage_;
+  const uint64_t now = c.in_flight.fetch_add(1, std::memory_order_relaxed) + 1;
+  uint64_t seen = c.max_in_flight.load(std::memory_order_relaxed);
+  while (now > seen && !c.max_in_flight.compare_exchange_weak(seen, now)) {
+  }
+}
+
+void FsCore::EndStagedRequest() {
+  impl_->stage_.in_flight.fetch_sub(1, std::memory_order_relaxed);
 }
 
 constexpr std::string_view kCaps = "security.capability";

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -86,8 +87,8 @@ constexpr unsigned kMaxStageThreads = 4;
 // order, and the pool never sees files_ or ring_ change under it.
 class Client {
  public:
-  Client(FsCore* core, dev_t mount_dev, int fuse_fd, int fd)
-      : core_(core), mount_dev_(mount_dev), fuse_fd_(fuse_fd), fd_(fd) {}
+  Client(FsCore* core, dev_t mount_dev, int fuse_fd, std::chrono::microseconds test_delay, int fd)
+      : core_(core), mount_dev_(mount_dev), fuse_fd_(fuse_fd), test_delay_(test_delay), fd_(fd) {}
   ~Client() { StopPool(); }  // before the ring is unmapped and the descriptors are closed
 
   void Serve() {
@@ -175,13 +176,16 @@ class Client {
   // cannot wait forever.
   void Stage(uint64_t seq, const gpu::Request& req) {
     Result<int64_t> r = Status(EIO, "staging failed");
+    core_->BeginStagedRequest();
     try {
+      if (test_delay_.count() > 0) std::this_thread::sleep_for(test_delay_);
       r = Read(req);
     } catch (const std::bad_alloc&) {
       r = Status(ENOMEM, "out of memory staging the read");
     } catch (const std::exception& e) {
       r = Status(EIO, std::string("staging failed: ") + e.what());
     }
+    core_->EndStagedRequest();
     Finish(seq, r);
   }
 
@@ -370,6 +374,7 @@ class Client {
   FsCore* core_;
   const dev_t mount_dev_;
   const int fuse_fd_;
+  const std::chrono::microseconds test_delay_;  // before each read (a test knob; 0: none)
   const int fd_;  // owned by the Connection
   std::string peer_ = "unknown peer";
   Ring ring_;
@@ -426,10 +431,11 @@ class GpuServer::Impl {
     return Status::Ok();
   }
 
-  void Start(FsCore* core, dev_t mount_dev, int fuse_fd) {
+  void Start(FsCore* core, dev_t mount_dev, int fuse_fd, std::chrono::microseconds test_delay) {
     core_ = core;
     mount_dev_ = mount_dev;
     fuse_fd_ = fuse_fd;
+    test_delay_ = test_delay;
     acceptor_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "gpu-accept");
       AcceptLoop();
@@ -489,7 +495,7 @@ class GpuServer::Impl {
   void RunClient(Connection* c) {
     pthread_setname_np(pthread_self(), "gpu-client");  // tests and operators count them
     try {
-      Client(core_, mount_dev_, fuse_fd_, c->fd).Serve();
+      Client(core_, mount_dev_, fuse_fd_, test_delay_, c->fd).Serve();
     } catch (const std::exception& e) {
       Log(LogLevel::kError, kLog, std::string("client thread: ") + e.what());
     }
@@ -519,6 +525,7 @@ class GpuServer::Impl {
   FsCore* core_ = nullptr;
   dev_t mount_dev_ = 0;
   int fuse_fd_ = -1;
+  std::chrono::microseconds test_delay_{0};
   std::thread acceptor_;
   std::mutex mu_;  // guards connections_ (the list and each fd)
   std::list<Connection> connections_;
@@ -534,8 +541,9 @@ Result<std::unique_ptr<GpuServer>> GpuServer::Create() {
 GpuServer::GpuServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 GpuServer::~GpuServer() = default;
 const std::string& GpuServer::name() const { return impl_->name(); }
-void GpuServer::Start(FsCore* core, dev_t mount_dev, int fuse_fd) {
-  impl_->Start(core, mount_dev, fuse_fd);
+void GpuServer::Start(FsCore* core, dev_t mount_dev, int fuse_fd,
+                      std::chrono::microseconds test_delay) {
+  impl_->Start(core, mount_dev, fuse_fd, test_delay);
 }
 void GpuServer::Disconnect() { impl_->Disconnect(); }
 unsigned GpuServer::StageThreads(uint32_t slot_count) {
