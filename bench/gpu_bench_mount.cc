@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -19,6 +20,7 @@
 
 #include "bench/gpu_bench.h"
 #include "bench/gpu_bench_device.h"
+#include "fs/gpu_server.h"
 #include "rankfs_gpu.h"
 #include "tests/testutil/mount_fixture.h"
 
@@ -220,7 +222,11 @@ int RunMountMode(const BenchOptions& o, Report* report) {
                               std::to_string(o.io_bytes >> 20) + " MiB into a " +
                               std::to_string(o.dst_bytes >> 20) + " MiB destination";
   report->notes["backend"] = dev->IsGpu() ? "librankfs_gpu CUDA" : "librankfs_gpu CPU, no delay";
-  report->notes["bound_threads"] = "1 (the daemon serves each client on one thread)";
+  // The daemon stages one client's reads on this many threads (fs/gpu_server.h): the bound
+  // decompresses with as many. The one-thread bound is kept beside it for comparison.
+  const int bound_threads = int(GpuServer::StageThreads(o.slots));
+  report->notes["bound_threads"] =
+      std::to_string(bound_threads) + " (the daemon's staging threads for one client)";
   std::fprintf(stderr, "gpu_bench: making %.0f MiB of data and its chunks\n",
                double(o.size) / (1 << 20));
   const Corpus corpus = MakeCorpus(o);
@@ -262,7 +268,15 @@ int RunMountMode(const BenchOptions& o, Report* report) {
       }
       b.Cold();
       m["staged_readers_cold_MBps"] = b.Staged(o.readers);
-      m["bound_MBps"] = DecompressBound(corpus, 1, out.get());
+      // Whichever runs first is slower (the 1-thread bound measured after the 2-thread one
+      // gave 1017 MB/s, measured first 741), so each is measured twice, in the order 1, N,
+      // N, 1, and the faster of its two kept.
+      const double one_a = DecompressBound(corpus, 1, out.get());
+      const double n_a = DecompressBound(corpus, bound_threads, out.get());
+      const double n_b = DecompressBound(corpus, bound_threads, out.get());
+      const double one_b = DecompressBound(corpus, 1, out.get());
+      m["bound_MBps"] = std::max(n_a, n_b);
+      m["bound_1thread_MBps"] = std::max(one_a, one_b);
       std::fprintf(stderr, "gpu_bench: run %d/%d:", r + 1, o.runs);
       for (const auto& [k, v] : m) std::fprintf(stderr, " %s=%.1f", k.c_str(), v);
       std::fprintf(stderr, "\n");

@@ -402,7 +402,11 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
       std::optional<MountEntry> mount = FindMount(mountpoint);
       unsigned major = 0, minor = 0;
       if (mount && std::sscanf(mount->device.c_str(), "%u:%u", &major, &minor) == 2) {
-        gpu_server->Start(core->get(), makedev(major, minor), fuse_session_fd(session.get()));
+        // RANKFS_TEST_STAGE_DELAY_US: a test knob (tests/integration/gpu_staging_test.cc).
+        const char* delay = std::getenv("RANKFS_TEST_STAGE_DELAY_US");
+        gpu_server->Start(
+            core->get(), makedev(major, minor), fuse_session_fd(session.get()),
+            std::chrono::microseconds(delay != nullptr ? std::strtoul(delay, nullptr, 10) : 0));
       } else {
         Log(LogLevel::kWarning, "daemon", "mount device unknown; GPU staging socket not served");
       }

@@ -315,6 +315,18 @@ Result<size_t> FsCore::StageRead(Ino ino, uint64_t offset, size_t size, char* ds
   return n;
 }
 
+void FsCore::BeginStagedRequest() {
+  Impl::StageCounters& c = impl_->stage_;
+  const uint64_t now = c.in_flight.fetch_add(1, std::memory_order_relaxed) + 1;
+  uint64_t seen = c.max_in_flight.load(std::memory_order_relaxed);
+  while (now > seen && !c.max_in_flight.compare_exchange_weak(seen, now)) {
+  }
+}
+
+void FsCore::EndStagedRequest() {
+  impl_->stage_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+}
+
 constexpr std::string_view kCaps = "security.capability";
 
 Status FsCore::Impl::DropPrivsLocked(Inode* inode) {

@@ -130,6 +130,7 @@ struct FsStats {
   uint64_t gpu_reads = 0, gpu_bytes = 0, gpu_fallback_reads = 0;
   uint64_t gpu_chunk_reads = 0, gpu_preads = 0, gpu_direct_chunks = 0;
   uint64_t gpu_cache_hits = 0, gpu_repeat_uses = 0;
+  uint64_t gpu_max_concurrent_reads = 0;  // the most Read requests ever served at once
   // Where the daemon's memory is: decompressed-chunk cache, RocksDB (memtables, block cache,
   // table readers), and the heap as malloc sees it (in use, and free but not yet returned).
   uint64_t chunk_cache_bytes = 0;
@@ -212,6 +213,11 @@ class FsCore {
   // straight into dst without caching it (fs/stage_read.cc). EIO when a chunk of the range is
   // damaged; dst then holds any bytes.
   Result<size_t> StageRead(Ino ino, uint64_t offset, size_t size, char* dst);
+  // The GPU server brackets each Read request it serves with these, from the write-back of
+  // its dirty pages to its StageRead: FsStats::gpu_max_concurrent_reads is the most served at
+  // once.
+  void BeginStagedRequest();
+  void EndStagedRequest();
   // The page filler (fs/page_fill.h) counts its fills here: one begun, and one ended having
   // stored `bytes` in the kernel's page cache (0: it stored nothing).
   void CountPageFillStarted();

@@ -351,6 +351,7 @@ FsStats FsCore::Stats() {
   s.gpu_direct_chunks = g.direct_chunks.load(std::memory_order_relaxed);
   s.gpu_cache_hits = g.cache_hits.load(std::memory_order_relaxed);
   s.gpu_repeat_uses = g.repeat_uses.load(std::memory_order_relaxed);
+  s.gpu_max_concurrent_reads = g.max_in_flight.load(std::memory_order_relaxed);
   s.hashed_bytes = impl_->hashed_bytes_.load();
   s.predicted_bytes = impl_->predicted_bytes_.load();
   if (impl_->pipeline_) {
@@ -433,6 +434,7 @@ std::string FsCore::StatsText() {
   line("gpu_direct_chunks", std::to_string(s.gpu_direct_chunks));
   line("gpu_cache_hits", std::to_string(s.gpu_cache_hits));
   line("gpu_repeat_uses", std::to_string(s.gpu_repeat_uses));
+  line("gpu_max_concurrent_reads", std::to_string(s.gpu_max_concurrent_reads));
   if (!options().gpu_socket.empty()) line("gpu_socket", options().gpu_socket);
   return out;
 }

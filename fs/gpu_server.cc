@@ -13,10 +13,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <list>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -72,11 +76,20 @@ struct RegisteredFile {
   Ino ino = 0;
 };
 
-// One connected client, served on its own thread.
+// At most this many threads stage one client's reads at once (fewer with fewer slots or CPUs).
+constexpr unsigned kMaxStageThreads = 4;
+
+// One connected client, served on its own thread. That thread receives the requests; with more
+// than one slot (and CPU), a small pool of its own stages the reads while the next requests
+// are received. Replies go out in request order whoever finishes first (the reorder step in
+// Finish): the protocol and the library are unchanged. Ring, Register and Unregister wait
+// for every earlier read to be answered, so they and the reads see the state in request
+// order, and the pool never sees files_ or ring_ change under it.
 class Client {
  public:
-  Client(FsCore* core, dev_t mount_dev, int fuse_fd, int fd)
-      : core_(core), mount_dev_(mount_dev), fuse_fd_(fuse_fd), fd_(fd) {}
+  Client(FsCore* core, dev_t mount_dev, int fuse_fd, std::chrono::microseconds test_delay, int fd)
+      : core_(core), mount_dev_(mount_dev), fuse_fd_(fuse_fd), test_delay_(test_delay), fd_(fd) {}
+  ~Client() { StopPool(); }  // before the ring is unmapped and the descriptors are closed
 
   void Serve() {
     ucred cred{};
@@ -88,11 +101,14 @@ class Client {
     Log(LogLevel::kInfo, kLog, "client connected: " + peer_);
     while (ServeOne()) {
     }
+    Drain();  // the reads in flight finish (their replies fail if the client is gone)
+    StopPool();
     Log(LogLevel::kInfo, kLog, "client gone: " + peer_);
   }
 
  private:
-  // Receives and answers one request; false when the client is gone or broke the protocol.
+  // Receives one request and answers it or hands it to the pool; false when the client is
+  // gone or broke the protocol.
   bool ServeOne() {
     alignas(8) uint8_t buf[sizeof(gpu::WireRequest) + 1];
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
@@ -118,23 +134,147 @@ class Client {
     const char* why = "";
     int rc = gpu::DecodeRequest(buf, size_t(n), &req, &why);
     if (rc != 0 || (msg.msg_flags & (MSG_CTRUNC | MSG_TRUNC))) {
-      // Nothing after a malformed message can be trusted to line up: answer and hang up.
-      Reply(0, 0, rc != 0 ? rc : -EPROTO, rc != 0 ? why : "truncated message or descriptors");
+      // Nothing after a malformed message can be trusted to line up: answer the requests
+      // before it, then this one, and hang up.
+      Drain();
+      Finish(Expect(0, 0), rc != 0 ? rc : -EPROTO,
+             rc != 0 ? why : "truncated message or descriptors");
       return false;
     }
+    if (req.op == gpu::Op::kRead) {
+      const uint64_t seq = Expect(req.tag, req.slot);
+      if (workers_.empty()) {
+        Stage(seq, req);
+      } else {
+        std::lock_guard<std::mutex> lock(jobs_mu_);
+        jobs_.push_back(Job{seq, req});
+        jobs_cv_.notify_one();
+      }
+      return !gone_.load(std::memory_order_relaxed);
+    }
+    Drain();  // the reads before this request are done and answered
+    const uint64_t seq = Expect(req.tag, req.slot);
     switch (req.op) {
       case gpu::Op::kRing:
-        return Answer(req, SetRing(req, std::move(passed)));
+        Finish(seq, SetRing(req, std::move(passed)));
+        break;
       case gpu::Op::kRegister:
-        return Answer(req, Register(std::move(passed)));
+        Finish(seq, Register(std::move(passed)));
+        break;
       case gpu::Op::kUnregister:
-        return Answer(req, files_.erase(req.handle) == 1
-                               ? Result<int64_t>(0)
-                               : Result<int64_t>(Status(EBADF, "unknown file handle")));
+        Finish(seq, files_.erase(req.handle) == 1
+                        ? Result<int64_t>(0)
+                        : Result<int64_t>(Status(EBADF, "unknown file handle")));
+        break;
       case gpu::Op::kRead:
-        return Answer(req, Read(req));
+        break;
     }
-    return false;
+    return !gone_.load(std::memory_order_relaxed);
+  }
+
+  // Runs on the pool (or the receiving thread without one); always answers, so that Drain
+  // cannot wait forever.
+  void Stage(uint64_t seq, const gpu::Request& req) {
+    Result<int64_t> r = Status(EIO, "staging failed");
+    core_->BeginStagedRequest();
+    try {
+      if (test_delay_.count() > 0) std::this_thread::sleep_for(test_delay_);
+      r = Read(req);
+    } catch (const std::bad_alloc&) {
+      r = Status(ENOMEM, "out of memory staging the read");
+    } catch (const std::exception& e) {
+      r = Status(EIO, std::string("staging failed: ") + e.what());
+    }
+    core_->EndStagedRequest();
+    Finish(seq, r);
+  }
+
+  // Starts the pool once the slot count is known: one thread stages inline, as before. Returns
+  // once every thread has its name (a new thread starts with its creator's, "gpu-client",
+  // which operators and tests count as clients).
+  void StartPool() {
+    const unsigned want = GpuServer::StageThreads(ring_.slot_count);
+    if (want < 2) return;
+    for (unsigned i = 0; i < want; ++i) {
+      try {
+        workers_.emplace_back([this] {
+          pthread_setname_np(pthread_self(), "gpu-stage");
+          {
+            std::lock_guard<std::mutex> lock(jobs_mu_);
+            ++named_;
+          }
+          jobs_cv_.notify_all();
+          Work();
+        });
+      } catch (const std::system_error& e) {
+        Log(LogLevel::kWarning, kLog, std::string("staging thread: ") + e.what());
+        break;  // serve with the threads we have (none: inline)
+      }
+    }
+    std::unique_lock<std::mutex> lock(jobs_mu_);
+    jobs_cv_.wait(lock, [this] { return named_ == workers_.size(); });
+  }
+
+  void Work() {
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock<std::mutex> lock(jobs_mu_);
+        jobs_cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;  // stopping, and nothing left
+        job = jobs_.front();
+        jobs_.pop_front();
+      }
+      Stage(job.seq, job.req);
+    }
+  }
+
+  void StopPool() {
+    {
+      std::lock_guard<std::mutex> lock(jobs_mu_);
+      stopping_ = true;
+    }
+    jobs_cv_.notify_all();
+    for (std::thread& t : workers_) t.join();
+    workers_.clear();
+  }
+
+  // Takes the next place in the reply order (receiving thread only).
+  uint64_t Expect(uint64_t tag, uint32_t slot) {
+    std::lock_guard<std::mutex> lock(out_mu_);
+    Pending& p = pending_.emplace_back();
+    p.tag = tag;
+    p.slot = slot;
+    return first_seq_ + pending_.size() - 1;
+  }
+
+  void Finish(uint64_t seq, const Result<int64_t>& r) {
+    if (r.ok()) return Finish(seq, *r, "");
+    Finish(seq, -int64_t(r.status().code()), r.status().message());
+  }
+
+  // Records request `seq`'s answer and sends every answer that is next in order.
+  void Finish(uint64_t seq, int64_t value, std::string_view message) {
+    std::lock_guard<std::mutex> lock(out_mu_);
+    Pending& p = pending_[size_t(seq - first_seq_)];
+    p.value = value;
+    p.message = message;
+    p.done = true;
+    while (!pending_.empty() && pending_.front().done) {
+      const Pending& f = pending_.front();
+      if (!gone_.load(std::memory_order_relaxed) && !Reply(f.tag, f.slot, f.value, f.message)) {
+        gone_.store(true, std::memory_order_relaxed);
+      }
+      pending_.pop_front();
+      ++first_seq_;
+    }
+    if (pending_.empty()) drained_.notify_all();
+  }
+
+  // Waits until every request so far is answered (or the answer failed).
+  void Drain() {
+    std::unique_lock<std::mutex> lock(out_mu_);
+    drained_.wait(lock, [this] { return pending_.empty(); });
   }
 
   Result<int64_t> SetRing(const gpu::Request& req, Fd memfd) {
@@ -158,6 +298,7 @@ class Client {
     ring_.bytes = bytes;
     ring_.slot_count = req.slot;
     ring_.slot_bytes = req.length;
+    StartPool();
     return 0;
   }
 
@@ -214,12 +355,7 @@ class Client {
     return int64_t(*n);
   }
 
-  bool Answer(const gpu::Request& req, const Result<int64_t>& r) {
-    if (r.ok()) return Reply(req.tag, req.slot, *r, "");
-    return Reply(req.tag, req.slot, -int64_t(r.status().code()), r.status().message());
-  }
-
-  // False when the client is gone (EPIPE and the like): its thread then ends.
+  // False when the client is gone (EPIPE and the like): its thread then ends (out_mu_ held).
   bool Reply(uint64_t tag, uint32_t slot, int64_t value, std::string_view message) {
     gpu::WireReply w{};
     w.magic = gpu::kMagic;
@@ -238,11 +374,37 @@ class Client {
   FsCore* core_;
   const dev_t mount_dev_;
   const int fuse_fd_;
+  const std::chrono::microseconds test_delay_;  // before each read (a test knob; 0: none)
   const int fd_;  // owned by the Connection
   std::string peer_ = "unknown peer";
   Ring ring_;
+  // Changed by the receiving thread only while no read is in flight (Drain).
   std::unordered_map<uint32_t, RegisteredFile> files_;
   uint32_t next_handle_ = 1;
+
+  struct Job {
+    uint64_t seq = 0;
+    gpu::Request req;
+  };
+  std::vector<std::thread> workers_;  // the pool; empty: reads are staged inline
+  std::mutex jobs_mu_;                // guards jobs_, stopping_, named_
+  std::condition_variable jobs_cv_;
+  std::deque<Job> jobs_;
+  bool stopping_ = false;
+  size_t named_ = 0;  // pool threads that have their name
+
+  struct Pending {  // a request's reply, sent once every earlier one is
+    uint64_t tag = 0;
+    uint32_t slot = 0;
+    int64_t value = 0;
+    std::string message;
+    bool done = false;
+  };
+  std::mutex out_mu_;  // guards pending_, first_seq_, and the socket's sends
+  std::condition_variable drained_;
+  std::deque<Pending> pending_;  // unanswered requests, oldest first
+  uint64_t first_seq_ = 0;       // the sequence number of pending_.front()
+  std::atomic<bool> gone_{false};  // a reply could not be sent: the client is gone
 };
 
 }  // namespace
@@ -269,10 +431,11 @@ class GpuServer::Impl {
     return Status::Ok();
   }
 
-  void Start(FsCore* core, dev_t mount_dev, int fuse_fd) {
+  void Start(FsCore* core, dev_t mount_dev, int fuse_fd, std::chrono::microseconds test_delay) {
     core_ = core;
     mount_dev_ = mount_dev;
     fuse_fd_ = fuse_fd;
+    test_delay_ = test_delay;
     acceptor_ = std::thread([this] {
       pthread_setname_np(pthread_self(), "gpu-accept");
       AcceptLoop();
@@ -332,7 +495,7 @@ class GpuServer::Impl {
   void RunClient(Connection* c) {
     pthread_setname_np(pthread_self(), "gpu-client");  // tests and operators count them
     try {
-      Client(core_, mount_dev_, fuse_fd_, c->fd).Serve();
+      Client(core_, mount_dev_, fuse_fd_, test_delay_, c->fd).Serve();
     } catch (const std::exception& e) {
       Log(LogLevel::kError, kLog, std::string("client thread: ") + e.what());
     }
@@ -362,6 +525,7 @@ class GpuServer::Impl {
   FsCore* core_ = nullptr;
   dev_t mount_dev_ = 0;
   int fuse_fd_ = -1;
+  std::chrono::microseconds test_delay_{0};
   std::thread acceptor_;
   std::mutex mu_;  // guards connections_ (the list and each fd)
   std::list<Connection> connections_;
@@ -377,9 +541,14 @@ Result<std::unique_ptr<GpuServer>> GpuServer::Create() {
 GpuServer::GpuServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 GpuServer::~GpuServer() = default;
 const std::string& GpuServer::name() const { return impl_->name(); }
-void GpuServer::Start(FsCore* core, dev_t mount_dev, int fuse_fd) {
-  impl_->Start(core, mount_dev, fuse_fd);
+void GpuServer::Start(FsCore* core, dev_t mount_dev, int fuse_fd,
+                      std::chrono::microseconds test_delay) {
+  impl_->Start(core, mount_dev, fuse_fd, test_delay);
 }
 void GpuServer::Disconnect() { impl_->Disconnect(); }
+unsigned GpuServer::StageThreads(uint32_t slot_count) {
+  const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+  return std::max(1u, std::min({kMaxStageThreads, cpus, slot_count}));
+}
 
 }  // namespace rankfs

@@ -17,6 +17,9 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <cstdint>
+
 #include <memory>
 #include <string>
 
@@ -38,11 +41,19 @@ class GpuServer {
   // Starts accepting clients. `core` (not owned) must outlive this object; `mount_dev` is the
   // mount's st_dev: a registered descriptor must be on it. `fuse_fd` is the session's
   // /dev/fuse descriptor: registered descriptors are kept above it (see gpu_server.cc).
-  void Start(FsCore* core, dev_t mount_dev, int fuse_fd);
+  // `test_delay` (a test knob, RANKFS_TEST_STAGE_DELAY_US) holds each Read request that long
+  // before it is served, so that a test sees requests served at once.
+  void Start(FsCore* core, dev_t mount_dev, int fuse_fd,
+             std::chrono::microseconds test_delay = std::chrono::microseconds(0));
 
   // Stops accepting and hangs up on every client (their threads end after the request at
   // hand). The destructor then joins them.
   void Disconnect();
+
+  // How many threads stage the reads of one client whose ring has `slot_count` slots:
+  // min(4, CPUs, slot_count). One means the client's own thread stages them, one at a time.
+  // (The benchmark's decompression bound uses as many.)
+  static unsigned StageThreads(uint32_t slot_count);
 
   class Impl;
 

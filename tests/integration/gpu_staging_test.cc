@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -16,9 +17,11 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/testutil/gpu_staging_fixture.h"
+#include "tests/testutil/mount_fixture.h"
 #include "tests/testutil/wait_until.h"
 
 namespace rankfs {
@@ -128,15 +131,16 @@ size_t GpuFds(pid_t pid, const std::string& mnt) {
   return n;
 }
 
-// The daemon's threads that serve GPU staging clients (named "gpu-client", fs/gpu_server.cc).
-size_t ClientThreads(pid_t pid) {
+// The daemon's threads that serve GPU staging clients (named "gpu-client", fs/gpu_server.cc),
+// or that stage their reads ("gpu-stage").
+size_t ClientThreads(pid_t pid, const std::string& kind = "gpu-client") {
   size_t n = 0;
   std::error_code ec;
   for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
        !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
     std::ifstream comm(it->path() / "comm");
     std::string name;
-    if (std::getline(comm, name) && name == "gpu-client") ++n;
+    if (std::getline(comm, name) && name == kind) ++n;
   }
   return n;
 }
@@ -206,7 +210,118 @@ TEST_F(GpuStagingTest, ACallerKilledMidRequestCostsNothing) {
   // client connects or at unmount, but a finished thread leaves /proc/PID/task at once).
   EXPECT_TRUE(WaitUntil([&] { return ClientThreads(daemon) == 0; }))
       << "client threads left: " << ClientThreads(daemon);
+  EXPECT_TRUE(WaitUntil([&] { return ClientThreads(daemon, "gpu-stage") == 0; }))
+      << "staging threads left: " << ClientThreads(daemon, "gpu-stage");
   EXPECT_EQ(RingBytes(daemon), ring_bytes) << "a ring is still mapped in the daemon";
+}
+
+// The daemon stages one client's reads on several threads (when it has more than one CPU) and
+// still answers in request order, whichever read finishes first: reads of random lengths (one
+// byte to a whole slot, cold and cached) complete out of order. A Register/Unregister after
+// reads is answered after them and sees them done; an undecodable request is answered after
+// the reads before it, and then the connection is closed.
+TEST_F(GpuStagingTest, RepliesGoOutInRequestOrderWhileReadsRunConcurrently) {
+  // Each Read request is held 2 ms before it is served (fs/daemon.cc's test knob), so that
+  // two staging threads are seen serving at once even on a loaded machine.
+  setenv("RANKFS_TEST_STAGE_DELAY_US", "2000", 1);
+  Mount();
+  unsetenv("RANKFS_TEST_STAGE_DELAY_US");
+  constexpr uint32_t kRingSlots = 8;
+  constexpr uint64_t kRingSlotBytes = 256 << 10;
+  const std::string data = GpuTextData(8 << 20, 21);
+  int wfd = OpenOrDie(mnt_ + "/f", O_CREAT | O_WRONLY | O_TRUNC);
+  WriteAll(wfd, data, 0);
+  ASSERT_EQ(fsync(wfd), 0);
+  ASSERT_EQ(close(wfd), 0);
+  int memfd = memfd_create("ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  ASSERT_GE(memfd, 0);
+  ASSERT_EQ(ftruncate(memfd, off_t(kRingSlots * kRingSlotBytes)), 0);
+  ASSERT_EQ(fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  const char* ring = static_cast<const char*>(
+      mmap(nullptr, kRingSlots * kRingSlotBytes, PROT_READ, MAP_SHARED, memfd, 0));
+  ASSERT_NE(ring, MAP_FAILED);
+  RawClient raw(mnt_);
+  std::string message;
+  ASSERT_EQ(raw.Call(gpu::Request{gpu::Op::kRing, 1, 0, kRingSlots, 0, kRingSlotBytes}, memfd,
+                     &message),
+            0)
+      << message;
+  const int rfd = OpenOrDie(mnt_ + "/f", O_RDONLY);
+  const int64_t handle = raw.Call(gpu::Request{gpu::Op::kRegister, 2, 0, 0, 0, 0}, rfd, &message);
+  ASSERT_GT(handle, 0) << message;
+
+  std::mt19937_64 rng(5);
+  uint64_t tag = 10;
+  struct Sent {
+    uint64_t tag, offset, length;
+  };
+  // Sends one read per slot, then checks the replies: in order, each with pread's bytes.
+  auto round = [&](std::vector<Sent>* sent) {
+    for (uint32_t slot = 0; slot < kRingSlots; ++slot) {
+      const uint64_t len = rng() % 3 == 0 ? 1 + rng() % 100 : 1 + rng() % kRingSlotBytes;
+      const uint64_t off = rng() % data.size();
+      sent->push_back(Sent{++tag, off, len});
+      ASSERT_TRUE(raw.Send(gpu::Request{gpu::Op::kRead, tag, uint32_t(handle), slot, off, len}));
+    }
+  };
+  auto check = [&](const std::vector<Sent>& sent) {
+    for (uint32_t slot = 0; slot < sent.size(); ++slot) {
+      gpu::WireReply reply{};
+      ASSERT_TRUE(raw.Receive(&reply, &message)) << "no reply to read " << slot;
+      ASSERT_EQ(reply.tag, sent[slot].tag) << "reply out of order";
+      ASSERT_EQ(reply.slot, slot);
+      const uint64_t want = std::min<uint64_t>(sent[slot].length, data.size() - sent[slot].offset);
+      ASSERT_EQ(reply.value, int64_t(want)) << message;
+      ASSERT_EQ(std::memcmp(ring + slot * kRingSlotBytes, data.data() + sent[slot].offset, want),
+                0)
+          << "read " << slot << " at " << sent[slot].offset << "+" << want;
+    }
+  };
+  const bool pool = std::thread::hardware_concurrency() >= 2;
+  for (int r = 0; r < 100; ++r) {
+    std::vector<Sent> sent;
+    round(&sent);
+    check(sent);
+    if (HasFatalFailure()) return;
+    // Enough rounds to see reads overlap (or, with one CPU, that they never do).
+    if (r >= 20 && StatValue(mnt_, "gpu_max_concurrent_reads") > 1) break;
+  }
+  if (pool) {
+    EXPECT_GT(StatValue(mnt_, "gpu_max_concurrent_reads"), 1u)
+        << "one client's reads were never staged at once";
+  } else {
+    EXPECT_EQ(StatValue(mnt_, "gpu_max_concurrent_reads"), 1u);
+  }
+
+  // Reads, then an Unregister sent before their replies came: the reads are served (with the
+  // file still registered), then the Unregister, then a read of the gone handle fails.
+  std::vector<Sent> sent;
+  round(&sent);
+  ASSERT_TRUE(raw.Send(gpu::Request{gpu::Op::kUnregister, 100000, uint32_t(handle), 0, 0, 0}));
+  ASSERT_TRUE(raw.Send(gpu::Request{gpu::Op::kRead, 100001, uint32_t(handle), 0, 0, 10}));
+  // More reads (of the unknown handle), then bytes no decoder accepts.
+  for (uint32_t slot = 0; slot < kRingSlots; ++slot) {
+    ASSERT_TRUE(raw.Send(gpu::Request{gpu::Op::kRead, 100002 + slot, uint32_t(handle), slot, 0,
+                                      10}));
+  }
+  const char garbage[40] = "not a request";
+  ASSERT_TRUE(raw.SendBytes(garbage, sizeof garbage));
+  check(sent);
+  gpu::WireReply reply{};
+  ASSERT_TRUE(raw.Receive(&reply, &message));
+  EXPECT_EQ(reply.tag, 100000u);
+  EXPECT_EQ(reply.value, 0) << message;
+  for (uint64_t t = 100001; t < 100002 + kRingSlots; ++t) {
+    ASSERT_TRUE(raw.Receive(&reply, &message));
+    EXPECT_EQ(reply.tag, t);
+    EXPECT_EQ(reply.value, -EBADF) << message;
+  }
+  ASSERT_TRUE(raw.Receive(&reply, &message)) << "no error reply to the undecodable request";
+  EXPECT_LT(reply.value, 0);
+  EXPECT_FALSE(raw.Receive(&reply, &message)) << "the connection stays open after garbage";
+  munmap(const_cast<char*>(ring), kRingSlots * kRingSlotBytes);
+  close(memfd);
+  close(rfd);
 }
 
 }  // namespace

@@ -134,15 +134,28 @@ class RawClient {
 
   // Sends `r` with `fd`; returns the reply's value, and its text in *message.
   int64_t Call(const gpu::Request& r, int fd, std::string* message) {
-    EXPECT_TRUE(gpu::SendRequest(fd_, r, fd)) << strerror(errno);
+    EXPECT_TRUE(Send(r, fd)) << strerror(errno);
+    gpu::WireReply reply{};
+    EXPECT_TRUE(Receive(&reply, message)) << "no reply";
+    return reply.value;
+  }
+
+  // Sends without waiting for the reply (several requests in flight).
+  bool Send(const gpu::Request& r, int fd = -1) { return gpu::SendRequest(fd_, r, fd); }
+  // Sends raw bytes as one message (what no encoder would produce).
+  bool SendBytes(const void* bytes, size_t n) {
+    return send(fd_, bytes, n, MSG_NOSIGNAL) == ssize_t(n);
+  }
+  // Receives the next reply; false when the daemon closed the connection (or sent less than
+  // a reply).
+  bool Receive(gpu::WireReply* reply, std::string* message) {
     char buf[gpu::kMaxReplyBytes];
     ssize_t n = recv(fd_, buf, sizeof buf, 0);
-    gpu::WireReply reply{};
-    EXPECT_GE(n, ssize_t(sizeof reply));
-    if (n < ssize_t(sizeof reply)) return 0;
-    std::memcpy(&reply, buf, sizeof reply);
-    message->assign(buf + sizeof reply, size_t(n) - sizeof reply);
-    return reply.value;
+    while (n < 0 && errno == EINTR) n = recv(fd_, buf, sizeof buf, 0);
+    if (n < ssize_t(sizeof *reply)) return false;
+    std::memcpy(reply, buf, sizeof *reply);
+    message->assign(buf + sizeof *reply, size_t(n) - sizeof *reply);
+    return true;
   }
 
  private:
