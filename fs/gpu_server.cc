@@ -142,6 +142,7 @@ class Client {
       return false;
     }
     if (req.op == gpu::Op::kRead) {
+      if (!workers_.empty()) WaitForRoom();
       const uint64_t seq = Expect(req.tag, req.slot);
       if (workers_.empty()) {
         Stage(seq, req);
@@ -260,6 +261,7 @@ class Client {
     p.value = value;
     p.message = message;
     p.done = true;
+    bool sent = false;
     while (!pending_.empty() && pending_.front().done) {
       const Pending& f = pending_.front();
       if (!gone_.load(std::memory_order_relaxed) && !Reply(f.tag, f.slot, f.value, f.message)) {
@@ -267,8 +269,18 @@ class Client {
       }
       pending_.pop_front();
       ++first_seq_;
+      sent = true;
     }
-    if (pending_.empty()) drained_.notify_all();
+    if (sent) drained_.notify_all();  // Drain and WaitForRoom
+  }
+
+  // A client has at most one read per slot in flight. One that sends more waits here before
+  // its next read is taken off the socket, so the socket fills and its sends block: it cannot
+  // grow the daemon's queues (the receiving thread would otherwise take every request at
+  // once, which anyone who can connect could use to exhaust the daemon's memory).
+  void WaitForRoom() {
+    std::unique_lock<std::mutex> lock(out_mu_);
+    drained_.wait(lock, [this] { return pending_.size() < ring_.slot_count; });
   }
 
   // Waits until every request so far is answered (or the answer failed).

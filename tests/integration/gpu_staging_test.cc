@@ -324,5 +324,66 @@ TEST_F(GpuStagingTest, RepliesGoOutInRequestOrderWhileReadsRunConcurrently) {
   close(rfd);
 }
 
+// A client that sends far more reads than it has slots, without reading the replies, must not
+// make the daemon queue them all: the daemon takes a read off the socket only when fewer than
+// a slot count of reads are unanswered, so the socket fills and stays full. (Before that
+// bound, the receiving thread took every request at once while the pool staged them slowly:
+// anyone able to connect could grow the daemon's memory without limit.)
+TEST_F(GpuStagingTest, AClientFloodingReadsIsHeldBackByItsSocket) {
+  if (std::thread::hardware_concurrency() < 2) {
+    GTEST_SKIP() << "one CPU: the daemon stages inline, with no queue to bound";
+  }
+  setenv("RANKFS_TEST_STAGE_DELAY_US", "20000", 1);  // each read takes 20 ms or more
+  Mount();
+  unsetenv("RANKFS_TEST_STAGE_DELAY_US");
+  constexpr uint32_t kRingSlots = 2;
+  constexpr uint64_t kRingSlotBytes = 4096;
+  int memfd = memfd_create("ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  ASSERT_GE(memfd, 0);
+  ASSERT_EQ(ftruncate(memfd, off_t(kRingSlots * kRingSlotBytes)), 0);
+  ASSERT_EQ(fcntl(memfd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+  RawClient raw(mnt_);
+  std::string message;
+  ASSERT_EQ(raw.Call(gpu::Request{gpu::Op::kRing, 1, 0, kRingSlots, 0, kRingSlotBytes}, memfd,
+                     &message),
+            0)
+      << message;
+  close(memfd);
+  raw.SetNonBlocking();
+  // Reads of a handle that does not exist: each still goes through the pool and its delay.
+  uint64_t tag = 10;
+  auto fill = [&] {
+    size_t n = 0;
+    while (n < 100000 &&
+           raw.Send(gpu::Request{gpu::Op::kRead, ++tag, 7, uint32_t(tag % kRingSlots), 0, 10})) {
+      ++n;
+    }
+    EXPECT_TRUE(errno == EAGAIN || errno == EWOULDBLOCK) << strerror(errno);
+    return n;
+  };
+  // How many requests a full socket holds: a socket pair of the same kind, nobody reading.
+  size_t holds = 0;
+  {
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0, sv), 0);
+    while (holds < 100000 &&
+           gpu::SendRequest(sv[0], gpu::Request{gpu::Op::kRead, 1, 7, 0, 0, 10}, -1)) {
+      ++holds;
+    }
+    close(sv[0]);
+    close(sv[1]);
+  }
+  ASSERT_GE(holds, 150u) << "a socket holds too few requests to tell";
+  fill();  // full now (the daemon takes a few meanwhile)
+  // In 300 ms the pool (two threads, 20 ms or more a read) answers at most 30 reads, so the
+  // daemon takes at most about that many more off the socket; unbounded, it would have taken
+  // a socketful.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const size_t refilled = fill();
+  EXPECT_LT(refilled, 60u) << "the daemon took " << refilled << " more requests off a full "
+                           << "socket (it holds " << holds << ") in 300 ms: it queues reads "
+                           << "beyond its slots";
+}
+
 }  // namespace
 }  // namespace rankfs

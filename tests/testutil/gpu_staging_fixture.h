@@ -140,6 +140,8 @@ class RawClient {
     return reply.value;
   }
 
+  // Makes sends fail with EAGAIN instead of waiting when the socket is full.
+  void SetNonBlocking() { ASSERT_EQ(fcntl(fd_, F_SETFL, O_NONBLOCK), 0) << strerror(errno); }
   // Sends without waiting for the reply (several requests in flight).
   bool Send(const gpu::Request& r, int fd = -1) { return gpu::SendRequest(fd_, r, fd); }
   // Sends raw bytes as one message (what no encoder would produce).
