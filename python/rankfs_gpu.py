@@ -10,7 +10,8 @@ memory (or host memory) with the "cuda" backend.
             batch = ctx.read(f, offset=4096, length=1 << 20)   # numpy.ndarray, uint8
 
 The library is found through RANKFS_GPU_LIB (a path to the .so), else next to this module,
-else in the build tree (build/gpu/). Failures of the library raise OSError(errno, message);
+else in the build tree (build/gpu/), else by the dynamic loader (the package installs it in
+/usr/lib, and this module in /usr/share/rankfs/python). Failures of the library raise OSError(errno, message);
 a destination this wrapper cannot use raises TypeError or ValueError before anything is read.
 
 Thread-safety: as the C library's (every call may come from any thread; a Context, File or
@@ -52,8 +53,14 @@ def library_path():
     for path in looked:
         if os.path.isfile(path):
             return path
+    # Installed (the .deb puts it in /usr/lib): the dynamic loader finds it by name.
+    try:
+        ctypes.CDLL("librankfs_gpu.so")
+        return "librankfs_gpu.so"
+    except OSError:
+        pass
     raise OSError(errno.ENOENT, "librankfs_gpu.so not found: set RANKFS_GPU_LIB to its path "
-                  "(looked in %s)" % ", ".join(looked))
+                  "(looked in %s and the dynamic loader's path)" % ", ".join(looked))
 
 
 _lib = None

@@ -95,6 +95,10 @@ TEST(PackageTest, DebDeclaresItsDependenciesAndItsRankfsRuns) {
   EXPECT_EQ(fs::read_symlink(root + "/usr/sbin/mount.fuse.rankfs"), "mount.rankfs");
   EXPECT_TRUE(fs::exists(root + "/usr/share/man/man1/rankfs.1"));
   EXPECT_TRUE(fs::exists(root + "/usr/share/man/man8/mount.rankfs.8"));
+  // The GPU staging path's library, header and Python wrapper (docs/gpu.md).
+  EXPECT_TRUE(fs::exists(root + "/usr/lib/librankfs_gpu.so"));
+  EXPECT_TRUE(fs::exists(root + "/usr/include/rankfs_gpu.h"));
+  EXPECT_TRUE(fs::exists(root + "/usr/share/rankfs/python/rankfs_gpu.py"));
 
   auto installed = RunCommand({root + "/usr/bin/rankfs", "--version"});
   ASSERT_TRUE(installed.ok());
