@@ -7,7 +7,10 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <regex>
+#include <set>
 #include <sstream>
 
 #include "mount-helper/cli.h"
@@ -62,10 +65,27 @@ TEST_F(AdminCliTest, StatsOfALiveMountInEveryFormat) {
   auto text = RunCommand({RANKFS_CLI_BINARY, "stats", mnt_});
   ASSERT_TRUE(text.ok());
   EXPECT_EQ(text->exit_code, 0) << text->output;
-  // Values line up after the longest key, meta_table_reader_bytes (cli_stats.cc).
-  EXPECT_TRUE(Has(text->output, "  logical_bytes:           2.00 MiB (2097152 bytes)\n"))
+  // Bytes are shown human-readable with the exact count, and every value starts in one
+  // column, after the longest key and at least one space (cli_stats.cc).
+  EXPECT_TRUE(std::regex_search(text->output,
+                                std::regex("\n  logical_bytes: +2\\.00 MiB \\(2097152 bytes\\)\n")))
       << text->output;
-  EXPECT_TRUE(Has(text->output, "  meta_table_reader_bytes: ")) << text->output;
+  std::istringstream lines(text->output);
+  std::string line;
+  std::set<size_t> columns;
+  size_t keys = 0, longest = 0;
+  while (std::getline(lines, line)) {
+    if (line.rfind("  ", 0) != 0) continue;
+    const size_t colon = line.find(':');
+    ASSERT_NE(colon, std::string::npos) << line;
+    longest = std::max(longest, colon - 2);
+    columns.insert(line.find_first_not_of(' ', colon + 1));
+    ++keys;
+  }
+  EXPECT_GT(keys, 20u) << text->output;
+  ASSERT_EQ(columns.size(), 1u) << "values do not line up:\n" << text->output;
+  EXPECT_EQ(*columns.begin(), 3 + std::max<size_t>(23, longest + 1))
+      << "not one space after the longest key:\n" << text->output;
 }
 
 TEST_F(AdminCliTest, FsckRefusesAMountedStoreAndFindsItCleanAfterUnmount) {
