@@ -1,5 +1,6 @@
 #include "bench/gpu_bench_device.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -167,6 +168,14 @@ std::unique_ptr<BenchDevice> MakeCudaDevice(std::string* why) {
   *why = "this build has no CUDA (nvcc was not found at configure time)";
   return nullptr;
 #endif
+}
+
+std::unique_ptr<BenchDevice> MakeDevice(const std::string& kind, const char* who) {
+  if (kind != "cuda") return MakeCpuDevice();
+  std::string why;
+  std::unique_ptr<BenchDevice> dev = MakeCudaDevice(&why);
+  if (!dev) std::fprintf(stderr, "%s: --device cuda: %s\n", who, why.c_str());
+  return dev;
 }
 
 }  // namespace rankfs::bench

@@ -47,5 +47,8 @@ class BenchDevice {
 std::unique_ptr<BenchDevice> MakeCpuDevice();
 // The first CUDA device; nullptr with *why when the build has no CUDA or no device answers.
 std::unique_ptr<BenchDevice> MakeCudaDevice(std::string* why);
+// The device --device names ("cpu" or "cuda"), or null after saying on stderr, prefixed with
+// `who`, why a CUDA device cannot be had.
+std::unique_ptr<BenchDevice> MakeDevice(const std::string& kind, const char* who);
 
 }  // namespace rankfs::bench

@@ -206,15 +206,8 @@ int RunMountMode(const BenchOptions& o, Report* report) {
     std::fprintf(stderr, "gpu_bench mount: needs root and /dev/fuse (try inproc)\n");
     return 77;
   }
-  std::unique_ptr<BenchDevice> dev = MakeCpuDevice();
-  if (o.device == "cuda") {
-    std::string why;
-    dev = MakeCudaDevice(&why);
-    if (!dev) {
-      std::fprintf(stderr, "gpu_bench mount: --device cuda: %s\n", why.c_str());
-      return 77;
-    }
-  }
+  std::unique_ptr<BenchDevice> dev = MakeDevice(o.device, "gpu_bench mount");
+  if (!dev) return 77;
   report->device_name = dev->Name();
   report->device_kind = o.device;
   report->notes["geometry"] = std::to_string(o.slots) + " slots x " +
