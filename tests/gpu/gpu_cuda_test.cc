@@ -20,6 +20,7 @@
 #include "gpu/backend.h"
 #include "gpu/include/rankfs_gpu.h"
 #include "tests/testutil/gpu_backend_contract.h"
+#include "tests/testutil/gpu_staging_fixture.h"
 #include "tests/testutil/mount_test.h"
 
 namespace rankfs {
@@ -27,16 +28,6 @@ namespace {
 
 constexpr uint32_t kSlots = 4;
 constexpr uint64_t kSlotBytes = 64 << 10;
-
-// Compressible but not trivially so: words from a small vocabulary, seeded.
-std::string TextData(size_t n, uint32_t seed) {
-  static const char* kWords[] = {"token ", "arrow ", "rank ", "chunk ", "42 ", "batch\n"};
-  std::mt19937 rng(seed);
-  std::string s;
-  while (s.size() < n) s += kWords[rng() % 6];
-  s.resize(n);
-  return s;
-}
 
 void WriteFile(const std::string& path, const std::string& data, off_t at = 0) {
   int fd = open(path.c_str(), O_CREAT | O_WRONLY, 0644);
@@ -135,7 +126,7 @@ class GpuCudaTest : public MountTest {
 
 TEST_F(GpuCudaTest, CudaBackendOpensOrSaysWhyNot) {
   Mount();
-  WriteFile(mnt_ + "/f", TextData(100000, 1));
+  WriteFile(mnt_ + "/f", GpuTextData(100000, 1));
   const int available = rankfs_gpu_backend_available(RANKFS_GPU_BACKEND_CUDA);
   const std::string why = rankfs_gpu_last_error();
   const int opened = OpenCuda();
@@ -175,11 +166,11 @@ TEST(GpuCudaBackendTest, CompletionsRunInOrder) {
 TEST_F(GpuCudaTest, ReadsMatchPreadForCompressedSharedAndSparseData) {
   REQUIRE_CUDA_DEVICE();
   Mount();
-  const std::string data = TextData(3 << 20, 3);
+  const std::string data = GpuTextData(3 << 20, 3);
   WriteFile(mnt_ + "/a", data);
   WriteFile(mnt_ + "/b", data);  // shares every chunk of a
-  WriteFile(mnt_ + "/sparse", TextData(100000, 4), 1 << 20);
-  WriteFile(mnt_ + "/sparse", TextData(5000, 5), 3 << 20);
+  WriteFile(mnt_ + "/sparse", GpuTextData(100000, 4), 1 << 20);
+  WriteFile(mnt_ + "/sparse", GpuTextData(5000, 5), 3 << 20);
   ASSERT_EQ(truncate((mnt_ + "/sparse").c_str(), (4 << 20) + 123), 0);
   sync();
   ASSERT_EQ(OpenCuda(), 0) << rankfs_gpu_last_error();
@@ -192,10 +183,10 @@ TEST_F(GpuCudaTest, ReadsMatchPreadForCompressedSharedAndSparseData) {
 TEST_F(GpuCudaTest, ReadsMatchPreadUncompressedAndDirty) {
   REQUIRE_CUDA_DEVICE();
   Mount("compress=0");
-  WriteFile(mnt_ + "/raw", TextData(1 << 20, 6));
+  WriteFile(mnt_ + "/raw", GpuTextData(1 << 20, 6));
   int dirty = open((mnt_ + "/dirty").c_str(), O_CREAT | O_RDWR, 0644);
   ASSERT_GE(dirty, 0);
-  const std::string d = TextData(1 << 20, 7);
+  const std::string d = GpuTextData(1 << 20, 7);
   ASSERT_EQ(pwrite(dirty, d.data(), d.size(), 0), ssize_t(d.size()));  // left open, unflushed
   ASSERT_EQ(OpenCuda(), 0) << rankfs_gpu_last_error();
   CompareRandomReads(mnt_ + "/raw", 30, 15);

@@ -375,14 +375,17 @@ TEST_F(GpuStagingTest, AClientFloodingReadsIsHeldBackByItsSocket) {
   }
   ASSERT_GE(holds, 150u) << "a socket holds too few requests to tell";
   fill();  // full now (the daemon takes a few meanwhile)
-  // In 300 ms the pool (two threads, 20 ms or more a read) answers at most 30 reads, so the
-  // daemon takes at most about that many more off the socket; unbounded, it would have taken
-  // a socketful.
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Ten replies mean ten reads answered (20 ms or more each, two at a time), so the daemon
+  // has taken about that many more off the socket; unbounded, it would have taken a
+  // socketful by then.
+  for (int i = 0; i < 10; ++i) {
+    gpu::WireReply reply{};
+    ASSERT_TRUE(raw.Receive(&reply, &message)) << "no reply to read " << i;
+  }
   const size_t refilled = fill();
   EXPECT_LT(refilled, 60u) << "the daemon took " << refilled << " more requests off a full "
-                           << "socket (it holds " << holds << ") in 300 ms: it queues reads "
-                           << "beyond its slots";
+                           << "socket (it holds " << holds << ") while it answered ten reads: "
+                           << "it queues reads beyond its slots";
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -150,10 +151,17 @@ class RawClient {
   }
   // Receives the next reply; false when the daemon closed the connection (or sent less than
   // a reply).
+  // On a non-blocking socket it waits up to 10 s for the reply.
   bool Receive(gpu::WireReply* reply, std::string* message) {
     char buf[gpu::kMaxReplyBytes];
     ssize_t n = recv(fd_, buf, sizeof buf, 0);
-    while (n < 0 && errno == EINTR) n = recv(fd_, buf, sizeof buf, 0);
+    while (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+      if (errno == EAGAIN) {
+        pollfd p{fd_, POLLIN, 0};
+        if (poll(&p, 1, 10000) != 1) return false;
+      }
+      n = recv(fd_, buf, sizeof buf, 0);
+    }
     if (n < ssize_t(sizeof *reply)) return false;
     std::memcpy(reply, buf, sizeof *reply);
     message->assign(buf + sizeof *reply, size_t(n) - sizeof *reply);
