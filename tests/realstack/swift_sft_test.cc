@@ -124,14 +124,23 @@ SftOutcome Examine(const JobResult& r) {
   } else if (r.exit_code == 0) {
     o.finished = true;
   } else {
-    // torchrun's failure report: one "exitcode : N (pid: P)" per failed rank.
+    // torchrun's failure report: one "exitcode : N (pid: P)" per failed rank, the first
+    // failure under "Root Cause". Once one rank fails, torchrun sends SIGTERM to the others
+    // and reports them too (-15); those ranks had reached their exit (checked above), so a
+    // SIGTERM counts only as the consequence of a root cause that is itself a SIGABRT.
     const std::regex code("exitcode\\s*:\\s*(-?[0-9]+)");
-    int aborts = 0, others = 0;
+    int aborts = 0, terms = 0, others = 0;
     for (auto it = std::sregex_iterator(r.log.begin(), r.log.end(), code);
          it != std::sregex_iterator(); ++it) {
-      ((*it)[1] == "-6" ? aborts : others)++;
+      const std::string c = (*it)[1];
+      (c == "-6" ? aborts : c == "-15" ? terms : others)++;
     }
-    o.teardown_abort = o.finished = aborts > 0 && others == 0;
+    std::smatch root;
+    const bool root_aborted =
+        std::regex_search(r.log, root, std::regex("Root Cause[^\\n]*\\n(?:[^\\n]*\\n){0,4}?"
+                                                   "\\s*exitcode\\s*:\\s*(-?[0-9]+)")) &&
+        root[1] == "-6";
+    o.teardown_abort = o.finished = aborts > 0 && others == 0 && (terms == 0 || root_aborted);
     if (!o.finished) o.why = "exit code " + std::to_string(r.exit_code) + ", not a teardown abort";
   }
   return o;
@@ -458,6 +467,23 @@ TEST(SwiftSftOutcome, TeardownAbortRule) {
   EXPECT_FALSE(Examine(FakeJob(1, kRanks - 1, abort1)).finished) << "a rank never reached exit";
   EXPECT_FALSE(Examine(FakeJob(1, kRanks, segv1)).finished) << "SIGSEGV is not the known race";
   EXPECT_FALSE(Examine(FakeJob(1, kRanks, abort1 + exit1)).finished) << "another rank failed";
+
+  // torchrun's report when rank 3 aborts in teardown and the agent then stops the others
+  // (as CI saw it): the SIGTERMs follow from the abort, the job finished.
+  const std::string term = "  exitcode  : -15 (pid: 4240)  (SIGTERM)\n";
+  const std::string root_abort =
+      "Root Cause (first observed failure):\n[0]:\n  time      : 2026-12-07_22:46:58\n"
+      "  host      : localhost\n  rank      : 3 (local_rank: 3)\n"
+      "  exitcode  : -6 (pid: 4243)  (SIGABRT)\n";
+  SftOutcome stopped = Examine(FakeJob(1, kRanks, "Failures:\n[1]:\n" + term + root_abort));
+  EXPECT_TRUE(stopped.finished);
+  EXPECT_TRUE(stopped.teardown_abort);
+  const std::string root_term =
+      "Root Cause (first observed failure):\n[0]:\n  rank      : 3 (local_rank: 3)\n" + term;
+  EXPECT_FALSE(Examine(FakeJob(1, kRanks, "Failures:\n[1]:\n" + abort1 + root_term)).finished)
+      << "the first failure was a SIGTERM, not the known race";
+  EXPECT_FALSE(Examine(FakeJob(1, kRanks - 1, "Failures:\n[1]:\n" + term + root_abort)).finished)
+      << "a SIGTERMed rank had not reached its exit";
   EXPECT_FALSE(Examine(FakeJob(1, kRanks, "")).finished) << "failed without a report";
   JobResult hung = FakeJob(-1, kRanks, "");
   hung.timed_out = true;
