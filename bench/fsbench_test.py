@@ -240,5 +240,47 @@ class Files100kRatiosTest(unittest.TestCase):
             self.assertLess(n, hard)
             self.assertGreaterEqual(n, 0)
 
+class Files100kPhasesTest(unittest.TestCase):
+    """files100k records each phase's rate, the machine's CPU and a FUSE daemon's own CPU (the
+    daemon's CPU per file is what tells its work from the kernel's round trips)."""
+
+    class Daemon:
+        name = "fake"
+
+        def __init__(self):
+            self.cpu = 0.0
+
+        def daemon_cpu_s(self):
+            self.cpu += 0.25  # a quarter of a second more at every look
+            return self.cpu
+
+    def run_phases(self, target):
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            fake = os.path.join(tmp, "fsbench")
+            with open(fake, "w") as f:
+                f.write("#!/bin/sh\necho '{\"files\": '$4', \"seconds\": 2.0}'\n")
+            os.chmod(fake, 0o755)
+            args = types.SimpleNamespace(many_files=1000, fsbench=fake)
+            saved = fsbench.drop_caches
+            fsbench.drop_caches = lambda: None  # not this machine's caches, in a unit test
+            try:
+                return fsbench.files100k(args, target, tmp)
+            finally:
+                fsbench.drop_caches = saved
+
+    def test_a_daemon_s_cpu_is_recorded_per_phase(self):
+        out = self.run_phases(self.Daemon())
+        for phase in ("create", "ls", "ls_cold", "rm"):
+            self.assertAlmostEqual(out[f"{phase}_fps"], 500.0)
+            self.assertAlmostEqual(out[f"{phase}_daemon_cpu_s"], 0.25)
+            self.assertGreaterEqual(out[f"{phase}_cpu_s"], 0.0)
+
+    def test_ext4_has_no_daemon(self):
+        out = self.run_phases(fsbench.Ext4("/nonexistent"))
+        self.assertFalse([k for k in out if "daemon" in k])
+        self.assertAlmostEqual(out["rm_fps"], 500.0)
+
+
 if __name__ == "__main__":
     unittest.main()
