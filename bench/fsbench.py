@@ -542,9 +542,10 @@ def metadata(args, target, root):
 def files100k(args, target, root):
     """--many-files (100,000) empty files in one directory, three phases timed apart: create;
     `ls -l`'s work (readdir + lstat of each), right after and again with caches dropped; and
-    `rm -rf`'s (readdir, unlink each, rmdir). Files per second of each phase, and the machine's
-    busy CPU-seconds over it. A target that cannot hold that many (passthrough_ll under a low
-    limit of open files) runs at the count it can hold, recorded as `files`."""
+    `rm -rf`'s (readdir, unlink each, rmdir). Files per second of each phase, the machine's
+    busy CPU-seconds over it and, for a FUSE target, its daemon's. A target that cannot hold
+    that many (passthrough_ll under a low limit of open files) runs at the count it can hold,
+    recorded as `files`."""
     d = os.path.join(root, "many")
     files = args.many_files
     if hasattr(target, "max_files") and target.max_files() < files:
@@ -556,9 +557,11 @@ def files100k(args, target, root):
                              ("ls_cold", "list", True), ("rm", "rm", False)):
         if cold:
             drop_caches()
-        m, cpu = fsbench_json_cpu([args.fsbench, "files", cmd, d, str(files)])
+        m, cpu, daemon, _ = fsbench_json_cpu([args.fsbench, "files", cmd, d, str(files)],
+                                             target)
         out[f"{phase}_fps"] = m["files"] / m["seconds"]
         out[f"{phase}_cpu_s"] = cpu
+        with_daemon(out, f"{phase}_daemon_cpu_s", daemon)
     return out
 
 

@@ -10,6 +10,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fsbench  # noqa: E402
+import fuse_requests  # noqa: E402
 import realjobs  # noqa: E402
 
 
@@ -239,6 +240,81 @@ class Files100kRatiosTest(unittest.TestCase):
         else:
             self.assertLess(n, hard)
             self.assertGreaterEqual(n, 0)
+
+class Files100kPhasesTest(unittest.TestCase):
+    """files100k records each phase's rate, the machine's CPU and a FUSE daemon's own CPU (the
+    daemon's CPU per file is what tells its work from the kernel's round trips)."""
+
+    class Daemon:
+        name = "fake"
+
+        def __init__(self):
+            self.cpu = 0.0
+
+        def daemon_cpu_s(self):
+            self.cpu += 0.25  # a quarter of a second more at every look
+            return self.cpu
+
+    def run_phases(self, target):
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            fake = os.path.join(tmp, "fsbench")
+            with open(fake, "w") as f:
+                f.write("#!/bin/sh\necho '{\"files\": '$4', \"seconds\": 2.0}'\n")
+            os.chmod(fake, 0o755)
+            args = types.SimpleNamespace(many_files=1000, fsbench=fake)
+            saved = fsbench.drop_caches
+            fsbench.drop_caches = lambda: None  # not this machine's caches, in a unit test
+            try:
+                return fsbench.files100k(args, target, tmp)
+            finally:
+                fsbench.drop_caches = saved
+
+    def test_a_daemon_s_cpu_is_recorded_per_phase(self):
+        out = self.run_phases(self.Daemon())
+        for phase in ("create", "ls", "ls_cold", "rm"):
+            self.assertAlmostEqual(out[f"{phase}_fps"], 500.0)
+            self.assertAlmostEqual(out[f"{phase}_daemon_cpu_s"], 0.25)
+            self.assertGreaterEqual(out[f"{phase}_cpu_s"], 0.0)
+
+    def test_ext4_has_no_daemon(self):
+        out = self.run_phases(fsbench.Ext4("/nonexistent"))
+        self.assertFalse([k for k in out if "daemon" in k])
+        self.assertAlmostEqual(out["rm_fps"], 500.0)
+
+
+class FuseRequestsTest(unittest.TestCase):
+    """fuse_requests.py: requests per opcode of one connection from the kernel's tracepoints."""
+
+    SCRIPT = """\
+  100.000100: fuse:fuse_request_send: connection 57 req 8 opcode 3 (FUSE_GETATTR) len 56
+  100.000110: fuse:fuse_request_send: connection 58 req 8 opcode 10 (FUSE_UNLINK) len 44
+  100.000120: fuse:fuse_request_end: connection 57 req 8 len 120 error 0
+  100.000130: fuse:fuse_request_send: connection 57 req 10 opcode 10 (FUSE_UNLINK) len 44
+  100.000160: fuse:fuse_request_end: connection 57 req 10 len 16 error 0
+  100.000170: fuse:fuse_request_end: connection 57 req 6 len 16 error 0
+  100.000180: fuse:fuse_request_send: connection 57 req 12 opcode 4 (FUSE_SETATTR) len 128
+  100.000190: fuse:fuse_request_send: connection 57 req 14 opcode 3 (FUSE_GETATTR) len 56
+  100.000200: fuse:fuse_request_end: connection 57 req 14 len 120 error 0
+"""
+
+    def test_counts_answered_requests_of_the_connection_with_their_time(self):
+        got = fuse_requests.requests_by_opcode(self.SCRIPT, 57)
+        # Connection 58 is another mount's; req 6 was sent before the trace, req 12 never
+        # answered within it.
+        self.assertEqual(sorted(got), [3, 10])
+        self.assertEqual(got[3][0], 2)
+        self.assertAlmostEqual(got[3][1], 30e-6)
+        self.assertEqual(got[10][0], 1)
+        self.assertAlmostEqual(got[10][1], 30e-6)
+
+    def test_the_device_number_is_the_kernel_s(self):
+        # The tracepoint prints the kernel's dev_t, major << 20 | minor.
+        dev = fuse_requests.mount_dev("/")
+        st = os.stat("/")
+        self.assertEqual(dev >> 20, os.major(st.st_dev))
+        self.assertEqual(dev & ((1 << 20) - 1), os.minor(st.st_dev))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -154,7 +154,7 @@ Status FsCore::Impl::Init() {
   for (Ino ino : orphans) {
     Log(LogLevel::kInfo, "fs", "releasing unlinked inode " + std::to_string(ino) +
                                    " left by an earlier run");
-    QueueDelete(ino);
+    QueueDelete(ino, /*in_store=*/true);
   }
   return Status::Ok();
 }
@@ -230,22 +230,12 @@ void FsCore::Impl::MaybeEvict(Ino ino) {
     }
     table_.erase(it);
   }
-  if (!remove_data) return;
-  if (in_store) {
-    QueueDelete(ino);
-    return;
-  }
-  // Never stored (a short-lived temporary file): one small write, cheaper here than the
-  // delete thread's wake-up and its write racing this thread's in RocksDB's write queue.
-  Status st = DeleteInodeData(ino, /*out=*/nullptr);
-  if (!st.ok()) {
-    Log(LogLevel::kError, "fs", "releasing inode " + std::to_string(ino) + ": " + st.ToString());
-  }
+  if (remove_data) QueueDelete(ino, in_store);
 }
 
-void FsCore::Impl::QueueDelete(Ino ino) {
+void FsCore::Impl::QueueDelete(Ino ino, bool in_store) {
   std::lock_guard<std::mutex> l(delete_mu_);
-  delete_queue_.push_back(ino);
+  delete_queue_.push_back({ino, in_store});
   // The delete thread gathers a round (DeleteLoop): it needs waking for the first inode, and
   // when a round is full, not for every inode of an rm -rf (a wake-up per file).
   if (delete_queue_.size() == 1 || delete_queue_.size() == kDeleteRoundInodes) {
@@ -281,7 +271,7 @@ void FsCore::Impl::DeleteLoop() {
     delete_cv_.wait_for(l, kDeleteGatherTime, [&] {
       return stop_ || !evict_checks_.empty() || delete_queue_.size() >= kDeleteRoundInodes;
     });
-    std::vector<Ino> round;
+    std::vector<QueuedDeletion> round;
     while (!delete_queue_.empty() && round.size() < kDeleteRoundInodes) {
       round.push_back(delete_queue_.front());
       delete_queue_.pop_front();
@@ -291,12 +281,12 @@ void FsCore::Impl::DeleteLoop() {
     // A failed write keeps its operations in the batch, and the next write tries them again
     // (deleting is idempotent); their references are dropped only after a write succeeded.
     DeletionBatch batch(meta_, chunks_);
-    for (Ino ino : round) {
-      Status st = DeleteInodeData(ino, &batch);
+    for (const QueuedDeletion& d : round) {
+      Status st = DeleteInodeData(d.ino, d.in_store, &batch);
       if (st.ok() && batch.Full()) st = batch.Write();
       if (!st.ok()) {
         Log(LogLevel::kError, "fs",
-            "releasing inode " + std::to_string(ino) + ": " + st.ToString());
+            "releasing inode " + std::to_string(d.ino) + ": " + st.ToString());
       }
     }
     if (Status st = batch.Write(); !st.ok()) {
@@ -322,15 +312,13 @@ Status FsCore::Impl::DeletionBatch::Write() {
   return Status::Ok();
 }
 
-// Removes an unlinked inode's extents, xattrs, attributes and orphan entry: into `out`
-// (written by the caller, or here each time it fills), or on its own with a small write when
-// the inode never reached the store.
-Status FsCore::Impl::DeleteInodeData(Ino ino, DeletionBatch* out) {
-  if (out == nullptr) {  // a file that never reached the store: its record and orphan entry only
-    MetaStore::Batch b;
-    b.DeleteInode(ino);
-    b.DeleteOrphan(ino);
-    return meta_->Write(b, /*sync=*/false);
+// Removes an unlinked inode's extents, xattrs, attributes and orphan entry into `out` (written
+// by the caller, or here each time it fills).
+Status FsCore::Impl::DeleteInodeData(Ino ino, bool in_store, DeletionBatch* out) {
+  if (!in_store) {  // a file that never reached the store: its record and orphan entry only
+    out->batch().DeleteInode(ino);
+    out->batch().DeleteOrphan(ino);
+    return Status::Ok();
   }
   // One forward scan over the extents, writing the batch whenever it fills while it goes on
   // (the iterator keeps the view it started with). A new scan per batch would step over the

@@ -266,9 +266,9 @@ class FsCore::Impl {
   std::thread lazy_thread_;
 
   // --- background deletion of unlinked inodes ---
-  // Queues an unlinked inode whose extents or xattrs may be in the store (MaybeEvict deletes
-  // one that never reached it on the spot).
-  void QueueDelete(Ino ino);
+  // Queues an unlinked inode for deletion in the delete thread's next round; `in_store`: its
+  // extents or xattrs may be in the store (else only its record and orphan entry are).
+  void QueueDelete(Ino ino, bool in_store);
   // Asks the background thread to MaybeEvict(ino) (the committer may not take inode locks).
   void QueueEvictCheck(Ino ino);
   // Metadata deletions of unlinked inodes gathered for one write, and the chunk references
@@ -295,9 +295,9 @@ class FsCore::Impl {
   // How long the delete thread lets a round gather once an inode is queued.
   static constexpr std::chrono::milliseconds kDeleteGatherTime{10};
   // Removes an unlinked inode's metadata into `out`, which the caller writes (it is written
-  // here too each time it fills). `out` null: the store holds only the inode's record and
-  // orphan entry (no extents or xattrs), removed at once with a small write of its own.
-  Status DeleteInodeData(Ino ino, DeletionBatch* out);
+  // here too each time it fills). Without `in_store` the store holds only the inode's record
+  // and orphan entry (no extents or xattrs): nothing is scanned.
+  Status DeleteInodeData(Ino ino, bool in_store, DeletionBatch* out);
   // The inode if it is in the table; never reads the store.
   std::shared_ptr<Inode> FindInode(Ino ino);
   void DeleteLoop();
@@ -337,7 +337,11 @@ class FsCore::Impl {
 
   std::mutex delete_mu_;  // guards delete_queue_, evict_checks_, deleting_, stop_
   std::condition_variable delete_cv_;
-  std::deque<Ino> delete_queue_;
+  struct QueuedDeletion {
+    Ino ino;
+    bool in_store;  // see QueueDelete
+  };
+  std::deque<QueuedDeletion> delete_queue_;
   std::deque<Ino> evict_checks_;
   bool deleting_ = false;
   bool stop_ = false;

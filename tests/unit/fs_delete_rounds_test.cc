@@ -178,6 +178,44 @@ TEST_F(FsDeleteRoundsTest, AnRmOfManyFilesTakesFewWritesAndLeavesNothing) {
   Close();
 }
 
+// Files that never reached the store (created, closed and removed while the kernel still knew
+// them: a job's temporary files) go in rounds too, not in a metadata write per file on the
+// thread of the FORGET, and leave nothing behind.
+TEST_F(FsDeleteRoundsTest, FilesThatNeverReachedTheStoreAreDeletedInRounds) {
+  Open();
+  auto d = fs_->MkDir(kRootIno, "many", 0755, caller_);
+  ASSERT_TRUE(d.ok());
+  dir_ino_ = d->ino;
+  std::vector<Ino> inodes;
+  for (int i = 0; i < kFiles; ++i) {
+    const Ino ino = Create(dir_ino_, "f" + std::to_string(i));
+    ASSERT_NE(ino, 0u);
+    ASSERT_TRUE(fs_->Release(ino).ok());
+    inodes.push_back(ino);
+  }
+  hook_.count = 0;
+  for (int i = 0; i < kFiles; ++i) {
+    ASSERT_TRUE(fs_->Unlink(dir_ino_, "f" + std::to_string(i)).ok());
+  }
+  // As the kernel does once each unlinked inode leaves its cache.
+  for (Ino ino : inodes) fs_->Forget(ino, 1);
+  ASSERT_TRUE(fs_->RmDir(kRootIno, "many").ok());
+  fs_->Forget(dir_ino_, 1);  // the lookup MkDir took
+  ASSERT_TRUE(fs_->DrainBackground().ok());
+  EXPECT_LT(hook_.count.load(), kFiles / 8) << "deletion writes for " << kFiles << " files";
+  MetaStore* meta = store_->meta();
+  std::vector<Ino> left;
+  ASSERT_TRUE(meta->ForEachInode([&](const InodeAttr& a) {
+                    left.push_back(a.ino);
+                    return true;
+                  }).ok());
+  EXPECT_EQ(left, std::vector<Ino>{kRootIno});
+  int orphans = 0;
+  ASSERT_TRUE(meta->ForEachOrphan([&](Ino) { return ++orphans, true; }).ok());
+  EXPECT_EQ(orphans, 0);
+  Close();
+}
+
 // A failed write of a round keeps its operations and references: a later write of the round
 // carries them again, or (when it was the round's last) its inodes stay orphans, whose
 // deletion the next open finishes. A write that failed may have been applied: its references
