@@ -8,6 +8,7 @@
 // the store's level); Arrow cuts (store/arrow_ipc.h, FastCDC elsewhere) with dedup and zstd per
 // piece; the same unique pieces packed in first-seen order into frames of 32..256 KiB; and the
 // baselines (zstd --long=27 over all files concatenated, zstd -1 per 32 KiB piece alone).
+// Files are taken in the order they were last written (the order a job wrote them).
 // Compressed sizes count a frame's raw bytes when zstd does not shrink it, as the store does;
 // record headers and index entries are counted apart (pieces x 56 bytes for a record each).
 #include <zstd.h>
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -52,6 +54,7 @@ struct Layout {
   bool whole_stream = false;  // one stream: a read decompresses from the start
   std::vector<std::vector<size_t>> lengths;    // per file
   std::vector<std::vector<uint32_t>> unit_of;  // per file, per piece
+  std::vector<uint32_t> unit_bytes;            // raw bytes of each compression unit
 };
 
 size_t Compressed(ZSTD_CCtx* cctx, std::string_view in, int level) {
@@ -93,12 +96,15 @@ struct ReadCost {
   double mean = 0;
   double above_two = 0;
   size_t max = 0;
+  double kib_decompressed = 0;  // mean raw KiB of the units a read decompresses
 };
 
-ReadCost CostOfReads(const std::vector<File>& files, const Layout& l) {
+// only_file: the index of the one file to count, or SIZE_MAX for all.
+ReadCost CostOfReads(const std::vector<File>& files, const Layout& l, size_t only_file = SIZE_MAX) {
   ReadCost c;
-  uint64_t blocks = 0, total = 0, over = 0;
+  uint64_t blocks = 0, total = 0, over = 0, unit_bytes = 0;
   for (size_t f = 0; f < files.size(); ++f) {
+    if (only_file != SIZE_MAX && f != only_file) continue;
     const std::vector<size_t>& len = l.lengths[f];
     size_t piece = 0, piece_start = 0;
     for (size_t b = 0; b < files[f].bytes.size(); b += kReadSize) {
@@ -110,6 +116,7 @@ ReadCost CostOfReads(const std::vector<File>& files, const Layout& l) {
       }
       std::sort(units.begin(), units.end());
       const size_t n = size_t(std::unique(units.begin(), units.end()) - units.begin());
+      for (size_t i = 0; i < n; ++i) unit_bytes += l.unit_bytes[units[i]];
       ++blocks;
       total += n;
       if (n > 2) ++over;
@@ -119,6 +126,7 @@ ReadCost CostOfReads(const std::vector<File>& files, const Layout& l) {
   if (blocks > 0) {
     c.mean = double(total) / double(blocks);
     c.above_two = double(over) / double(blocks);
+    c.kib_decompressed = double(unit_bytes) / double(blocks) / 1024.0;
   }
   return c;
 }
@@ -134,9 +142,11 @@ Layout Framed(const std::string& name, const Layout& pieces, const std::vector<s
   std::vector<uint32_t> frame_of(unique.size());
   std::string buf;
   uint32_t frames = 0;
+  l.unit_bytes.clear();
   auto close = [&] {
     if (buf.empty()) return;
     l.stored += Compressed(cctx, buf, level);
+    l.unit_bytes.push_back(uint32_t(buf.size()));
     buf.clear();
     ++frames;
   };
@@ -161,7 +171,10 @@ Layout PerPiece(const std::string& name, const std::vector<File>& files,
   l.per_piece = true;
   l.lengths = std::move(lengths);
   std::vector<std::string_view> unique = Dedup(files, l.lengths, &l.unit_of);
-  for (std::string_view u : unique) l.stored += Compressed(cctx, u, level);
+  for (std::string_view u : unique) {
+    l.stored += Compressed(cctx, u, level);
+    l.unit_bytes.push_back(uint32_t(u.size()));
+  }
   l.unique = unique.size();
   if (unique_out) *unique_out = std::move(unique);
   return l;
@@ -226,7 +239,13 @@ std::vector<File> ReadFiles(const std::vector<std::string>& paths) {
       names.push_back(p);
     }
   }
-  std::sort(names.begin(), names.end());
+  // In the order they were written (then by name), as the store would have seen them: which
+  // copy of a row is "first seen" decides which file's reads find their rows together.
+  std::vector<std::pair<fs::file_time_type, std::string>> order;
+  for (const std::string& n : names) order.emplace_back(fs::last_write_time(n), n);
+  std::sort(order.begin(), order.end());
+  names.clear();
+  for (auto& [t, n] : order) names.push_back(n);
   std::vector<File> files;
   for (const std::string& n : names) {
     std::ifstream in(n, std::ios::binary);
@@ -323,7 +342,8 @@ int Main(int argc, char** argv) {
   ZSTD_freeCCtx(cctx);
 
   std::printf("\n| layout | stored MB | x zstd -1 --long=27 | records | + 56 B/record MB | "
-              "4 KiB read: mean decompressions | > 2 | max |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+              "4 KiB read: mean decompressions | > 2 | max | KiB decompressed |\n"
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Layout& l : layouts) {
     const ReadCost c = CostOfReads(files, l);
     char with_headers[32] = "-";
@@ -331,16 +351,30 @@ int Main(int argc, char** argv) {
       std::snprintf(with_headers, sizeof with_headers, "%.1f",
                     double(l.stored + l.unique * kRecordHeader) / 1e6);
     }
-    std::printf("| %s | %.1f | %.2f | %llu | %s | %.2f | %.2f %% | %zu |\n", l.name.c_str(),
+    std::printf("| %s | %.1f | %.2f | %llu | %s | %.2f | %.2f %% | %zu | %.0f |\n", l.name.c_str(),
                 double(l.stored) / 1e6, double(l.stored) / double(long1),
-                (unsigned long long)l.unique, with_headers, c.mean, 100.0 * c.above_two, c.max);
+                (unsigned long long)l.unique, with_headers, c.mean, 100.0 * c.above_two, c.max,
+                c.kib_decompressed);
   }
   for (auto [level, bytes] : {std::pair{1, long1}, std::pair{3, long3}}) {
-    std::printf("| all files concatenated, zstd -%d --long=27 | %.1f | %.2f | 1 | - | whole stream | - | - |\n",
+    std::printf("| all files concatenated, zstd -%d --long=27 | %.1f | %.2f | 1 | - | whole stream | - | - | - |\n",
                 level, double(bytes) / 1e6, double(bytes) / double(long1));
   }
-  std::printf("| raw | %.1f | %.2f | - | - | - | - | - |\n", double(total) / 1e6,
+  std::printf("| raw | %.1f | %.2f | - | - | - | - | - | - |\n", double(total) / 1e6,
               double(total) / double(long1));
+  // Reads of the largest file alone (the flattened table of the datasets workload, whose rows
+  // are a permutation of rows stored earlier).
+  size_t largest = 0;
+  for (size_t f = 1; f < files.size(); ++f) {
+    if (files[f].bytes.size() > files[largest].bytes.size()) largest = f;
+  }
+  std::printf("\n4 KiB reads of the largest file alone (%s):\n| layout | mean decompressions | > 2 | "
+              "KiB decompressed |\n|---|---:|---:|---:|\n", files.empty() ? "-" : files[largest].path.c_str());
+  for (const Layout& l : layouts) {
+    const ReadCost c = CostOfReads(files, l, largest);
+    std::printf("| %s | %.2f | %.2f %% | %.0f |\n", l.name.c_str(), c.mean, 100.0 * c.above_two,
+                c.kib_decompressed);
+  }
   Histogram("today (FastCDC)", layouts[0]);
   Histogram("Arrow cuts", arrow);
   return 0;
