@@ -1,5 +1,6 @@
 // FindArrowCuts (see arrow_ipc.h). The stream layout and the FlatBuffers schema of its headers
-// (Message.fbs, Schema.fbs) are Apache Arrow's; docs/format.md names the fields read here.
+// (Message.fbs, Schema.fbs) are Apache Arrow's; docs/design.md ("Space:
+// Arrow IPC cut points ...") names the fields read here.
 #include "store/arrow_ipc.h"
 
 #include <cstring>
