@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <numeric>
 #include <random>
 #include <set>
@@ -335,6 +337,59 @@ TEST(ArrowIpcTest, DictionaryBatchValuesAreCutAtRows) {
   const std::string bad = schema + at::Frame(2, header, d.body());
   EXPECT_EQ(Cut(bad).stop, ArrowStop::kMalformed);
   EXPECT_EQ(Cut(bad).understood_end, schema.size());
+}
+
+std::string ReadStream(const std::string& name) {
+  std::ifstream in(std::string(RANKFS_SOURCE_DIR) + "/tests/data/arrow_ipc/" + name,
+                   std::ios::binary);
+  EXPECT_TRUE(in.good()) << name;
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+bool HasPiece(const std::vector<std::string>& pieces, const std::string& p) {
+  return std::find(pieces.begin(), pieces.end(), p) != pieces.end();
+}
+
+// Streams written by pyarrow itself (tests/data/arrow_ipc/make_streams.py says what is in them):
+// the reader agrees with the real writer, not only with the test's own.
+TEST(ArrowIpcTest, PyarrowStreams) {
+  ArrowCutOptions every_row;
+  every_row.min_row_piece = 1;
+  every_row.min_piece = 0;
+  const std::string dataset = ReadStream("dataset.arrows");
+  ArrowCuts c = Cut(dataset, every_row);
+  ExpectWellFormed(c, dataset.size());
+  EXPECT_EQ(c.stop, ArrowStop::kEndOfStream) << c.detail;
+  EXPECT_EQ(c.understood_end, dataset.size());
+  EXPECT_EQ(c.messages, 4u);  // schema, two batches, end of stream
+  std::vector<std::string> pieces = Pieces(dataset, c);
+  for (const char* text : {"the first row's text", "a second, longer row of text here", "three",
+                           "row four", "the sixth and last row"}) {
+    EXPECT_TRUE(HasPiece(pieces, text)) << text;
+  }
+  for (int32_t i = 0; i < 6; ++i) {  // input_ids row i: i*10 .. i*10+i
+    std::vector<int32_t> ids;
+    for (int32_t k = 0; k <= i; ++k) ids.push_back(i * 10 + k);
+    EXPECT_TRUE(HasPiece(pieces, at::Packed(ids))) << i;
+  }
+
+  const std::string types = ReadStream("types.arrows");
+  c = Cut(types, every_row);
+  ExpectWellFormed(c, types.size());
+  EXPECT_EQ(c.stop, ArrowStop::kEndOfStream) << c.detail;
+  EXPECT_EQ(c.understood_end, types.size());
+  EXPECT_EQ(c.messages, 4u);  // schema, dictionary, batch, end of stream
+  pieces = Pieces(types, c);
+  EXPECT_TRUE(HasPiece(pieces, at::Packed(std::vector<double>{2.5, 3.5})));  // large_list row
+  EXPECT_TRUE(HasPiece(pieces, "zzzz"));  // large_string in a struct
+  EXPECT_TRUE(HasPiece(pieces, at::Packed(std::vector<int16_t>{7, 8})));  // fixed-size list row
+
+  const std::string compressed = ReadStream("compressed.arrows");
+  c = Cut(compressed);
+  ExpectWellFormed(c, compressed.size());
+  EXPECT_EQ(c.stop, ArrowStop::kUnsupported) << c.detail;
+  EXPECT_EQ(c.detail, "compressed body");
+  EXPECT_EQ(c.messages, 1u);  // the schema only
 }
 
 // The whole-file cutter: Arrow pieces over the stream, FastCDC for the rest, nothing longer
