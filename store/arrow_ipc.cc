@@ -6,35 +6,19 @@
 #include <cstring>
 #include <map>
 
+#include "store/arrow_schema.h"
 #include "store/flatbuffer_view.h"
 
 namespace rankfs {
 namespace {
 
 constexpr uint32_t kContinuation = 0xFFFFFFFFu;
-constexpr int kMaxDepth = 32;        // nesting of fields
-constexpr size_t kMaxFields = 4096;  // fields in a schema, nested ones included
 
-// MessageHeader union tags and Type union tags of the Arrow FlatBuffers schema.
+using arrow_internal::Field;
+using arrow_internal::Layout;
+
+// MessageHeader union tags of the Arrow FlatBuffers schema.
 enum : uint8_t { kMsgSchema = 1, kMsgDictionaryBatch = 2, kMsgRecordBatch = 3 };
-enum : uint8_t {
-  kTypeNull = 1, kTypeInt = 2, kTypeFloatingPoint = 3, kTypeBinary = 4, kTypeUtf8 = 5,
-  kTypeBool = 6, kTypeDecimal = 7, kTypeDate = 8, kTypeTime = 9, kTypeTimestamp = 10,
-  kTypeInterval = 11, kTypeList = 12, kTypeStruct = 13, kTypeFixedSizeBinary = 15,
-  kTypeFixedSizeList = 16, kTypeMap = 17, kTypeDuration = 18, kTypeLargeBinary = 19,
-  kTypeLargeUtf8 = 20, kTypeLargeList = 21,
-};
-
-// How a field's array lies in a record batch body: its buffers (validity first) and children.
-enum class Layout { kNull, kBool, kFixed, kBinary, kList, kFixedList, kStruct };
-
-struct Field {
-  Layout layout = Layout::kNull;
-  uint32_t bit_width = 0;     // kFixed: bits per value
-  uint32_t offset_width = 0;  // kBinary, kList: bytes per offset (4 or 8)
-  uint64_t list_size = 0;     // kFixedList: values per row
-  std::vector<Field> children;
-};
 
 struct BufferSpan {
   uint64_t start = 0;  // absolute position in the input
@@ -56,9 +40,6 @@ class Cutter {
   }
 
   bool Message(uint64_t pos, uint64_t* end);
-  bool ParseSchema(const flatbuffer::Table& schema);
-  bool ParseField(const flatbuffer::Table& f, int depth, Field* out);
-  bool ParseType(uint8_t tag, const flatbuffer::Table& type, Field* out);
   bool CutBatch(const flatbuffer::Table& rb, uint64_t body, uint64_t body_len,
                 const std::vector<const Field*>& columns);
   bool Walk(const Field& f, const std::vector<uint64_t>* rows, bool values_by_row, int depth);
@@ -75,9 +56,7 @@ class Cutter {
   ArrowCuts out_;
 
   bool have_schema_ = false;
-  std::vector<Field> fields_;
-  std::map<int64_t, Field> dictionaries_;  // dictionary id -> the layout of its values
-  size_t fields_seen_ = 0;
+  arrow_internal::Schema schema_;
 
   // The message being cut; its cuts become final only when all of it is understood.
   std::vector<uint64_t> pending_;
@@ -172,22 +151,22 @@ bool Cutter::Message(uint64_t pos, uint64_t* end) {
   switch (tag) {
     case kMsgSchema:
       if (have_schema_) return Stop(ArrowStop::kUnsupported, "a second schema message");
-      if (!ParseSchema(header)) return false;
+      if (!arrow_internal::ReadSchema(header, &schema_, &out_.stop, &out_.detail)) return false;
       if (!view.ok()) return Stop(ArrowStop::kMalformed, "bad schema header");
       have_schema_ = true;
       return true;
     case kMsgRecordBatch: {
       if (!have_schema_) return Stop(ArrowStop::kMalformed, "record batch before the schema");
       std::vector<const Field*> columns;
-      for (const Field& f : fields_) columns.push_back(&f);
+      for (const Field& f : schema_.fields) columns.push_back(&f);
       if (!CutBatch(header, body, uint64_t(body_len), columns)) return false;
       return view.ok() || Stop(ArrowStop::kMalformed, "bad record batch header");
     }
     case kMsgDictionaryBatch: {
       if (!have_schema_) return Stop(ArrowStop::kMalformed, "dictionary before the schema");
       const int64_t id = header.Scalar<int64_t>(0, 0);
-      auto it = dictionaries_.find(id);
-      if (it == dictionaries_.end()) {
+      auto it = schema_.dictionaries.find(id);
+      if (it == schema_.dictionaries.end()) {
         return Stop(ArrowStop::kMalformed, "dictionary id " + std::to_string(id) + " unknown");
       }
       const flatbuffer::Table data = header.Child(1);
@@ -198,142 +177,6 @@ bool Cutter::Message(uint64_t pos, uint64_t* end) {
     default:
       return Stop(ArrowStop::kUnsupported, "message type " + std::to_string(tag));
   }
-}
-
-bool Cutter::ParseSchema(const flatbuffer::Table& schema) {
-  if (schema.Scalar<int16_t>(0, 0) != 0) {
-    return Stop(ArrowStop::kUnsupported, "big-endian schema");
-  }
-  uint32_t count = 0;
-  size_t first = 0;
-  if (!schema.Vector(1, 4, &count, &first)) {
-    return Stop(ArrowStop::kMalformed, "schema without fields");
-  }
-  fields_.resize(count);
-  for (uint32_t i = 0; i < count; ++i) {
-    if (!ParseField(schema.TableAt(first, i), 0, &fields_[i])) return false;
-  }
-  return true;
-}
-
-bool Cutter::ParseField(const flatbuffer::Table& f, int depth, Field* out) {
-  if (!f.valid() || !f.view->ok()) return Stop(ArrowStop::kMalformed, "bad field");
-  if (depth > kMaxDepth || ++fields_seen_ > kMaxFields) {
-    return Stop(ArrowStop::kUnsupported, "schema too deep or too large");
-  }
-  uint32_t count = 0;
-  size_t first = 0;
-  if (f.Vector(5, 4, &count, &first)) {
-    out->children.resize(count);
-    for (uint32_t i = 0; i < count; ++i) {
-      if (!ParseField(f.TableAt(first, i), depth + 1, &out->children[i])) return false;
-    }
-  }
-  if (!ParseType(f.Scalar<uint8_t>(2, 0), f.Child(3), out)) return false;
-  const flatbuffer::Table dict = f.Child(4);
-  if (dict.valid()) {
-    // In a record batch a dictionary-encoded field is its indices; its values come in
-    // dictionary batches with the field's own type.
-    const int64_t id = dict.Scalar<int64_t>(0, 0);
-    const flatbuffer::Table index = dict.Child(1);
-    const int32_t bits = index.valid() ? index.Scalar<int32_t>(0, 0) : 32;
-    if (bits != 8 && bits != 16 && bits != 32 && bits != 64) {
-      return Stop(ArrowStop::kMalformed, "dictionary index width " + std::to_string(bits));
-    }
-    if (!dictionaries_.emplace(id, std::move(*out)).second) {
-      return Stop(ArrowStop::kUnsupported, "dictionary id used twice");
-    }
-    *out = Field{Layout::kFixed, uint32_t(bits), 0, 0, {}};
-  }
-  return f.view->ok() || Stop(ArrowStop::kMalformed, "bad field");
-}
-
-bool Cutter::ParseType(uint8_t tag, const flatbuffer::Table& type, Field* out) {
-  auto fixed = [&](int64_t bits) {
-    if (bits <= 0 || bits > (int64_t{1} << 34) || (bits < 8 && bits != 1)) {
-      return Stop(ArrowStop::kMalformed, "bad value width for type " + std::to_string(tag));
-    }
-    out->layout = Layout::kFixed;
-    out->bit_width = uint32_t(bits);
-    return true;
-  };
-  size_t want_children = 0;
-  switch (tag) {
-    case kTypeNull: out->layout = Layout::kNull; break;
-    case kTypeBool: out->layout = Layout::kBool; break;
-    case kTypeInt: {
-      const int32_t bits = type.Scalar<int32_t>(0, 0);
-      if (bits != 8 && bits != 16 && bits != 32 && bits != 64) return fixed(0);
-      if (!fixed(bits)) return false;
-      break;
-    }
-    case kTypeFloatingPoint: {
-      const int16_t precision = type.Scalar<int16_t>(0, 0);  // HALF, SINGLE, DOUBLE
-      if (precision < 0 || precision > 2) return fixed(0);
-      if (!fixed(16 << precision)) return false;
-      break;
-    }
-    case kTypeDecimal: {
-      const int32_t bits = type.Scalar<int32_t>(2, 128);
-      if (bits != 32 && bits != 64 && bits != 128 && bits != 256) return fixed(0);
-      if (!fixed(bits)) return false;
-      break;
-    }
-    case kTypeDate:  // DAY: int32, MILLISECOND (the default): int64
-      if (!fixed(type.Scalar<int16_t>(0, 1) == 0 ? 32 : 64)) return false;
-      break;
-    case kTypeTime: {
-      const int32_t bits = type.Scalar<int32_t>(1, 32);
-      if (bits != 32 && bits != 64) return fixed(0);
-      if (!fixed(bits)) return false;
-      break;
-    }
-    case kTypeTimestamp:
-    case kTypeDuration:
-      if (!fixed(64)) return false;
-      break;
-    case kTypeInterval: {  // YEAR_MONTH, DAY_TIME, MONTH_DAY_NANO
-      const int16_t unit = type.Scalar<int16_t>(0, 0);
-      if (unit < 0 || unit > 2) return fixed(0);
-      if (!fixed(32 << unit)) return false;
-      break;
-    }
-    case kTypeFixedSizeBinary:
-      if (!fixed(int64_t(type.Scalar<int32_t>(0, 0)) * 8)) return false;
-      break;
-    case kTypeBinary:
-    case kTypeUtf8:
-    case kTypeLargeBinary:
-    case kTypeLargeUtf8:
-      out->layout = Layout::kBinary;
-      out->offset_width = tag == kTypeBinary || tag == kTypeUtf8 ? 4 : 8;
-      break;
-    case kTypeList:
-    case kTypeLargeList:
-    case kTypeMap:  // a list of key-value structs
-      out->layout = Layout::kList;
-      out->offset_width = tag == kTypeLargeList ? 8 : 4;
-      want_children = 1;
-      break;
-    case kTypeFixedSizeList: {
-      const int32_t size = type.Scalar<int32_t>(0, -1);
-      if (size < 0) return Stop(ArrowStop::kMalformed, "negative fixed list size");
-      out->layout = Layout::kFixedList;
-      out->list_size = uint64_t(size);
-      want_children = 1;
-      break;
-    }
-    case kTypeStruct:
-      out->layout = Layout::kStruct;
-      want_children = out->children.size();
-      break;
-    default:  // unions, run-end encoded, views, ... : not handled
-      return Stop(ArrowStop::kUnsupported, "field type " + std::to_string(tag));
-  }
-  if (out->children.size() != want_children) {
-    return Stop(ArrowStop::kMalformed, "wrong number of children for type " + std::to_string(tag));
-  }
-  return true;
 }
 
 bool Cutter::CutBatch(const flatbuffer::Table& rb, uint64_t body, uint64_t body_len,
@@ -540,12 +383,18 @@ void Cutter::CutRow(uint64_t pos) {
 
 const char* ArrowStopName(ArrowStop s) {
   switch (s) {
-    case ArrowStop::kEndOfStream: return "end-of-stream";
-    case ArrowStop::kEndOfInput: return "end-of-input";
-    case ArrowStop::kTruncated: return "truncated";
-    case ArrowStop::kNotArrow: return "not-arrow";
-    case ArrowStop::kUnsupported: return "unsupported";
-    case ArrowStop::kMalformed: return "malformed";
+    case ArrowStop::kEndOfStream:
+      return "end-of-stream";
+    case ArrowStop::kEndOfInput:
+      return "end-of-input";
+    case ArrowStop::kTruncated:
+      return "truncated";
+    case ArrowStop::kNotArrow:
+      return "not-arrow";
+    case ArrowStop::kUnsupported:
+      return "unsupported";
+    case ArrowStop::kMalformed:
+      return "malformed";
   }
   return "?";
 }

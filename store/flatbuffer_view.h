@@ -22,8 +22,8 @@ class View;
 // A table inside a View: its position and its vtable's.
 struct Table {
   const View* view = nullptr;
-  size_t pos = 0;       // the table's start (its soffset to the vtable)
-  size_t vtable = 0;    // the vtable's start
+  size_t pos = 0;        // the table's start (its soffset to the vtable)
+  size_t vtable = 0;     // the vtable's start
   uint16_t vt_size = 0;  // bytes of the vtable
   uint16_t size = 0;     // bytes of the table's inline part
 
