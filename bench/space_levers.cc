@@ -15,9 +15,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -48,9 +48,9 @@ struct File {
 // A layout: every file cut into pieces; each piece names its compression unit.
 struct Layout {
   std::string name;
-  uint64_t stored = 0;       // compressed bytes of all units
-  uint64_t unique = 0;       // unique pieces (records a per-piece layout would write)
-  bool per_piece = false;    // one record per unique piece
+  uint64_t stored = 0;        // compressed bytes of all units
+  uint64_t unique = 0;        // unique pieces (records a per-piece layout would write)
+  bool per_piece = false;     // one record per unique piece
   bool whole_stream = false;  // one stream: a read decompresses from the start
   std::vector<std::vector<size_t>> lengths;    // per file
   std::vector<std::vector<uint32_t>> unit_of;  // per file, per piece
@@ -133,8 +133,9 @@ ReadCost CostOfReads(const std::vector<File>& files, const Layout& l, size_t onl
 
 // Unique pieces packed in first-seen order into frames of about `frame` bytes (a frame is
 // closed before a piece would take it past `frame`), each frame compressed at `level`.
-Layout Framed(const std::string& name, const Layout& pieces, const std::vector<std::string_view>& unique,
-              size_t frame, int level, ZSTD_CCtx* cctx) {
+Layout Framed(const std::string& name, const Layout& pieces,
+              const std::vector<std::string_view>& unique, size_t frame, int level,
+              ZSTD_CCtx* cctx) {
   Layout l = pieces;
   l.name = name;
   l.per_piece = false;
@@ -218,10 +219,12 @@ void Histogram(const char* name, const Layout& l) {
       all_bytes += len;
     }
   }
-  std::printf("\npiece sizes, %s (%llu pieces, mean %.0f B):\n| size | pieces | %% of bytes |\n|---|---:|---:|\n",
-              name, (unsigned long long)all, all ? double(all_bytes) / double(all) : 0.0);
-  static const char* kNames[] = {"< 256 B", "256 B - 1 KiB", "1 - 4 KiB", "4 - 16 KiB",
-                                 "16 - 64 KiB", "64 - 128 KiB", ">= 128 KiB"};
+  std::printf(
+      "\npiece sizes, %s (%llu pieces, mean %.0f B):\n| size | pieces | %% of bytes "
+      "|\n|---|---:|---:|\n",
+      name, (unsigned long long)all, all ? double(all_bytes) / double(all) : 0.0);
+  static const char* kNames[] = {"< 256 B",     "256 B - 1 KiB", "1 - 4 KiB", "4 - 16 KiB",
+                                 "16 - 64 KiB", "64 - 128 KiB",  ">= 128 KiB"};
   for (int b = 0; b < 7; ++b) {
     std::printf("| %s | %llu | %.1f |\n", kNames[b], (unsigned long long)count[b],
                 all_bytes ? 100.0 * double(bytes[b]) / double(all_bytes) : 0.0);
@@ -277,7 +280,8 @@ int Main(int argc, char** argv) {
     } else if (a == "--min-piece") {
       number(&opt.min_piece);
     } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr, "usage: space_levers [--min-row N] [--group N] [--min-piece N] PATH...\n");
+      std::fprintf(stderr,
+                   "usage: space_levers [--min-row N] [--group N] [--min-piece N] PATH...\n");
       return 2;
     } else {
       paths.push_back(a);
@@ -292,11 +296,12 @@ int Main(int argc, char** argv) {
   for (const File& f : files) total += f.bytes.size();
   const ChunkerParams params;  // the store's defaults
   const FastCdc cdc(params);
-  std::printf("space_levers: %zu files, %llu bytes; FastCDC %u/%u/%u; arrow min_row=%u group=%u "
-              "min_piece=%u\n\n| file | bytes | arrow understood | stop | messages | row cuts |\n"
-              "|---|---:|---:|---|---:|---:|\n",
-              files.size(), (unsigned long long)total, params.min_size, params.avg_size,
-              params.max_size, opt.min_row_piece, opt.row_group_target, opt.min_piece);
+  std::printf(
+      "space_levers: %zu files, %llu bytes; FastCDC %u/%u/%u; arrow min_row=%u group=%u "
+      "min_piece=%u\n\n| file | bytes | arrow understood | stop | messages | row cuts |\n"
+      "|---|---:|---:|---|---:|---:|\n",
+      files.size(), (unsigned long long)total, params.min_size, params.avg_size, params.max_size,
+      opt.min_row_piece, opt.row_group_target, opt.min_piece);
   std::vector<std::vector<size_t>> cdc_lengths, arrow_lengths, fixed_lengths;
   double cdc_s = 0, arrow_s = 0;
   using Clock = std::chrono::steady_clock;
@@ -331,19 +336,20 @@ int Main(int argc, char** argv) {
   layouts.push_back(arrow);
   for (int level : {1, 3}) {
     for (size_t kib : {32, 64, 128, 256}) {
-      layouts.push_back(Framed("Arrow cuts + dedup, " + std::to_string(kib) + " KiB frames, zstd -" +
-                                   std::to_string(level),
+      layouts.push_back(Framed("Arrow cuts + dedup, " + std::to_string(kib) +
+                                   " KiB frames, zstd -" + std::to_string(level),
                                arrow, unique, kib << 10, level, cctx));
     }
   }
-  Layout fixed = PerPiece("32 KiB pieces alone, zstd -1 (no dedup)", files, fixed_lengths, 1, cctx,
-                          nullptr);
+  Layout fixed =
+      PerPiece("32 KiB pieces alone, zstd -1 (no dedup)", files, fixed_lengths, 1, cctx, nullptr);
   layouts.push_back(fixed);
   ZSTD_freeCCtx(cctx);
 
-  std::printf("\n| layout | stored MB | x zstd -1 --long=27 | records | + 56 B/record MB | "
-              "4 KiB read: mean decompressions | > 2 | max | KiB decompressed |\n"
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::printf(
+      "\n| layout | stored MB | x zstd -1 --long=27 | records | + 56 B/record MB | "
+      "4 KiB read: mean decompressions | > 2 | max | KiB decompressed |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Layout& l : layouts) {
     const ReadCost c = CostOfReads(files, l);
     char with_headers[32] = "-";
@@ -357,8 +363,10 @@ int Main(int argc, char** argv) {
                 c.kib_decompressed);
   }
   for (auto [level, bytes] : {std::pair{1, long1}, std::pair{3, long3}}) {
-    std::printf("| all files concatenated, zstd -%d --long=27 | %.1f | %.2f | 1 | - | whole stream | - | - | - |\n",
-                level, double(bytes) / 1e6, double(bytes) / double(long1));
+    std::printf(
+        "| all files concatenated, zstd -%d --long=27 | %.1f | %.2f | 1 | - | whole stream | - | - "
+        "| - |\n",
+        level, double(bytes) / 1e6, double(bytes) / double(long1));
   }
   std::printf("| raw | %.1f | %.2f | - | - | - | - | - | - |\n", double(total) / 1e6,
               double(total) / double(long1));
@@ -368,8 +376,10 @@ int Main(int argc, char** argv) {
   for (size_t f = 1; f < files.size(); ++f) {
     if (files[f].bytes.size() > files[largest].bytes.size()) largest = f;
   }
-  std::printf("\n4 KiB reads of the largest file alone (%s):\n| layout | mean decompressions | > 2 | "
-              "KiB decompressed |\n|---|---:|---:|---:|\n", files.empty() ? "-" : files[largest].path.c_str());
+  std::printf(
+      "\n4 KiB reads of the largest file alone (%s):\n| layout | mean decompressions | > 2 | "
+      "KiB decompressed |\n|---|---:|---:|---:|\n",
+      files.empty() ? "-" : files[largest].path.c_str());
   for (const Layout& l : layouts) {
     const ReadCost c = CostOfReads(files, l, largest);
     std::printf("| %s | %.2f | %.2f %% | %.0f |\n", l.name.c_str(), c.mean, 100.0 * c.above_two,

@@ -42,7 +42,7 @@ int FuzzArrowIpc(const uint8_t* data, size_t size) {
   Input in(data, size);
   const uint8_t flags = in.U8();
   ArrowCutOptions opt;
-  opt.min_row_piece = 1u << (flags & 15);       // 1 B .. 32 KiB
+  opt.min_row_piece = 1u << (flags & 15);           // 1 B .. 32 KiB
   opt.row_group_target = 1u << ((flags >> 4) + 4);  // 16 B .. 512 KiB
   opt.min_piece = flags & 1 ? 0 : 64;
   const std::string_view file = in.Rest();

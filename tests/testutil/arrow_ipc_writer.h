@@ -20,7 +20,7 @@ using FbTablePtr = std::shared_ptr<FbTable>;
 
 struct FbField {
   enum Kind { kScalar, kTable, kTableVector, kStructVector, kString } kind = kScalar;
-  std::string bytes;  // kScalar: the value; kStructVector: the packed structs; kString: text
+  std::string bytes;   // kScalar: the value; kStructVector: the packed structs; kString: text
   uint32_t count = 0;  // kStructVector: number of structs
   FbTablePtr table;
   std::vector<FbTablePtr> tables;
@@ -144,8 +144,18 @@ inline std::string Finish(const FbTable& root) {
 
 // Arrow Type union tags (Schema.fbs) used by the tests.
 enum TypeTag : uint8_t {
-  kNull = 1, kInt = 2, kFloat = 3, kBinary = 4, kUtf8 = 5, kBool = 6, kList = 12, kStruct = 13,
-  kUnion = 14, kFixedSizeList = 16, kLargeUtf8 = 20, kLargeList = 21,
+  kNull = 1,
+  kInt = 2,
+  kFloat = 3,
+  kBinary = 4,
+  kUtf8 = 5,
+  kBool = 6,
+  kList = 12,
+  kStruct = 13,
+  kUnion = 14,
+  kFixedSizeList = 16,
+  kLargeUtf8 = 20,
+  kLargeList = 21,
 };
 
 // A Field table: name, nullable, type, children (and optionally a dictionary encoding).
@@ -216,7 +226,9 @@ class BatchBuilder {
   // The RecordBatch table; `compressed` adds a BodyCompression (zstd, per buffer).
   FbTablePtr Header(int64_t length, bool compressed = false) const {
     auto rb = NewTable();
-    rb->Scalar<int64_t>(0, length).Structs(1, node_count_, nodes_).Structs(2, buffer_count_, buffers_);
+    rb->Scalar<int64_t>(0, length)
+        .Structs(1, node_count_, nodes_)
+        .Structs(2, buffer_count_, buffers_);
     if (compressed) {
       auto c = NewTable();
       c->Scalar<int8_t>(0, 1);

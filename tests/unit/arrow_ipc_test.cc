@@ -39,10 +39,11 @@ std::vector<Row> MakeRows(size_t count, size_t len, uint32_t seed) {
 }
 
 at::FbTablePtr DatasetSchema(bool big_endian = false) {
-  return at::Schema({at::Field("text", at::kUtf8, nullptr),
-                     at::Field("ids", at::kList, nullptr, {at::Field("item", at::kInt, at::IntType(32))}),
-                     at::Field("n", at::kInt, at::IntType(64))},
-                    big_endian);
+  return at::Schema(
+      {at::Field("text", at::kUtf8, nullptr),
+       at::Field("ids", at::kList, nullptr, {at::Field("item", at::kInt, at::IntType(32))}),
+       at::Field("n", at::kInt, at::IntType(64))},
+      big_endian);
 }
 
 struct Options {
@@ -145,7 +146,9 @@ TEST(ArrowIpcTest, LargeRowsArePiecesOfTheirOwn) {
     EXPECT_TRUE(set.count(r.text));
     EXPECT_TRUE(set.count(at::Packed(r.ids)));  // 1200 bytes of ids: above min_row_piece
   }
-  EXPECT_EQ(c.row_cuts, 2 * rows.size());  // each row's end (its start is the buffer's or the previous row's end)
+  EXPECT_EQ(
+      c.row_cuts,
+      2 * rows.size());  // each row's end (its start is the buffer's or the previous row's end)
 }
 
 // The flattened table of a shuffle holds the same rows in another order, some filtered out:
@@ -240,42 +243,47 @@ std::vector<FallbackCase> FallbackCases() {
   std::vector<FallbackCase> cases;
   cases.push_back({"compressed_body", Write(rows, {.compressed = true}).bytes,
                    ArrowStop::kUnsupported, schema_end});
-  cases.push_back({"big_endian", Write(rows, {.big_endian = true}).bytes, ArrowStop::kUnsupported, 0});
+  cases.push_back(
+      {"big_endian", Write(rows, {.big_endian = true}).bytes, ArrowStop::kUnsupported, 0});
   cases.push_back({"decreasing_offsets", Write(rows, {.decreasing_offsets = true}).bytes,
                    ArrowStop::kMalformed, schema_end});
   // A union column: a type this reader does not lay out.
-  cases.push_back({"union_type",
-                   at::Frame(1, at::Schema({at::Field("u", at::kUnion, nullptr)}), "") +
-                       at::EndOfStream(),
-                   ArrowStop::kUnsupported, 0});
+  cases.push_back(
+      {"union_type",
+       at::Frame(1, at::Schema({at::Field("u", at::kUnion, nullptr)}), "") + at::EndOfStream(),
+       ArrowStop::kUnsupported, 0});
   // A Tensor message (header type 4) after the schema.
-  cases.push_back({"tensor_message", plain.bytes.substr(0, schema_end) + at::Frame(4, at::NewTable(), ""),
+  cases.push_back({"tensor_message",
+                   plain.bytes.substr(0, schema_end) + at::Frame(4, at::NewTable(), ""),
                    ArrowStop::kUnsupported, schema_end});
   // Metadata version V3 (2).
-  cases.push_back({"old_metadata_version", at::Frame(1, DatasetSchema(), "", 2),
-                   ArrowStop::kUnsupported, 0});
+  cases.push_back(
+      {"old_metadata_version", at::Frame(1, DatasetSchema(), "", 2), ArrowStop::kUnsupported, 0});
   // A record batch before any schema.
   cases.push_back({"batch_first", plain.bytes.substr(schema_end), ArrowStop::kMalformed, 0});
   // The Arrow file format (magic "ARROW1") and other files.
-  cases.push_back({"arrow_file", std::string("ARROW1\0\0", 8) + plain.bytes, ArrowStop::kNotArrow, 0});
+  cases.push_back(
+      {"arrow_file", std::string("ARROW1\0\0", 8) + plain.bytes, ArrowStop::kNotArrow, 0});
   cases.push_back({"text", std::string(5000, 'x'), ArrowStop::kNotArrow, 0});
   std::string garbage(4096, '\0');
   std::mt19937 rng(9);
   for (char& ch : garbage) ch = char(rng());
-  cases.push_back({"garbage_after_marker", std::string("\xff\xff\xff\xff\x00\x01\x00\x00", 8) + garbage, ArrowStop::kMalformed, 0});
+  cases.push_back({"garbage_after_marker",
+                   std::string("\xff\xff\xff\xff\x00\x01\x00\x00", 8) + garbage,
+                   ArrowStop::kMalformed, 0});
   // A batch whose first column is shorter than the batch.
   at::BatchBuilder b;
   b.Node(3);
   b.Buffer("");
   b.Buffer(at::Packed(std::vector<int64_t>{1, 2, 3}));
-  cases.push_back({"column_shorter_than_batch",
-                   at::Frame(1, at::Schema({at::Field("n", at::kInt, at::IntType(64))}), "") +
-                       b.Message(4),
-                   ArrowStop::kMalformed, schema_end});
+  cases.push_back(
+      {"column_shorter_than_batch",
+       at::Frame(1, at::Schema({at::Field("n", at::kInt, at::IntType(64))}), "") + b.Message(4),
+       ArrowStop::kMalformed, schema_end});
   cases.back().understood_end = cases.back().bytes.size() - b.Message(4).size();
   // Bytes after the end-of-stream marker are left to the fallback.
-  cases.push_back({"trailing_bytes", plain.bytes + "tail", ArrowStop::kEndOfStream,
-                   plain.bytes.size()});
+  cases.push_back(
+      {"trailing_bytes", plain.bytes + "tail", ArrowStop::kEndOfStream, plain.bytes.size()});
   return cases;
 }
 
@@ -325,13 +333,14 @@ TEST(ArrowIpcTest, DictionaryBatchValuesAreCutAtRows) {
   idx.Node(3);
   idx.Buffer("");
   idx.Buffer(at::Packed(std::vector<int32_t>{2, 0, 3}));
-  const std::string stream = schema + at::Frame(2, header, d.body()) + idx.Message(3) +
-                             at::EndOfStream();
+  const std::string stream =
+      schema + at::Frame(2, header, d.body()) + idx.Message(3) + at::EndOfStream();
   const ArrowCuts c = Cut(stream);
   ExpectWellFormed(c, stream.size());
   EXPECT_EQ(c.stop, ArrowStop::kEndOfStream) << c.detail;
   std::vector<std::string> pieces = Pieces(stream, c);
-  for (const Row& r : rows) EXPECT_NE(std::find(pieces.begin(), pieces.end(), r.text), pieces.end());
+  for (const Row& r : rows)
+    EXPECT_NE(std::find(pieces.begin(), pieces.end(), r.text), pieces.end());
   // An unknown dictionary id is not understood.
   header->Scalar<int64_t>(0, 43);
   const std::string bad = schema + at::Frame(2, header, d.body());
