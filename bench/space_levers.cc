@@ -294,6 +294,10 @@ int Main(int argc, char** argv) {
   const std::vector<File> files = ReadFiles(paths);
   uint64_t total = 0;
   for (const File& f : files) total += f.bytes.size();
+  if (total == 0) {
+    std::fprintf(stderr, "space_levers: no bytes in the files given\n");
+    return 1;
+  }
   const ChunkerParams params;  // the store's defaults
   const FastCdc cdc(params);
   std::printf(
