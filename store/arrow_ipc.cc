@@ -1,10 +1,9 @@
 // FindArrowCuts (see arrow_ipc.h). The stream layout and the FlatBuffers schema of its headers
-// (Message.fbs, Schema.fbs) are Apache Arrow's; docs/design.md ("Space:
-// Arrow IPC cut points ...") names the fields read here.
+// (Message.fbs, Schema.fbs) are Apache Arrow's; docs/design.md, "Space: Arrow IPC cut points",
+// names the fields read here.
 #include "store/arrow_ipc.h"
 
 #include <cstring>
-#include <map>
 
 #include "store/arrow_schema.h"
 #include "store/flatbuffer_view.h"
@@ -25,7 +24,8 @@ struct BufferSpan {
   uint64_t length = 0;
 };
 
-// Thrown nowhere: parse functions return false and leave the reason in the Cutter.
+// Cuts one input, message by message. Every step returns false when it does not understand
+// something, after recording why (Stop); nothing throws.
 class Cutter {
  public:
   Cutter(const uint8_t* data, size_t n, const ArrowCutOptions& o) : data_(data), n_(n), opt_(o) {}
@@ -136,7 +136,7 @@ bool Cutter::Message(uint64_t pos, uint64_t* end) {
   const flatbuffer::Table header = msg.Child(2);
   const int64_t body_len = msg.Scalar<int64_t>(3, 0);
   if (!view.ok() || !header.valid()) return Stop(ArrowStop::kMalformed, "bad message header");
-  // MetadataVersion V4 (3) and V5 (4): the layout described in docs/format.md.
+  // MetadataVersion V4 (3) and V5 (4), the only ones pyarrow has written since 0.15.
   if (version != 3 && version != 4) {
     return Stop(ArrowStop::kUnsupported, "metadata version " + std::to_string(version));
   }

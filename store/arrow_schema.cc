@@ -1,5 +1,6 @@
 // ReadSchema (arrow_schema.h). The Type union tags and tables are those of Apache Arrow's
-// Schema.fbs; docs/design.md ("Space: Arrow IPC cut points ...") names the fields read.
+// Schema.fbs; docs/design.md, "Space: Arrow IPC cut points",
+// names the fields read.
 #include "store/arrow_schema.h"
 
 #include <utility>
