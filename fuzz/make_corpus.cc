@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -199,6 +200,13 @@ void Generate() {
   Write("arrow_ipc", "dataset_truncated", Flag(0x88) + arrow.substr(0, arrow.size() * 2 / 3));
   Write("arrow_ipc", "compressed_body", Flag(0x88) + ArrowStream(true));
   Write("arrow_ipc", "dictionary", Flag(0x42) + ArrowDictionaryStream());
+  // Streams written by pyarrow itself (tests/data/arrow_ipc/make_streams.py).
+  for (const char* name : {"dataset.arrows", "types.arrows", "compressed.arrows"}) {
+    std::ifstream in(std::string(RANKFS_SOURCE_DIR) + "/tests/data/arrow_ipc/" + name,
+                     std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    Write("arrow_ipc", std::string("pyarrow_") + name, Flag(0x40) + bytes);
+  }
 
   auto wire = [](const gpu::Request& r) {
     const gpu::WireRequest w = gpu::EncodeRequest(r);
