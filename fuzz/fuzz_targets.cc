@@ -352,6 +352,7 @@ const std::vector<Target>& AllTargets() {
       {"superblock", FuzzSuperblock},
       {"chunk_read", FuzzChunkRead},
       {"gpu_request", FuzzGpuRequest},
+      {"arrow_ipc", FuzzArrowIpc},
   };
   return kTargets;
 }

@@ -44,6 +44,10 @@ int FuzzChunkRead(const uint8_t* data, size_t size);
 // The GPU staging protocol's request decoder and slot check (gpu/protocol.h): a client's bytes.
 int FuzzGpuRequest(const uint8_t* data, size_t size);
 
+// The Arrow IPC cutter (store/arrow_ipc.h): FindArrowCuts and CutArrowOrFastCdc on a file's
+// bytes after one flags byte (the cut options).
+int FuzzArrowIpc(const uint8_t* data, size_t size);
+
 // Every target, in a fixed order.
 const std::vector<Target>& AllTargets();
 

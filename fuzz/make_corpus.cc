@@ -5,13 +5,16 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
+#include <vector>
 
 #include "gpu/protocol.h"
 #include "store/compressor.h"
 #include "store/crc32c.h"
 #include "store/meta_codec.h"
 #include "store/pack_format.h"
+#include "tests/testutil/arrow_ipc_writer.h"
 
 namespace rankfs {
 namespace {
@@ -51,6 +54,77 @@ std::string Record(const std::string& content, bool zstd) {
 }
 
 std::string Flag(uint8_t f) { return std::string(1, char(f)); }
+
+// Arrow IPC streams for the arrow_ipc target (after its flags byte): a tokenised-dataset
+// schema [text: utf8, ids: list<int32>, n: int64, tags: struct<a: fixed_size_list<int16, 2>>],
+// and a dictionary-encoded column.
+std::string ArrowStream(bool compressed) {
+  namespace at = arrow_testing;
+  std::string out = at::Frame(
+      1, at::Schema({at::Field("text", at::kUtf8, nullptr),
+                     at::Field("ids", at::kList, nullptr, {at::Field("item", at::kInt, at::IntType(32))}),
+                     at::Field("n", at::kInt, at::IntType(64)),
+                     at::Field("tags", at::kStruct, nullptr,
+                               {at::Field("a", at::kFixedSizeList,
+                                          [] {
+                                            auto t = at::NewTable();
+                                            t->Scalar<int32_t>(0, 2);
+                                            return t;
+                                          }(),
+                                          {at::Field("x", at::kInt, at::IntType(16))})})}),
+      "");
+  const std::vector<std::string> texts = {"the first row of text", "second", "", "fourth row"};
+  std::vector<int32_t> text_off{0}, ids_off{0}, ids;
+  std::string text;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    text += texts[i];
+    text_off.push_back(int32_t(text.size()));
+    for (size_t k = 0; k <= i; ++k) ids.push_back(int32_t(100 * i + k));
+    ids_off.push_back(int32_t(ids.size()));
+  }
+  at::BatchBuilder b;
+  const int64_t rows = int64_t(texts.size());
+  b.Node(rows);
+  b.Buffer("");
+  b.Buffer(at::Packed(text_off));
+  b.Buffer(text);
+  b.Node(rows);
+  b.Buffer("");
+  b.Buffer(at::Packed(ids_off));
+  b.Node(int64_t(ids.size()));
+  b.Buffer("");
+  b.Buffer(at::Packed(ids));
+  b.Node(rows);
+  b.Buffer("");
+  b.Buffer(at::Packed(std::vector<int64_t>{1, 2, 3, 4}));
+  b.Node(rows);  // tags
+  b.Buffer("");
+  b.Node(rows);  // tags.a
+  b.Buffer("");
+  b.Node(2 * rows);  // tags.a.x
+  b.Buffer("");
+  b.Buffer(at::Packed(std::vector<int16_t>{1, 2, 3, 4, 5, 6, 7, 8}));
+  return out + b.Message(rows, compressed) + b.Message(rows) + at::EndOfStream();
+}
+
+std::string ArrowDictionaryStream() {
+  namespace at = arrow_testing;
+  auto dict = at::NewTable();
+  dict->Scalar<int64_t>(0, 7).Child(1, at::IntType(16));
+  std::string out = at::Frame(1, at::Schema({at::Field("label", at::kUtf8, nullptr, {}, dict)}), "");
+  at::BatchBuilder d;
+  d.Node(2);
+  d.Buffer("");
+  d.Buffer(at::Packed(std::vector<int32_t>{0, 3, 8}));
+  d.Buffer("catdoggo");
+  auto header = at::NewTable();
+  header->Scalar<int64_t>(0, 7).Child(1, d.Header(2));
+  at::BatchBuilder idx;
+  idx.Node(3);
+  idx.Buffer("");
+  idx.Buffer(at::Packed(std::vector<int16_t>{1, 0, 1}));
+  return out + at::Frame(2, header, d.body()) + idx.Message(3) + at::EndOfStream();
+}
 
 void Generate() {
   PackFileHeader ph;
@@ -119,6 +193,20 @@ void Generate() {
   Write("chunk_read", "zstd_with_index", Flag(1) + EncodeChunkRecord(idx) + zst);
   Write("chunk_read", "round_trip_raw", Flag(4) + "some chunk content");
   Write("chunk_read", "round_trip_zstd", Flag(12) + Text());
+
+  const std::string arrow = ArrowStream(false);
+  Write("arrow_ipc", "dataset_rows", Flag(0x88) + arrow);
+  Write("arrow_ipc", "dataset_small_pieces", Flag(0x01) + arrow);
+  Write("arrow_ipc", "dataset_truncated", Flag(0x88) + arrow.substr(0, arrow.size() * 2 / 3));
+  Write("arrow_ipc", "compressed_body", Flag(0x88) + ArrowStream(true));
+  Write("arrow_ipc", "dictionary", Flag(0x42) + ArrowDictionaryStream());
+  // Streams written by pyarrow itself (tests/data/arrow_ipc/make_streams.py).
+  for (const char* name : {"dataset.arrows", "types.arrows", "compressed.arrows"}) {
+    std::ifstream in(std::string(RANKFS_SOURCE_DIR) + "/tests/data/arrow_ipc/" + name,
+                     std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    Write("arrow_ipc", std::string("pyarrow_") + name, Flag(0x40) + bytes);
+  }
 
   auto wire = [](const gpu::Request& r) {
     const gpu::WireRequest w = gpu::EncodeRequest(r);

@@ -12,10 +12,10 @@ BUILD=${RANKFS_FUZZ_BUILD:-build-fuzz}
 # -max_len per target: a little above the largest input its decoder can meaningfully read.
 declare -A MAX_LEN=([pack_header]=64 [record_header]=128 [scan_pack]=16384 [meta_value]=4200
                     [meta_key]=512 [superblock]=128 [chunk_read]=8192
-                    [gpu_request]=64)
+                    [gpu_request]=64 [arrow_ipc]=16384)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(pack_header record_header scan_pack meta_value meta_key
-                                     superblock chunk_read gpu_request)
+                                     superblock chunk_read gpu_request arrow_ipc)
 
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
   -DCMAKE_CXX_COMPILER=clang++ -DRANKFS_FUZZ=ON -DRANKFS_BUILD_TESTS=OFF \
