@@ -16,7 +16,8 @@
 //     decompression of the same chunks by N threads.
 //
 // Geometry: --size-mib (per file), --runs, --slots, --slot-mib, --io-mib (bytes per read call),
-// --dst-mib (destination: a range lands at offset % dst), --readers, --seed.
+// --dst-mib (destination: a range lands at offset % dst), --readers, --seed. Mount mode's
+// --passes staged runs only the staged passes (no read()+copy, no bound).
 // Exit status: 0 done, 77 cannot run here (why on stderr), 1 failed, 2 bad arguments.
 #include "bench/gpu_bench.h"
 
@@ -180,7 +181,7 @@ int Usage(const char* why) {
                "gpu_bench: %s\nusage: gpu_bench mount --rankfs BIN --work DIR [options]\n"
                "       gpu_bench inproc --work DIR [options]\n"
                "options: --device cpu|cuda --size-mib N --runs N --slots N --slot-mib N "
-               "--io-mib N --dst-mib N --readers N --workers N --seed N\n",
+               "--io-mib N --dst-mib N --readers N --workers N --seed N --passes all|staged\n",
                why);
   return 2;
 }
@@ -207,6 +208,9 @@ int main(int argc, char** argv) {
       o.rankfs = value;
     } else if (flag == "--work") {
       o.work = value;
+    } else if (flag == "--passes") {
+      if (value != "all" && value != "staged") return Usage("--passes must be all or staged");
+      o.passes = value;
     } else if (!number || n == 0) {
       return Usage((flag + " needs a positive number").c_str());
     } else if (flag == "--size-mib") {

@@ -27,6 +27,9 @@ struct BenchOptions {
   int readers = 4;
   int workers = 4;  // in-process mode: threads filling slots (the daemon has 1 per client)
   uint64_t seed = 21;
+  // mount mode: "all", or "staged": only the staged passes (one reader cold and warm, the
+  // readers cold), for profiling the daemon and its CPU-s per GiB before/after a change.
+  std::string passes = "all";
 };
 
 // The file's bytes and the same bytes cut and compressed as the store does (FastCDC with the

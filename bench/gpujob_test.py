@@ -90,6 +90,23 @@ class RunGpuBench(unittest.TestCase):
                                   "read+copy CPU-s / staged CPU-s, cold"])
         self.assertGreater(rep["medians"]["staged_cold_daemon_cpu_s"], 0)
 
+    def test_mount_staged_passes_only(self):
+        rep, out = gpujob.run_gpu_bench(CONFIG["gpu_bench"], [
+            "mount", "--rankfs", CONFIG["rankfs"], "--work", self.work, "--size-mib", "16",
+            "--runs", "1", "--slot-mib", "1", "--io-mib", "4", "--dst-mib", "8",
+            "--readers", "2", "--passes", "staged"], timeout=120)
+        if rep is None:
+            self.skipTest(f"gpu_bench mount cannot run here: {out.strip()}")
+        med = rep["medians"]
+        self.assertEqual(sorted(med), [
+            "staged_cold_MBps", "staged_cold_cpu_s", "staged_cold_daemon_cpu_s",
+            "staged_readers_cold_MBps", "staged_readers_cold_daemon_cpu_s", "staged_warm_MBps",
+            "staged_warm_daemon_cpu_s"])
+        for key, value in med.items():
+            self.assertGreater(value, 0, key)
+        # Only the ratio whose both sides were measured is reported.
+        self.assertEqual([r["name"] for r in rep["ratios"]], ["2 readers / 1 reader, cold"])
+
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()

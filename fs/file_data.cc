@@ -327,6 +327,14 @@ void FsCore::EndStagedRequest() {
   impl_->stage_.in_flight.fetch_sub(1, std::memory_order_relaxed);
 }
 
+void FsCore::BeginStagingClient() {
+  impl_->stage_.clients.fetch_add(1, std::memory_order_relaxed);
+}
+
+void FsCore::EndStagingClient() {
+  impl_->stage_.clients.fetch_sub(1, std::memory_order_relaxed);
+}
+
 constexpr std::string_view kCaps = "security.capability";
 
 Status FsCore::Impl::DropPrivsLocked(Inode* inode) {

@@ -210,9 +210,15 @@ class FsCore {
   // with uncommitted bytes is read by Read; a stored range reads each distinct chunk once
   // (copied from the cache when it is there), fills holes with zeros without reading, reads
   // adjacent records of a pack together, and decompresses a chunk the range holds whole
-  // straight into dst without caching it (fs/stage_read.cc). EIO when a chunk of the range is
-  // damaged; dst then holds any bytes.
+  // straight into dst, caching it only when other references hold it while another staging
+  // client is connected (fs/stage_read.cc). EIO when a chunk of the range is damaged; dst then
+  // holds any bytes.
   Result<size_t> StageRead(Ino ino, uint64_t offset, size_t size, char* dst);
+  // The GPU server counts its clients that have a ring here (one Begin when the ring is
+  // mapped, one End when the client goes): StageRead keeps shared chunks in the cache for the
+  // others only while more than one is connected.
+  void BeginStagingClient();
+  void EndStagingClient();
   // The GPU server brackets each Read request it serves with these, from the write-back of
   // its dirty pages to its StageRead: FsStats::gpu_max_concurrent_reads is the most served at
   // once.

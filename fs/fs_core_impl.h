@@ -332,6 +332,7 @@ class FsCore::Impl {
     std::atomic<uint64_t> reads{0}, bytes{0}, fallback_reads{0}, chunk_reads{0}, preads{0},
         direct_chunks{0}, cache_hits{0}, repeat_uses{0};
     std::atomic<uint64_t> in_flight{0}, max_in_flight{0};  // Read requests served at once
+    std::atomic<uint64_t> clients{0};  // staging clients with a ring (Begin/EndStagingClient)
   } stage_;
   uint64_t generation_ = 1;
 

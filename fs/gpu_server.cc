@@ -89,7 +89,10 @@ class Client {
  public:
   Client(FsCore* core, dev_t mount_dev, int fuse_fd, std::chrono::microseconds test_delay, int fd)
       : core_(core), mount_dev_(mount_dev), fuse_fd_(fuse_fd), test_delay_(test_delay), fd_(fd) {}
-  ~Client() { StopPool(); }  // before the ring is unmapped and the descriptors are closed
+  ~Client() {
+    StopPool();  // before the ring is unmapped and the descriptors are closed
+    if (ring_.base != nullptr) core_->EndStagingClient();
+  }
 
   void Serve() {
     ucred cred{};
@@ -310,6 +313,7 @@ class Client {
     ring_.bytes = bytes;
     ring_.slot_count = req.slot;
     ring_.slot_bytes = req.length;
+    core_->BeginStagingClient();  // ended by ~Client
     StartPool();
     return 0;
   }

@@ -3,8 +3,9 @@
 // often its extents repeat; holes are zeroed without a read; the chunks missing from the
 // cache are read with one ChunkStore::GetMany (adjacent records of a pack in one read); a
 // chunk that the range holds whole is decompressed straight into the caller's buffer, and
-// cached only when other references hold it too, so that staging a large file of its own does
-// not evict what the FUSE readers use while ranks staging copies still share each chunk.
+// cached only when other references hold it too and another staging client is connected (or
+// a reader waits for it), so that a lone client pays no copy into the cache and does not evict
+// what the FUSE readers use, while ranks staging copies still share each chunk.
 //
 // Sharing with concurrent readers goes through the cache's loads (fs/chunk_cache.h): a chunk
 // this read claims is waited for by others rather than read twice, and copied into the cache
@@ -99,6 +100,8 @@ Status FsCore::Impl::StageStoredLocked(Inode* inode, uint64_t offset, uint64_t e
   } guard{&cache_, reads};
   GetManyStats got;
   if (!reads.empty()) chunks_->GetMany(reads, &got);
+  // Read once, so that every chunk of this request follows the same rule.
+  const bool others_staging = stage_.clients.load(std::memory_order_relaxed) > 1;
   for (size_t k = 0; k < reads.size(); ++k, guard.published = k) {
     Chunk& c = chunks[claimed[k]];
     ChunkRead& r = reads[k];
@@ -106,10 +109,13 @@ Status FsCore::Impl::StageStoredLocked(Inode* inode, uint64_t offset, uint64_t e
     if (r.wrote_direct) {
       c.direct_use = int(c.first_use);
       // A chunk only this place of this file holds is not cached: staging a large file then
-      // leaves the cache to the FUSE readers. A shared one is (others likely read it soon:
-      // four ranks staging four copies decompress each chunk once).
+      // leaves the cache to the FUSE readers. A shared one is while another staging client is
+      // connected (four ranks staging four copies decompress each chunk once, a rank that
+      // lags behind the others included). A lone client's copy into the cache was a fifth of
+      // its CPU and served no one (docs/gpu.md, "Reads"); readers that wait for the chunk
+      // meanwhile still get it (Publish keeps it for them).
       cache_.Publish(c.hash, r.status, std::string_view(r.direct, r.direct_len),
-                     /*keep=*/r.shared);
+                     /*keep=*/r.shared && others_staging);
     } else {
       // Only part of it is wanted here: the rest is likely wanted next, so it is cached.
       cache_.Publish(c.hash, r.status, c.bytes, /*keep=*/true);

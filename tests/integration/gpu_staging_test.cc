@@ -50,6 +50,55 @@ TEST_F(GpuStagingTest, ReadsMatchPreadForCompressedSharedAndSparseData) {
   CompareRandomReads(mnt_ + "/sparse", 40, 13);
 }
 
+// A chunk decompressed straight into a slot is kept in the chunk cache only when other
+// references hold it and another client is connected (fs/stage_read.cc): a lone client pays no
+// copy into the cache; ranks staging copies share each decompression.
+TEST_F(GpuStagingTest, SharedChunksAreCachedOnlyWhileAnotherClientIsConnected) {
+  Mount();
+  const std::string data = GpuTextData(2 << 20, 5);
+  for (const char* name : {"a", "b"}) {  // b shares every chunk of a
+    int fd = OpenOrDie(mnt_ + "/" + name, O_CREAT | O_WRONLY | O_TRUNC);
+    WriteAll(fd, data, 0);
+    ASSERT_EQ(close(fd), 0);
+  }
+  sync();
+  Unmount();
+  Mount();  // a fresh daemon: the writers' chunks are not in its cache
+  auto cache_bytes = [&] {
+    std::ifstream stats(mnt_ + "/.rankfs-stats");
+    for (std::string line; std::getline(stats, line);) {
+      if (line.rfind("chunk_cache_bytes=", 0) == 0) return std::stoull(line.substr(18));
+    }
+    ADD_FAILURE() << "no chunk_cache_bytes line in the stats file";
+    return 0ull;
+  };
+  // The whole file in one request (one slot holds it): every chunk whole, straight into it.
+  auto stage = [&](rankfs_gpu_ctx* ctx, const char* name) {
+    int fd = OpenOrDie(mnt_ + "/" + name, O_RDONLY);
+    rankfs_gpu_file file = rankfs_gpu_register(ctx, fd);
+    EXPECT_GT(file, 0) << rankfs_gpu_last_error();
+    std::string have(data.size(), '\x5a');
+    rankfs_gpu_ticket t = 0;
+    EXPECT_EQ(rankfs_gpu_submit(ctx, file, 0, data.size(), have.data(), nullptr, &t), 0);
+    EXPECT_EQ(rankfs_gpu_wait(ctx, t), int64_t(data.size())) << rankfs_gpu_last_error();
+    EXPECT_TRUE(have == data) << name;
+    EXPECT_EQ(rankfs_gpu_unregister(ctx, file), 0);
+    close(fd);
+  };
+  const rankfs_gpu_options o{2, 4 << 20, RANKFS_GPU_BACKEND_CPU, 0};
+  rankfs_gpu_ctx* one = nullptr;
+  ASSERT_EQ(rankfs_gpu_open(mnt_.c_str(), &o, &one), 0) << rankfs_gpu_last_error();
+  stage(one, "a");
+  EXPECT_EQ(cache_bytes(), 0u) << "one client kept chunks no one else reads";
+  rankfs_gpu_ctx* two = nullptr;
+  ASSERT_EQ(rankfs_gpu_open(mnt_.c_str(), &o, &two), 0) << rankfs_gpu_last_error();
+  stage(one, "a");  // decompressed again, and kept for the other client
+  EXPECT_GT(cache_bytes(), data.size() * 9 / 10);
+  stage(two, "b");
+  rankfs_gpu_close(two);
+  rankfs_gpu_close(one);
+}
+
 TEST_F(GpuStagingTest, ReadsMatchPreadUncompressed) {
   Mount("compress=0");
   int fd = OpenOrDie(mnt_ + "/raw", O_CREAT | O_WRONLY | O_TRUNC);

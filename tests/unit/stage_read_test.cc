@@ -1,6 +1,7 @@
 // FsCore::StageRead, the GPU staging path's read (fs/stage_read.cc): Read's bytes, got with
 // one read of each distinct chunk, holes zeroed without a read, adjacent records read
-// together, whole chunks decompressed straight into the buffer and cached only when shared.
+// together, whole chunks decompressed straight into the buffer and cached only when shared
+// while another staging client is connected.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -105,10 +106,39 @@ TEST_F(StageReadTest, AChunkUsedTwiceInARangeIsReadOnce) {
   const FsStats s = fs_->Stats();
   EXPECT_EQ(s.gpu_chunk_reads, chunks);
   EXPECT_EQ(s.gpu_repeat_uses, chunks);
-  // Shared chunks (two references each) are cached even when decompressed into the buffer:
-  // another reader of them is likely.
   EXPECT_EQ(s.gpu_direct_chunks, chunks);
+  // Shared (two references each), but no other staging client is connected: nothing kept.
+  EXPECT_EQ(s.chunk_cache_bytes, 0u);
+}
+
+TEST_F(StageReadTest, SharedChunksAreCachedWhileAnotherStagingClientIsConnected) {
+  const std::string data = MakeRealData(1 << 20, 43);
+  Ino ino = CreateFile(kRootIno, "shared");
+  WriteAll(ino, data, 1 << 20, 0);
+  ASSERT_TRUE(fs_->Fsync(ino, false).ok());
+  Ino copy = CreateFile(kRootIno, "copy");  // the same content: every chunk twice referenced
+  WriteAll(copy, data, 1 << 20, 0);
+  ASSERT_TRUE(fs_->Fsync(copy, false).ok());
+  ASSERT_TRUE(fs_->Release(ino).ok());
+  ASSERT_TRUE(fs_->Release(copy).ok());
+  Reopen();
+  // One client (this one): the chunks go straight into the buffer and are not kept.
+  fs_->BeginStagingClient();
+  EXPECT_TRUE(Staged(ino, 0, 1 << 20) == data);
+  FsStats s = fs_->Stats();
+  EXPECT_EQ(s.gpu_direct_chunks, s.chunks.chunks);
+  EXPECT_EQ(s.chunk_cache_bytes, 0u);
+  // A second client: the same read keeps them for it, and its read of the copy hits them all.
+  fs_->BeginStagingClient();
+  EXPECT_TRUE(Staged(ino, 0, 1 << 20) == data);
+  s = fs_->Stats();
   EXPECT_GT(s.chunk_cache_bytes, (1u << 20) * 9 / 10);
+  const uint64_t reads = s.gpu_chunk_reads;
+  EXPECT_TRUE(Staged(copy, 0, 1 << 20) == data);
+  EXPECT_EQ(fs_->Stats().gpu_chunk_reads, reads);
+  EXPECT_EQ(fs_->Stats().gpu_cache_hits, s.gpu_cache_hits + s.chunks.chunks);
+  fs_->EndStagingClient();
+  fs_->EndStagingClient();
 }
 
 TEST_F(StageReadTest, UncommittedBytesAreReadByRead) {
