@@ -30,14 +30,19 @@ namespace {
 constexpr uint32_t kSlots = kGpuSlots;
 constexpr uint64_t kSlotBytes = kGpuSlotBytes;
 
-TEST_F(GpuStagingTest, ReadsMatchPreadForCompressedSharedAndSparseData) {
-  Mount();
-  const std::string data = GpuTextData(3 << 20, 1);
-  for (const char* name : {"a", "b"}) {  // b shares every chunk of a
-    int fd = OpenOrDie(mnt_ + "/" + name, O_CREAT | O_WRONLY | O_TRUNC);
+// Writes `data` as the files a and b of the mount.
+void WriteTwoCopies(const std::string& mnt, const std::string& data) {
+  for (const char* name : {"a", "b"}) {
+    int fd = OpenOrDie(mnt + "/" + name, O_CREAT | O_WRONLY | O_TRUNC);
     WriteAll(fd, data, 0);
     ASSERT_EQ(close(fd), 0);
   }
+}
+
+TEST_F(GpuStagingTest, ReadsMatchPreadForCompressedSharedAndSparseData) {
+  Mount();
+  const std::string data = GpuTextData(3 << 20, 1);
+  ASSERT_NO_FATAL_FAILURE(WriteTwoCopies(mnt_, data));  // b shares every chunk of a
   int fd = OpenOrDie(mnt_ + "/sparse", O_CREAT | O_WRONLY | O_TRUNC);
   WriteAll(fd, GpuTextData(100000, 2), 1 << 20);
   WriteAll(fd, GpuTextData(5000, 3), 3 << 20);
@@ -56,11 +61,7 @@ TEST_F(GpuStagingTest, ReadsMatchPreadForCompressedSharedAndSparseData) {
 TEST_F(GpuStagingTest, SharedChunksAreCachedOnlyWhileAnotherClientIsConnected) {
   Mount();
   const std::string data = GpuTextData(2 << 20, 5);
-  for (const char* name : {"a", "b"}) {  // b shares every chunk of a
-    int fd = OpenOrDie(mnt_ + "/" + name, O_CREAT | O_WRONLY | O_TRUNC);
-    WriteAll(fd, data, 0);
-    ASSERT_EQ(close(fd), 0);
-  }
+  ASSERT_NO_FATAL_FAILURE(WriteTwoCopies(mnt_, data));  // b shares every chunk of a
   sync();
   Unmount();
   Mount();  // a fresh daemon: the writers' chunks are not in its cache
