@@ -37,7 +37,7 @@ Result<ChunkCache::Value> ChunkCache::Get(const ChunkHash& hash) {
       std::shared_ptr<Load> other = in->second;
       ++shared_loads_;
       ++other->waiters;
-      s.loaded.wait(l, [&] { return other->done; });
+      other->loaded.wait(l, [&] { return other->done; });
       if (!other->status.ok()) return other->status;
       return other->value;
     }
@@ -56,7 +56,7 @@ Result<ChunkCache::Value> ChunkCache::Get(const ChunkHash& hash) {
     load->status = st;
     load->value = v;
   }
-  s.loaded.notify_all();
+  load->loaded.notify_all();
   if (!st.ok()) return st;
   return v;
 }
@@ -86,21 +86,29 @@ ChunkCache::Lookup ChunkCache::TryClaim(const ChunkHash& hash, Value* value) {
 void ChunkCache::Publish(const ChunkHash& hash, const Status& status, std::string_view bytes,
                          bool keep) {
   Shard& s = ShardFor(hash);
+  // A chunk kept whatever happens is copied before the shard is locked: the copy (and its
+  // allocation) then does not hold up the shard's other callers.
+  Value copy = status.ok() && keep ? NewChunkBytes(std::string(bytes)) : nullptr;
+  std::shared_ptr<Load> load;
   {
     std::lock_guard<std::mutex> l(s.mu);
     auto it = s.loading.find(hash);
     if (it == s.loading.end()) return;  // no claim: nothing to end
-    std::shared_ptr<Load> load = std::move(it->second);
+    load = std::move(it->second);
     s.loading.erase(it);
-    // Copied while the shard is locked, so that no Get can start waiting after the decision.
-    if (status.ok() && (keep || load->waiters > 0)) {
-      load->value = NewChunkBytes(std::string(bytes));
+    // Otherwise copied while the shard is locked, so that no Get can start waiting after the
+    // decision not to.
+    if (copy == nullptr && status.ok() && load->waiters > 0) {
+      copy = NewChunkBytes(std::string(bytes));
+    }
+    if (copy != nullptr) {
+      load->value = std::move(copy);
       if (shard_capacity_ > 0) InsertLocked(s, hash, load->value);
     }
     load->status = status;
     load->done = true;
   }
-  s.loaded.notify_all();
+  load->loaded.notify_all();
 }
 
 void ChunkCache::InsertLocked(Shard& s, const ChunkHash& hash, const Value& v) {

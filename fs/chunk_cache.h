@@ -68,16 +68,19 @@ class ChunkCache {
 
  private:
   static constexpr size_t kShards = 16;
-  // One store read in flight. Its fields are guarded by the shard's mutex.
+  // One store read in flight. Its fields are guarded by the shard's mutex. Each load wakes
+  // only its own waiters: with one condition variable per shard, every load that ended woke
+  // every caller waiting on any chunk of the shard (four ranks staging the same chunks keep
+  // several waiting), and each went back to sleep after a context switch.
   struct Load {
     bool done = false;
-    int waiters = 0;  // Get callers waiting for it
+    int waiters = 0;  // Get callers waiting for it, and TryClaim callers that will
     Status status;
     Value value;
+    std::condition_variable loaded;  // done became true
   };
   struct Shard {
     std::mutex mu;  // guards lru, map, bytes, loading and every Load in it
-    std::condition_variable loaded;  // a Load of this shard is done
     std::list<std::pair<ChunkHash, Value>> lru;  // front = most recent
     std::unordered_map<ChunkHash, std::list<std::pair<ChunkHash, Value>>::iterator,
                        ChunkHashHasher>

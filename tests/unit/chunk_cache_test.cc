@@ -264,5 +264,51 @@ TEST(ChunkCacheTest, ClaimsShareOneReadAndCacheOnlyWhatIsKeptOrAwaited) {
   EXPECT_EQ(*cache.Peek(h2), other);
 }
 
+// Each load wakes its own waiters (fs/chunk_cache.h, Load): loads of one shard ending in any
+// order release exactly the callers waiting for them, each with its own chunk's bytes, and a
+// load from the store (Get) beside the claims is shared the same way.
+TEST(ChunkCacheTest, LoadsOfOneShardReleaseTheirOwnWaiters) {
+  // Three chunks of the same shard (the shard is chosen by the hash's second byte).
+  std::vector<std::string> same;
+  const uint8_t shard = ChunkHash::Of(Bytes('s', 9000)).bytes[1] % 16;
+  for (int i = 0; same.size() < 3 && i < 10000; ++i) {
+    std::string b = Bytes(char(i), 9000 + size_t(i));
+    if (ChunkHash::Of(b).bytes[1] % 16 == shard) same.push_back(std::move(b));
+  }
+  ASSERT_EQ(same.size(), 3u);
+  const ChunkHash a = ChunkHash::Of(same[0]), b = ChunkHash::Of(same[1]);
+  const ChunkHash c = ChunkHash::Of(same[2]);
+  GatedStore store;
+  store.Add(same[2]);
+  ChunkCache cache(&store, 16 << 20);
+  ChunkCache::Value v;
+  ASSERT_EQ(cache.TryClaim(a, &v), ChunkCache::Lookup::kClaimed);
+  ASSERT_EQ(cache.TryClaim(b, &v), ChunkCache::Lookup::kClaimed);
+  store.Close();
+  Readers rc(&cache, c, 1);  // reads c from the store, held at the gate
+  ASSERT_TRUE(store.WaitForReads(1));
+  Readers ra(&cache, a, 2), rb(&cache, b, 2), rc2(&cache, c, 2);
+  WaitForSharedLoads(cache, 6);
+  ASSERT_EQ(cache.shared_loads(), 6u);
+  // b ends first, then c's store read, then a: each set of waiters gets its own chunk.
+  cache.Publish(b, Status::Ok(), same[1], /*keep=*/false);
+  rb.Join();
+  store.Open();
+  rc.Join();
+  rc2.Join();
+  cache.Publish(a, Status::Ok(), same[0], /*keep=*/true);
+  ra.Join();
+  for (auto* r : {&ra, &rb, &rc, &rc2}) {
+    const std::string& want = r == &ra ? same[0] : r == &rb ? same[1] : same[2];
+    for (auto& slot : r->results) {
+      ASSERT_TRUE(slot.has_value());
+      ASSERT_TRUE(slot->ok()) << slot->status().ToString();
+      EXPECT_EQ(*slot->value(), want);
+    }
+  }
+  EXPECT_EQ(store.reads(c), 1);
+  EXPECT_EQ(cache.misses(), 3u);  // two claims and one store read, for seven callers
+}
+
 }  // namespace
 }  // namespace rankfs
