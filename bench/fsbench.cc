@@ -273,20 +273,20 @@ int Floor(const std::vector<std::string>& streams) {
   return 0;
 }
 
-// The directory's names other than "." and "..", in readdir order.
-std::vector<std::string> ReadNames(DIR* d, const std::string& dir) {
-  std::vector<std::string> names;
+// Calls fn(name) for each of the directory's names other than "." and "..", as readdir
+// returns them.
+template <typename Fn>
+void ForEachName(DIR* d, const std::string& dir, Fn fn) {
   for (;;) {
     errno = 0;
     const dirent* e = ::readdir(d);
     if (e == nullptr) {
       if (errno != 0) Die("readdir " + dir);
-      break;
+      return;
     }
     if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
-    names.emplace_back(e->d_name);
+    fn(e->d_name);
   }
-  return names;
 }
 
 void CheckCount(size_t got, uint64_t want, const std::string& dir) {
@@ -312,27 +312,21 @@ int Files(const std::string& phase, const std::string& dir, uint64_t files) {
     const int dfd = ::dirfd(d);
     if (phase == "list") {  // as ls -l: stat each name as it comes
       size_t n = 0;
-      for (;;) {
-        errno = 0;
-        const dirent* e = ::readdir(d);
-        if (e == nullptr) {
-          if (errno != 0) Die("readdir " + dir);
-          break;
-        }
-        if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+      ForEachName(d, dir, [&](const char* name) {
         struct stat st {};
-        if (::fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-          Die("lstat " + dir + "/" + e->d_name);
+        if (::fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+          Die("lstat " + dir + "/" + name);
         }
         if (!S_ISREG(st.st_mode) || st.st_size != 0) {
           errno = EIO;
-          Die("unexpected attributes of " + dir + "/" + e->d_name);
+          Die("unexpected attributes of " + dir + "/" + name);
         }
         ++n;
-      }
+      });
       CheckCount(n, files, dir);
     } else {  // as rm -rf: the names first, then unlink each, then the directory
-      const std::vector<std::string> names = ReadNames(d, dir);
+      std::vector<std::string> names;
+      ForEachName(d, dir, [&](const char* name) { names.emplace_back(name); });
       CheckCount(names.size(), files, dir);
       for (const std::string& n : names) {
         if (::unlinkat(dfd, n.c_str(), 0) != 0) Die("unlink " + dir + "/" + n);

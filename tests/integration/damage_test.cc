@@ -24,6 +24,7 @@
 
 #include "tests/testutil/mount_fixture.h"
 #include "tests/testutil/mount_test.h"
+#include "tests/testutil/pack_records.h"
 #include "tests/testutil/test_data.h"
 
 namespace rankfs {
@@ -84,32 +85,6 @@ std::set<uint64_t> DamagedBlocks(const std::string& fsck_output, uint64_t ino) {
   return blocks;
 }
 
-struct Record {
-  uint64_t offset, length;
-};
-
-// The chunk records of a pack, in order (format: docs/format.md).
-std::vector<Record> Records(const std::string& pack) {
-  std::vector<Record> out;
-  std::string bytes;
-  {
-    FILE* f = std::fopen(pack.c_str(), "rb");
-    if (!f) return out;
-    char buf[1 << 16];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
-    std::fclose(f);
-  }
-  uint64_t off = 32;
-  while (off + 56 <= bytes.size() && bytes.compare(off, 4, "RKCH") == 0) {
-    uint32_t stored;
-    std::memcpy(&stored, bytes.data() + off + 44, 4);
-    out.push_back({off, 56 + uint64_t(stored)});
-    off += 56 + stored;
-  }
-  return out;
-}
-
 class DamageTest : public MountTest {
  protected:
   DamageTest() : MountTest(std::chrono::seconds(240)) {}
@@ -129,8 +104,8 @@ class DamageTest : public MountTest {
       }
       ASSERT_TRUE(fs_->Unmount().ok()) << fs_->DaemonLog();
     }
-    ASSERT_EQ(Records(Pack(1)).size() > 10, true);
-    ASSERT_EQ(Records(Pack(2)).size() > 10, true);
+    ASSERT_EQ(PackRecords(Pack(1)).size() > 10, true);
+    ASSERT_EQ(PackRecords(Pack(2)).size() > 10, true);
   }
 
   std::string Pack(int id) {
@@ -187,8 +162,8 @@ class DamageTest : public MountTest {
 };
 
 TEST_F(DamageTest, FlippedBytesInOneRecordFailOnlyThatChunk) {
-  std::vector<Record> recs = Records(Pack(1));
-  const Record r = recs[recs.size() / 2];
+  std::vector<PackRecord> recs = PackRecords(Pack(1));
+  const PackRecord r = recs[recs.size() / 2];
   {
     FILE* f = std::fopen(Pack(1).c_str(), "r+b");
     ASSERT_NE(f, nullptr);
@@ -203,8 +178,8 @@ TEST_F(DamageTest, FlippedBytesInOneRecordFailOnlyThatChunk) {
 }
 
 TEST_F(DamageTest, TruncatedPackFailsOnlyTheCutRecords) {
-  std::vector<Record> recs = Records(Pack(2));
-  const Record r = recs[recs.size() * 3 / 4];
+  std::vector<PackRecord> recs = PackRecords(Pack(2));
+  const PackRecord r = recs[recs.size() * 3 / 4];
   std::filesystem::resize_file(Pack(2), r.offset + 10);
   std::set<std::string> damaged = CheckDamageIsConfined();
   EXPECT_FALSE(damaged.empty());

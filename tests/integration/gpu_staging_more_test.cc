@@ -21,6 +21,7 @@
 
 #include "tests/testutil/gpu_staging_fixture.h"
 #include "tests/testutil/mount_fixture.h"
+#include "tests/testutil/pack_records.h"
 #include "tests/testutil/test_data.h"
 
 namespace rankfs {
@@ -312,28 +313,6 @@ TEST_F(GpuStagingTest, RefusesDescriptorsThatGrantNoReading) {
   has("read public=1000");
 }
 
-// The chunk records of a pack, in order (format: docs/format.md).
-struct Record {
-  uint64_t offset, length;
-};
-std::vector<Record> PackRecords(const std::string& pack) {
-  std::vector<Record> out;
-  std::string bytes;
-  if (FILE* f = std::fopen(pack.c_str(), "rb")) {
-    char buf[1 << 16];
-    for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) bytes.append(buf, n);
-    std::fclose(f);
-  }
-  uint64_t off = 32;
-  while (off + 56 <= bytes.size() && bytes.compare(off, 4, "RKCH") == 0) {
-    uint32_t stored;
-    std::memcpy(&stored, bytes.data() + off + 44, 4);
-    out.push_back({off, 56 + uint64_t(stored)});
-    off += 56 + stored;
-  }
-  return out;
-}
-
 // One damaged chunk: the staging path fails exactly the blocks pread through the mount fails
 // (with EIO), and serves every other block's bytes; a request spanning the damage fails whole.
 TEST_F(GpuStagingTest, ADamagedChunkFailsExactlyTheRangesTouchingIt) {
@@ -346,10 +325,10 @@ TEST_F(GpuStagingTest, ADamagedChunkFailsExactlyTheRangesTouchingIt) {
   ASSERT_EQ(close(fd), 0);
   Unmount();
   const std::string pack = store_ + "/packs/000001.pack";
-  const std::vector<Record> recs = PackRecords(pack);
+  const std::vector<PackRecord> recs = PackRecords(pack);
   ASSERT_GT(recs.size(), 10u);
   {
-    const Record r = recs[recs.size() / 2];
+    const PackRecord r = recs[recs.size() / 2];
     FILE* f = std::fopen(pack.c_str(), "r+b");
     ASSERT_NE(f, nullptr);
     std::fseek(f, long(r.offset + 56 + r.length / 2), SEEK_SET);
