@@ -1,6 +1,7 @@
 #include "bench/resemblance.h"
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -86,7 +87,11 @@ DeltaDecision DeltaPlanner::Offer(std::string_view piece, size_t alone) {
   pieces_.push_back(piece);
   DeltaDecision d;
   if (piece.size() < kMinDeltaPiece) return d;
+  const auto t0 = std::chrono::steady_clock::now();
   const std::vector<uint64_t> sf = ComputeSuperFeatures(piece, features_per_sf_);
+  feature_seconds_ +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  feature_bytes_ += piece.size();
   if (sf.empty()) return d;
   const int slots = int(sf.size());
   // The candidate sharing the most super-features; ties go to the lowest slot's (Odess).

@@ -56,6 +56,8 @@ class DeltaPlanner {
 
   uint64_t verified() const { return verified_; }
   uint64_t candidates() const { return candidates_; }  // pieces that found a base to try
+  double feature_seconds() const { return feature_seconds_; }  // in ComputeSuperFeatures
+  uint64_t feature_bytes() const { return feature_bytes_; }
 
  private:
   int level_;
@@ -66,7 +68,8 @@ class DeltaPlanner {
   // Super-feature slot i: value -> the latest non-delta piece with it.
   std::vector<std::unordered_map<uint64_t, uint32_t>> index_;
   std::vector<char> out_, back_;
-  uint64_t verified_ = 0, candidates_ = 0;
+  uint64_t verified_ = 0, candidates_ = 0, feature_bytes_ = 0;
+  double feature_seconds_ = 0;
 };
 
 }  // namespace rankfs

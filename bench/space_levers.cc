@@ -189,6 +189,7 @@ std::vector<DeltaDecision> PlanDeltas(const char* what, const Pieces& p, const L
   DeltaPlanner planner(kStoreLevel, features_per_sf);
   std::vector<DeltaDecision> d;
   d.reserve(p.unique.size());
+  const auto t0 = std::chrono::steady_clock::now();
   uint64_t kept = 0, saved = 0;
   for (size_t i = 0; i < p.unique.size(); ++i) {
     d.push_back(planner.Offer(p.unique[i], alone.unit_stored[i]));
@@ -203,11 +204,17 @@ std::vector<DeltaDecision> PlanDeltas(const char* what, const Pieces& p, const L
               (unsigned long long)planner.candidates(),
               (unsigned long long)kept, kKeepRatio, double(saved) / 1e6,
               (unsigned long long)planner.verified());
+  const double all = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("  time: %.2f s in all (features, trial deltas, verification), of which features "
+              "%.2f s for %.1f MB (%.0f MB/s)\n",
+              all, planner.feature_seconds(), double(planner.feature_bytes()) / 1e6,
+              double(planner.feature_bytes()) / 1e6 / std::max(planner.feature_seconds(), 1e-9));
   return d;
 }
 
 // A dictionary trained on the first `sample` bytes of unique pieces (each piece a sample).
-std::string TrainDictionary(const Pieces& p, size_t sample, size_t dict_size) {
+std::string TrainDictionary(const Pieces& p, size_t sample, size_t dict_size,
+                            size_t* sampled) {
   std::string samples;
   std::vector<size_t> sizes;
   for (std::string_view u : p.unique) {
@@ -215,6 +222,7 @@ std::string TrainDictionary(const Pieces& p, size_t sample, size_t dict_size) {
     samples.append(u);
     sizes.push_back(u.size());
   }
+  *sampled = samples.size();
   std::string dict(dict_size, '\0');
   const size_t n =
       ZDICT_trainFromBuffer(dict.data(), dict.size(), samples.data(), sizes.data(),
@@ -601,10 +609,14 @@ int Main(int argc, char** argv) {
   // Lever 5: one dictionary per store, trained on the first pieces it stores.
   for (const auto& [what, pieces] :
        {std::pair<const char*, const Pieces*>{"FastCDC chunks", &chunks}, {"Arrow pieces", &rows}}) {
-    const std::string dict = TrainDictionary(*pieces, dict_sample, dict_size);
+    const auto t0 = std::chrono::steady_clock::now();
+    size_t sampled = 0;
+    const std::string dict = TrainDictionary(*pieces, dict_sample, dict_size, &sampled);
+    const double train_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (dict.empty()) continue;
-    std::printf("dictionary, %s: %zu B trained on the first %.1f MB of unique pieces\n", what,
-                dict.size(), double(std::min<uint64_t>(dict_sample, total)) / 1e6);
+    std::printf("dictionary, %s: %zu B trained on the first %.1f MB of unique pieces in %.2f s\n",
+                what, dict.size(), double(sampled) / 1e6, train_s);
     ZSTD_CDict* cdict = ZSTD_createCDict(dict.data(), dict.size(), kStoreLevel);
     const Packing k{.dict = cdict, .dict_bytes = dict.size()};
     if (pieces == &chunks) {
