@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <list>
 #include <random>
 #include <unordered_map>
@@ -25,6 +26,33 @@ size_t Compressed(ZSTD_CCtx* cctx, std::string_view in, int level,
   }
   return std::min(n, in.size());
 }
+
+namespace {
+
+// `in` compressed against `prefix`, then decoded and compared (exit 1 on a mismatch).
+size_t DeltaCompressed(ZSTD_CCtx* cctx, std::string_view in, std::string_view prefix, int level) {
+  std::string out(ZSTD_compressBound(in.size()), '\0');
+  ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
+  size_t n = ZSTD_CCtx_refPrefix(cctx, prefix.data(), prefix.size());
+  if (!ZSTD_isError(n)) n = ZSTD_compress2(cctx, out.data(), out.size(), in.data(), in.size());
+  std::string back(in.size() + 1, '\0');
+  size_t r = n;
+  if (!ZSTD_isError(n)) {
+    ZSTD_DCtx* d = ZSTD_createDCtx();
+    r = ZSTD_DCtx_refPrefix(d, prefix.data(), prefix.size());
+    if (!ZSTD_isError(r)) r = ZSTD_decompressDCtx(d, back.data(), back.size(), out.data(), n);
+    ZSTD_freeDCtx(d);
+  }
+  if (ZSTD_isError(r) || r != in.size() || std::memcmp(back.data(), in.data(), r) != 0) {
+    std::fprintf(stderr, "space_levers: delta frame does not decode to its pieces: %s\n",
+                 ZSTD_isError(r) ? ZSTD_getErrorName(r) : "bytes differ");
+    std::exit(1);
+  }
+  return std::min(n, in.size());
+}
+
+}  // namespace
 
 Pieces Dedup(const std::vector<File>& files, std::vector<std::vector<size_t>> lengths) {
   Pieces p;
@@ -76,13 +104,51 @@ Layout Build(const std::string& name, const Pieces& p, const Packing& k, ZSTD_CC
     ++l.piece_index;
   }
   close();
-  l.base_of.assign(l.unit_bytes.size(), kNoBase);
+  l.bases_of.assign(l.unit_bytes.size(), {});
+  // Bases precede their deltas and are never deltas: all are placed by now.
+  std::vector<uint32_t> members;  // of the delta frame being filled
+  auto close_deltas = [&] {
+    if (members.empty()) return;
+    std::string raw, prefix;
+    std::vector<uint32_t> bases, base_units;
+    for (uint32_t i : members) {
+      const uint32_t b = (*k.deltas)[i].base;
+      if (std::find(bases.begin(), bases.end(), b) == bases.end()) {
+        bases.push_back(b);
+        prefix.append(p.unique[b]);
+      }
+      if (std::find(base_units.begin(), base_units.end(), unit[b]) == base_units.end()) {
+        base_units.push_back(unit[b]);
+      }
+      raw.append(p.unique[i]);
+    }
+    const size_t stored = DeltaCompressed(cctx, raw, prefix, k.level);
+    const uint32_t u = add_unit(raw.size(), stored);
+    for (size_t j = 0, off = 0; j < members.size(); off += p.unique[members[j]].size(), ++j) {
+      unit[members[j]] = u;
+      offset[members[j]] = uint32_t(off);
+    }
+    l.bases_of.push_back(base_units);
+    l.base_refs += bases.size();
+    ++l.deltas;
+    members.clear();
+  };
   for (size_t i = 0; i < n; ++i) {
     if (!is_delta(i)) continue;
-    unit[i] = add_unit(p.unique[i].size(), (*k.deltas)[i].delta_size);
-    l.base_of.push_back(unit[(*k.deltas)[i].base]);  // the base precedes it: already placed
-    ++l.deltas;
+    const uint32_t b = (*k.deltas)[i].base;
+    if (k.delta_frame == 0) {
+      unit[i] = add_unit(p.unique[i].size(), (*k.deltas)[i].delta_size);
+      l.bases_of.push_back({unit[b]});
+      ++l.base_refs;
+      ++l.deltas;
+      continue;
+    }
+    size_t raw = 0;
+    for (uint32_t m : members) raw += p.unique[m].size();
+    if (!members.empty() && raw + p.unique[i].size() > k.delta_frame) close_deltas();
+    members.push_back(uint32_t(i));
   }
+  close_deltas();
   l.unique = l.unit_bytes.size();
   l.stored += k.dict_bytes;
   l.dict_bytes = k.dict_bytes;
@@ -110,8 +176,8 @@ MetaBytes Metadata(const Layout& l) {
     rec.location.record_length = l.unit_stored[u] + uint32_t(kRecordHeader);
     rec.location.codec = Codec::kZstd;
     m.index += ChunkKey(h).size() + EncodeChunkRecord(rec).size();
-    if (l.base_of[u] != kNoBase) m.index += sizeof h.bytes;
   }
+  m.index += l.base_refs * sizeof h.bytes;  // a delta unit names its base pieces
   // A piece inside a frame: its hash -> the frame and the slice (a chunk record's fields).
   m.index += l.piece_index * (ChunkKey(h).size() + EncodeChunkRecord(rec).size());
   for (size_t f = 0; f < l.lengths.size(); ++f) {
@@ -153,7 +219,7 @@ ReadCost CostOfReads(const std::vector<File>& files, const Layout& l, size_t onl
       const size_t own = size_t(std::unique(units.begin(), units.end()) - units.begin());
       units.resize(own);
       for (size_t i = 0; i < own; ++i) {
-        if (l.base_of[units[i]] != kNoBase) units.push_back(l.base_of[units[i]]);
+        for (uint32_t b : l.bases_of[units[i]]) units.push_back(b);
       }
       std::sort(units.begin(), units.end());
       const size_t n = size_t(std::unique(units.begin(), units.end()) - units.begin());
@@ -192,8 +258,10 @@ double CachedReadKiB(const File& file, const Layout& l, size_t f, size_t reads,
     for (; p < len.size() && start[p] < e; ++p) {
       // A delta not in the cache needs its base (from the cache or decompressed) first.
       const uint32_t u = l.unit_of[f][p];
-      for (uint32_t v : {l.base_of[u], u}) {
-        if (v == kNoBase || (v != u && where.count(u) != 0)) continue;
+      std::vector<uint32_t> need;
+      if (where.count(u) == 0) need = l.bases_of[u];
+      need.push_back(u);
+      for (uint32_t v : need) {
         auto it = where.find(v);
         if (it != where.end()) {
           lru.splice(lru.begin(), lru, it->second);

@@ -42,10 +42,10 @@ struct Layout {
   std::vector<std::vector<uint32_t>> offset_in_unit;   // per file, per piece
   std::vector<uint32_t> unit_bytes;                    // raw bytes of each compression unit
   std::vector<uint32_t> unit_stored;                   // stored bytes of each unit
-  std::vector<uint32_t> base_of;  // per unit: the unit a delta needs decompressed, or kNoBase
+  // Per unit: the units a delta unit needs decompressed first (empty for others).
+  std::vector<std::vector<uint32_t>> bases_of;
+  uint64_t base_refs = 0;  // base pieces named by delta units (32 B each in the metadata)
 };
-
-inline constexpr uint32_t kNoBase = UINT32_MAX;
 
 // The files cut into pieces and deduplicated: unique_of holds each piece's unique index.
 struct Pieces {
@@ -57,9 +57,13 @@ struct Pieces {
 // How a layout stores the unique pieces: `frame` 0 compresses each alone, otherwise they are
 // packed in first-seen order into frames of about `frame` bytes (a frame is closed before a
 // piece would take it past `frame`). Pieces that `deltas` marks are units of their own, stored
-// as their delta. `dict`, when given, is used for every unit but the deltas.
+// as their delta, or, with `delta_frame` > 0, packed in first-seen order into frames of their
+// own of about that size, each compressed against the concatenation of its pieces' bases
+// (ZSTD_CCtx_refPrefix; decoded and compared, exit 1 on mismatch). `dict`, when given, is used
+// for every unit but the deltas.
 struct Packing {
   size_t frame = 0;
+  size_t delta_frame = 0;
   int level = kStoreLevel;
   const std::vector<DeltaDecision>* deltas = nullptr;
   const ZSTD_CDict* dict = nullptr;

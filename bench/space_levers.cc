@@ -331,6 +331,11 @@ int Main(int argc, char** argv) {
                                 " KiB frames, zstd -1",
                             rows, {.frame = kib << 10, .deltas = &row_deltas}, cctx));
   }
+  // Deltas placed for reads: those of neighbouring pieces share a frame and its bases' prefix.
+  layouts.push_back(Build("Arrow cuts + deltas in 32 KiB delta frames, others in 32 KiB frames",
+                          rows,
+                          {.frame = 32 << 10, .delta_frame = 32 << 10, .deltas = &row_deltas},
+                          cctx));
   // Lever 5: one dictionary per store, trained on the first pieces it stores.
   for (const auto& [what, pieces] :
        {std::pair<const char*, const Pieces*>{"FastCDC chunks", &chunks}, {"Arrow pieces", &rows}}) {
@@ -355,6 +360,10 @@ int Main(int argc, char** argv) {
       framed.deltas = &row_deltas;
       layouts.push_back(Build("Arrow cuts + deltas + dictionary, 32 KiB frames, zstd -1", rows,
                               framed, cctx));
+      framed.delta_frame = 32 << 10;
+      layouts.push_back(Build("Arrow cuts + deltas in 32 KiB delta frames + dictionary, 32 KiB "
+                              "frames, zstd -1",
+                              rows, framed, cctx));
     }
     ZSTD_freeCDict(cdict);
   }
