@@ -202,17 +202,38 @@ int SelfTest() {
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
   DeltaPlanner planner(kStoreLevel, kDefaultFeaturesPerSf);
   int deltas = 0, wrong_base = 0;
+  std::vector<DeltaDecision> plan;
   for (size_t i = 0; i < pieces.size(); ++i) {
-    const DeltaDecision d = planner.Offer(pieces[i], Compressed(cctx, pieces[i], kStoreLevel));
-    if (!d.is_delta) continue;
+    plan.push_back(planner.Offer(pieces[i], Compressed(cctx, pieces[i], kStoreLevel)));
+    if (!plan.back().is_delta) continue;
     ++deltas;
-    if (d.base != i - i % 4) ++wrong_base;  // each copy's base is its own original
+    if (plan.back().base != i - i % 4) ++wrong_base;  // each copy's base is its own original
   }
+  // The same pieces as one file, the deltas packed in frames against their bases (Build
+  // decodes each delta frame and exits on a mismatch), and the read model counting the bases.
+  std::vector<File> file(1);
+  Pieces p;
+  p.lengths.resize(1);
+  p.unique_of.resize(1);
+  for (const std::string& piece : pieces) file[0].bytes += piece;
+  for (size_t i = 0, off = 0; i < pieces.size(); off += pieces[i].size(), ++i) {
+    p.lengths[0].push_back(pieces[i].size());
+    p.unique_of[0].push_back(uint32_t(i));
+    p.unique.push_back(std::string_view(file[0].bytes).substr(off, pieces[i].size()));
+  }
+  const Layout framed = Build("self-test", p, {.frame = 8 << 10, .delta_frame = 16 << 10,
+                                               .deltas = &plan}, cctx);
+  const ReadCost reads = CostOfReads(file, framed);
   ZSTD_freeCCtx(cctx);
   std::printf("self-test: %d of 12 edited copies stored as deltas, %llu verified, %d against "
-              "the wrong base\n",
-              deltas, (unsigned long long)planner.verified(), wrong_base);
-  const bool ok = deltas >= 10 && planner.verified() == uint64_t(deltas) && wrong_base == 0;
+              "the wrong base; in delta frames: %llu frames, %zu of %zu bytes stored, %.2f base "
+              "decompressions per read\n",
+              deltas, (unsigned long long)planner.verified(), wrong_base,
+              (unsigned long long)framed.deltas, size_t(framed.stored), file[0].bytes.size(),
+              reads.extra);
+  const bool ok = deltas >= 10 && planner.verified() == uint64_t(deltas) && wrong_base == 0 &&
+                  framed.deltas > 0 && framed.stored < file[0].bytes.size() / 4 &&
+                  reads.extra > 0;
   std::printf("self-test: %s\n", ok ? "PASSED" : "FAILED");
   return ok ? 0 : 1;
 }
