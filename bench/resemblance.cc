@@ -89,8 +89,7 @@ DeltaDecision DeltaPlanner::Offer(std::string_view piece, size_t alone) {
   if (piece.size() < kMinDeltaPiece) return d;
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<uint64_t> sf = ComputeSuperFeatures(piece, features_per_sf_);
-  feature_seconds_ +=
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  feature_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   feature_bytes_ += piece.size();
   if (sf.empty()) return d;
   const int slots = int(sf.size());

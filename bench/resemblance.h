@@ -55,7 +55,7 @@ class DeltaPlanner {
   DeltaDecision Offer(std::string_view piece, size_t alone);
 
   uint64_t verified() const { return verified_; }
-  uint64_t candidates() const { return candidates_; }  // pieces that found a base to try
+  uint64_t candidates() const { return candidates_; }          // pieces that found a base to try
   double feature_seconds() const { return feature_seconds_; }  // in ComputeSuperFeatures
   uint64_t feature_bytes() const { return feature_bytes_; }
 

@@ -13,8 +13,7 @@
 
 namespace rankfs {
 
-size_t Compressed(ZSTD_CCtx* cctx, std::string_view in, int level,
-                  const ZSTD_CDict* dict) {
+size_t Compressed(ZSTD_CCtx* cctx, std::string_view in, int level, const ZSTD_CDict* dict) {
   std::string out(ZSTD_compressBound(in.size()), '\0');
   ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
   ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);

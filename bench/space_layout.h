@@ -31,17 +31,17 @@ struct File {
 // alone, a frame of pieces, or a delta) and where its bytes start inside that unit's raw bytes.
 struct Layout {
   std::string name;
-  uint64_t stored = 0;        // compressed bytes of all units, plus the dictionary if any
-  uint64_t unique = 0;        // compression units (one record each)
-  uint64_t deltas = 0;        // units that are deltas against a base unit
-  uint64_t dict_bytes = 0;    // the store's dictionary, counted once in `stored`
-  uint64_t piece_index = 0;   // dedup index entries for pieces inside frames
-  bool per_piece = false;     // one record per unique piece
-  std::vector<std::vector<size_t>> lengths;            // per file
-  std::vector<std::vector<uint32_t>> unit_of;          // per file, per piece
-  std::vector<std::vector<uint32_t>> offset_in_unit;   // per file, per piece
-  std::vector<uint32_t> unit_bytes;                    // raw bytes of each compression unit
-  std::vector<uint32_t> unit_stored;                   // stored bytes of each unit
+  uint64_t stored = 0;       // compressed bytes of all units, plus the dictionary if any
+  uint64_t unique = 0;       // compression units (one record each)
+  uint64_t deltas = 0;       // units that are deltas against a base unit
+  uint64_t dict_bytes = 0;   // the store's dictionary, counted once in `stored`
+  uint64_t piece_index = 0;  // dedup index entries for pieces inside frames
+  bool per_piece = false;    // one record per unique piece
+  std::vector<std::vector<size_t>> lengths;           // per file
+  std::vector<std::vector<uint32_t>> unit_of;         // per file, per piece
+  std::vector<std::vector<uint32_t>> offset_in_unit;  // per file, per piece
+  std::vector<uint32_t> unit_bytes;                   // raw bytes of each compression unit
+  std::vector<uint32_t> unit_stored;                  // stored bytes of each unit
   // Per unit: the units a delta unit needs decompressed first (empty for others).
   std::vector<std::vector<uint32_t>> bases_of;
   uint64_t base_refs = 0;  // base pieces named by delta units (32 B each in the metadata)

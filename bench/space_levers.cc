@@ -62,23 +62,24 @@ std::vector<DeltaDecision> PlanDeltas(const char* what, const Pieces& p, const L
       saved += alone.unit_stored[i] - d.back().delta_size;
     }
   }
-  std::printf("deltas, %s, %d super-features of %d features: %zu unique pieces, %llu found a base by super-features, %llu kept "
-              "(< %.1fx alone), saving %.1f MB; %llu decoded with their base and verified\n",
-              what, kFeatures / features_per_sf, features_per_sf, p.unique.size(),
-              (unsigned long long)planner.candidates(),
-              (unsigned long long)kept, kKeepRatio, double(saved) / 1e6,
-              (unsigned long long)planner.verified());
+  std::printf(
+      "deltas, %s, %d super-features of %d features: %zu unique pieces, %llu found a base by "
+      "super-features, %llu kept "
+      "(< %.1fx alone), saving %.1f MB; %llu decoded with their base and verified\n",
+      what, kFeatures / features_per_sf, features_per_sf, p.unique.size(),
+      (unsigned long long)planner.candidates(), (unsigned long long)kept, kKeepRatio,
+      double(saved) / 1e6, (unsigned long long)planner.verified());
   const double all = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("  time: %.2f s in all (features, trial deltas, verification), of which features "
-              "%.2f s for %.1f MB (%.0f MB/s)\n",
-              all, planner.feature_seconds(), double(planner.feature_bytes()) / 1e6,
-              double(planner.feature_bytes()) / 1e6 / std::max(planner.feature_seconds(), 1e-9));
+  std::printf(
+      "  time: %.2f s in all (features, trial deltas, verification), of which features "
+      "%.2f s for %.1f MB (%.0f MB/s)\n",
+      all, planner.feature_seconds(), double(planner.feature_bytes()) / 1e6,
+      double(planner.feature_bytes()) / 1e6 / std::max(planner.feature_seconds(), 1e-9));
   return d;
 }
 
 // A dictionary trained on the first `sample` bytes of unique pieces (each piece a sample).
-std::string TrainDictionary(const Pieces& p, size_t sample, size_t dict_size,
-                            size_t* sampled) {
+std::string TrainDictionary(const Pieces& p, size_t sample, size_t dict_size, size_t* sampled) {
   std::string samples;
   std::vector<size_t> sizes;
   for (std::string_view u : p.unique) {
@@ -88,9 +89,8 @@ std::string TrainDictionary(const Pieces& p, size_t sample, size_t dict_size,
   }
   *sampled = samples.size();
   std::string dict(dict_size, '\0');
-  const size_t n =
-      ZDICT_trainFromBuffer(dict.data(), dict.size(), samples.data(), sizes.data(),
-                            unsigned(sizes.size()));
+  const size_t n = ZDICT_trainFromBuffer(dict.data(), dict.size(), samples.data(), sizes.data(),
+                                         unsigned(sizes.size()));
   if (ZDICT_isError(n)) {
     std::fprintf(stderr, "space_levers: dictionary training on %zu samples: %s\n", sizes.size(),
                  ZDICT_getErrorName(n));
@@ -99,7 +99,6 @@ std::string TrainDictionary(const Pieces& p, size_t sample, size_t dict_size,
   dict.resize(n);
   return dict;
 }
-
 
 uint64_t LongMode(const std::vector<File>& files, int level) {
   ZSTD_CCtx* cctx = ZSTD_createCCtx();
@@ -221,19 +220,18 @@ int SelfTest() {
     p.unique_of[0].push_back(uint32_t(i));
     p.unique.push_back(std::string_view(file[0].bytes).substr(off, pieces[i].size()));
   }
-  const Layout framed = Build("self-test", p, {.frame = 8 << 10, .delta_frame = 16 << 10,
-                                               .deltas = &plan}, cctx);
+  const Layout framed =
+      Build("self-test", p, {.frame = 8 << 10, .delta_frame = 16 << 10, .deltas = &plan}, cctx);
   const ReadCost reads = CostOfReads(file, framed);
   ZSTD_freeCCtx(cctx);
-  std::printf("self-test: %d of 12 edited copies stored as deltas, %llu verified, %d against "
-              "the wrong base; in delta frames: %llu frames, %zu of %zu bytes stored, %.2f base "
-              "decompressions per read\n",
-              deltas, (unsigned long long)planner.verified(), wrong_base,
-              (unsigned long long)framed.deltas, size_t(framed.stored), file[0].bytes.size(),
-              reads.extra);
+  std::printf(
+      "self-test: %d of 12 edited copies stored as deltas, %llu verified, %d against "
+      "the wrong base; in delta frames: %llu frames, %zu of %zu bytes stored, %.2f base "
+      "decompressions per read\n",
+      deltas, (unsigned long long)planner.verified(), wrong_base, (unsigned long long)framed.deltas,
+      size_t(framed.stored), file[0].bytes.size(), reads.extra);
   const bool ok = deltas >= 10 && planner.verified() == uint64_t(deltas) && wrong_base == 0 &&
-                  framed.deltas > 0 && framed.stored < file[0].bytes.size() / 4 &&
-                  reads.extra > 0;
+                  framed.deltas > 0 && framed.stored < file[0].bytes.size() / 4 && reads.extra > 0;
   std::printf("self-test: %s\n", ok ? "PASSED" : "FAILED");
   return ok ? 0 : 1;
 }
@@ -330,36 +328,34 @@ int Main(int argc, char** argv) {
   layouts.push_back(arrow);
   for (int level : {1, 3}) {
     for (size_t kib : {32, 64, 128, 256}) {
-      layouts.push_back(Build("Arrow cuts + dedup, " + std::to_string(kib) +
-                                  " KiB frames, zstd -" + std::to_string(level),
+      layouts.push_back(Build("Arrow cuts + dedup, " + std::to_string(kib) + " KiB frames, zstd -" +
+                                  std::to_string(level),
                               rows, {.frame = kib << 10, .level = level}, cctx));
     }
   }
-  layouts.push_back(Build("32 KiB pieces alone, zstd -1 (no dedup)",
-                          Dedup(files, fixed_lengths), {}, cctx));
+  layouts.push_back(
+      Build("32 KiB pieces alone, zstd -1 (no dedup)", Dedup(files, fixed_lengths), {}, cctx));
   // Lever 3: depth-1 deltas found by super-features.
   std::printf("\n");
   const std::vector<DeltaDecision> chunk_deltas =
       PlanDeltas("FastCDC chunks", chunks, today, int(sf_features));
   const std::vector<DeltaDecision> row_deltas =
       PlanDeltas("Arrow pieces", rows, arrow, int(sf_features));
-  layouts.push_back(
-      Build("today + deltas (per chunk)", chunks, {.deltas = &chunk_deltas}, cctx));
-  layouts.push_back(
-      Build("Arrow cuts + deltas, per piece", rows, {.deltas = &row_deltas}, cctx));
+  layouts.push_back(Build("today + deltas (per chunk)", chunks, {.deltas = &chunk_deltas}, cctx));
+  layouts.push_back(Build("Arrow cuts + deltas, per piece", rows, {.deltas = &row_deltas}, cctx));
   for (size_t kib : {32, 128}) {
-    layouts.push_back(Build("Arrow cuts + deltas, other pieces in " + std::to_string(kib) +
-                                " KiB frames, zstd -1",
-                            rows, {.frame = kib << 10, .deltas = &row_deltas}, cctx));
+    layouts.push_back(Build(
+        "Arrow cuts + deltas, other pieces in " + std::to_string(kib) + " KiB frames, zstd -1",
+        rows, {.frame = kib << 10, .deltas = &row_deltas}, cctx));
   }
   // Deltas placed for reads: those of neighbouring pieces share a frame and its bases' prefix.
   layouts.push_back(Build("Arrow cuts + deltas in 32 KiB delta frames, others in 32 KiB frames",
-                          rows,
-                          {.frame = 32 << 10, .delta_frame = 32 << 10, .deltas = &row_deltas},
+                          rows, {.frame = 32 << 10, .delta_frame = 32 << 10, .deltas = &row_deltas},
                           cctx));
   // Lever 5: one dictionary per store, trained on the first pieces it stores.
   for (const auto& [what, pieces] :
-       {std::pair<const char*, const Pieces*>{"FastCDC chunks", &chunks}, {"Arrow pieces", &rows}}) {
+       {std::pair<const char*, const Pieces*>{"FastCDC chunks", &chunks},
+        {"Arrow pieces", &rows}}) {
     const auto t0 = std::chrono::steady_clock::now();
     size_t sampled = 0;
     const std::string dict = TrainDictionary(*pieces, dict_sample, dict_size, &sampled);
@@ -376,15 +372,16 @@ int Main(int argc, char** argv) {
       layouts.push_back(Build("Arrow cuts + dictionary, per piece", rows, k, cctx));
       Packing framed = k;
       framed.frame = 32 << 10;
-      layouts.push_back(Build("Arrow cuts + dictionary, 32 KiB frames, zstd -1", rows, framed,
-                              cctx));
+      layouts.push_back(
+          Build("Arrow cuts + dictionary, 32 KiB frames, zstd -1", rows, framed, cctx));
       framed.deltas = &row_deltas;
-      layouts.push_back(Build("Arrow cuts + deltas + dictionary, 32 KiB frames, zstd -1", rows,
-                              framed, cctx));
+      layouts.push_back(
+          Build("Arrow cuts + deltas + dictionary, 32 KiB frames, zstd -1", rows, framed, cctx));
       framed.delta_frame = 32 << 10;
-      layouts.push_back(Build("Arrow cuts + deltas in 32 KiB delta frames + dictionary, 32 KiB "
-                              "frames, zstd -1",
-                              rows, framed, cctx));
+      layouts.push_back(
+          Build("Arrow cuts + deltas in 32 KiB delta frames + dictionary, 32 KiB "
+                "frames, zstd -1",
+                rows, framed, cctx));
     }
     ZSTD_freeCDict(cdict);
   }
@@ -406,8 +403,8 @@ int Main(int argc, char** argv) {
         l.name.c_str(), double(l.stored) / 1e6, double(l.stored) / double(long1),
         (unsigned long long)l.unique, (unsigned long long)l.deltas, double(with_headers) / 1e6,
         double(m.index) / 1e6, double(m.extents) / 1e6, (unsigned long long)m.extent_count,
-        double(all) / 1e6, double(all) / double(long1), c.mean, c.extra, 100.0 * c.above_two,
-        c.max, c.kib_decompressed);
+        double(all) / 1e6, double(all) / double(long1), c.mean, c.extra, 100.0 * c.above_two, c.max,
+        c.kib_decompressed);
   }
   for (auto [level, bytes] : {std::pair{1, long1}, std::pair{3, long3}}) {
     std::printf(
@@ -426,7 +423,8 @@ int Main(int argc, char** argv) {
   }
   std::printf(
       "\n4 KiB reads of the largest file alone (%s):\n| layout | mean decompressions | > 2 | "
-      "of them delta bases | KiB decompressed | 20,000 random reads, KiB decompressed per read, via a 128 MiB cache "
+      "of them delta bases | KiB decompressed | 20,000 random reads, KiB decompressed per read, "
+      "via a 128 MiB cache "
       "| the same, 16 MiB cache |\n|---|---:|---:|---:|---:|---:|---:|\n",
       files.empty() ? "-" : files[largest].path.c_str());
   for (const Layout& l : layouts) {
