@@ -129,6 +129,7 @@ Layout Build(const std::string& name, const Pieces& p, const Packing& k, ZSTD_CC
     }
     l.bases_of.push_back(base_units);
     l.base_refs += bases.size();
+    l.piece_index += members.size();  // each piece's hash -> its slice of the delta frame
     ++l.deltas;
     members.clear();
   };
