@@ -1,16 +1,21 @@
 // space_levers: the bytes each space lever of issue #26 would store for a set of files, side by
-// side, with the cost of a random 4 KiB read under each layout (docs/benchmarks.md, "Space
-// levers (issue #26)").
+// side, with the metadata each layout would write and the cost of a random 4 KiB read under it
+// (docs/benchmarks.md, "Space levers (issue #26)").
 //
-//   space_levers [--min-row N] [--group N] [--min-piece N] PATH...   (files or directories)
+//   space_levers [--min-row N] [--group N] [--min-piece N] [--dict-kib N] [--dict-sample-mib N]
+//                [--sf-features N] PATH...   (files or directories)
+//   space_levers --self-test   (the delta planner on made-up similar pieces; exit 1 on failure)
 //
 // Layouts: today's (FastCDC with the store's parameters, dedup by SHA-256, zstd per chunk at
 // the store's level); Arrow cuts (store/arrow_ipc.h, FastCDC elsewhere) with dedup and zstd per
-// piece; the same unique pieces packed in first-seen order into frames of 32..256 KiB; and the
+// piece; the same unique pieces packed in first-seen order into frames of 32..256 KiB; depth-1
+// deltas against resembling earlier pieces (bench/resemblance.h), per piece and beside frames
+// of the other pieces; a dictionary trained on the first pieces of the store; and the
 // baselines (zstd --long=27 over all files concatenated, zstd -1 per 32 KiB piece alone).
 // Files are taken in the order they were last written (the order a job wrote them).
-// Compressed sizes count a frame's raw bytes when zstd does not shrink it, as the store does;
-// record headers and index entries are counted apart (pieces x 56 bytes for a record each).
+// Compressed sizes count a unit's raw bytes when zstd does not shrink it, as the store does;
+// record headers (56 B per unit) and metadata (store/meta_codec.h encoders) are counted apart.
+#include <zdict.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -22,13 +27,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-#include <list>
 #include <random>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
+#include "bench/resemblance.h"
+#include "bench/space_layout.h"
 #include "store/arrow_ipc.h"
 #include "store/chunker.h"
 #include "store/types.h"
@@ -38,188 +43,61 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr int kStoreLevel = 1;  // StoreOptions::compression_level
-constexpr size_t kReadSize = 4096;
-constexpr size_t kRecordHeader = 56;  // store/pack_format.h kRecordHeaderSize
+constexpr char kUsage[] =
+    "usage: space_levers [--min-row N] [--group N] [--min-piece N] [--dict-kib N] "
+    "[--dict-sample-mib N] [--sf-features N] PATH...\n       space_levers --self-test\n";
 
-struct File {
-  std::string path;
-  std::string bytes;
-};
-
-// A layout: every file cut into pieces; each piece names its compression unit.
-struct Layout {
-  std::string name;
-  uint64_t stored = 0;        // compressed bytes of all units
-  uint64_t unique = 0;        // unique pieces (records a per-piece layout would write)
-  bool per_piece = false;     // one record per unique piece
-  bool whole_stream = false;  // one stream: a read decompresses from the start
-  std::vector<std::vector<size_t>> lengths;    // per file
-  std::vector<std::vector<uint32_t>> unit_of;  // per file, per piece
-  std::vector<uint32_t> unit_bytes;            // raw bytes of each compression unit
-};
-
-size_t Compressed(ZSTD_CCtx* cctx, std::string_view in, int level) {
-  std::string out(ZSTD_compressBound(in.size()), '\0');
-  ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
-  ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
-  const size_t n = ZSTD_compress2(cctx, out.data(), out.size(), in.data(), in.size());
-  if (ZSTD_isError(n)) {
-    std::fprintf(stderr, "zstd: %s\n", ZSTD_getErrorName(n));
-    std::exit(1);
-  }
-  return std::min(n, in.size());
-}
-
-// Dedups the pieces of `lengths` by SHA-256; returns the unique pieces in first-seen order and
-// sets unit_of to each piece's unique index.
-std::vector<std::string_view> Dedup(const std::vector<File>& files,
-                                    const std::vector<std::vector<size_t>>& lengths,
-                                    std::vector<std::vector<uint32_t>>* unit_of) {
-  std::unordered_map<ChunkHash, uint32_t, ChunkHashHasher> index;
-  std::vector<std::string_view> unique;
-  unit_of->assign(files.size(), {});
-  for (size_t f = 0; f < files.size(); ++f) {
-    size_t off = 0;
-    for (size_t len : lengths[f]) {
-      std::string_view piece(files[f].bytes.data() + off, len);
-      auto [it, added] = index.emplace(ChunkHash::Of(piece), uint32_t(unique.size()));
-      if (added) unique.push_back(piece);
-      (*unit_of)[f].push_back(it->second);
-      off += len;
+// Depth-1 deltas for the unique pieces, each judged against its size compressed alone.
+std::vector<DeltaDecision> PlanDeltas(const char* what, const Pieces& p, const Layout& alone,
+                                      int features_per_sf) {
+  DeltaPlanner planner(kStoreLevel, features_per_sf);
+  std::vector<DeltaDecision> d;
+  d.reserve(p.unique.size());
+  const auto t0 = std::chrono::steady_clock::now();
+  uint64_t kept = 0, saved = 0;
+  for (size_t i = 0; i < p.unique.size(); ++i) {
+    d.push_back(planner.Offer(p.unique[i], alone.unit_stored[i]));
+    if (d.back().is_delta) {
+      ++kept;
+      saved += alone.unit_stored[i] - d.back().delta_size;
     }
   }
-  return unique;
+  std::printf(
+      "deltas, %s, %d super-features of %d features: %zu unique pieces, %llu found a base by "
+      "super-features, %llu kept "
+      "(< %.1fx alone), saving %.1f MB; %llu decoded with their base and verified\n",
+      what, kFeatures / features_per_sf, features_per_sf, p.unique.size(),
+      (unsigned long long)planner.candidates(), (unsigned long long)kept, kKeepRatio,
+      double(saved) / 1e6, (unsigned long long)planner.verified());
+  const double all = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf(
+      "  time: %.2f s in all (features, trial deltas, verification), of which features "
+      "%.2f s for %.1f MB (%.0f MB/s)\n",
+      all, planner.feature_seconds(), double(planner.feature_bytes()) / 1e6,
+      double(planner.feature_bytes()) / 1e6 / std::max(planner.feature_seconds(), 1e-9));
+  return d;
 }
 
-// Mean and share above two of the compression units a 4 KiB-aligned read touches, over every
-// 4 KiB block of every file.
-struct ReadCost {
-  double mean = 0;
-  double above_two = 0;
-  size_t max = 0;
-  double kib_decompressed = 0;  // mean raw KiB of the units a read decompresses
-};
-
-// only_file: the index of the one file to count, or SIZE_MAX for all.
-ReadCost CostOfReads(const std::vector<File>& files, const Layout& l, size_t only_file = SIZE_MAX) {
-  ReadCost c;
-  uint64_t blocks = 0, total = 0, over = 0, unit_bytes = 0;
-  for (size_t f = 0; f < files.size(); ++f) {
-    if (only_file != SIZE_MAX && f != only_file) continue;
-    const std::vector<size_t>& len = l.lengths[f];
-    size_t piece = 0, piece_start = 0;
-    for (size_t b = 0; b < files[f].bytes.size(); b += kReadSize) {
-      const size_t end = std::min(b + kReadSize, files[f].bytes.size());
-      while (piece_start + len[piece] <= b) piece_start += len[piece++];
-      std::vector<uint32_t> units;
-      for (size_t p = piece, s = piece_start; p < len.size() && s < end; s += len[p++]) {
-        units.push_back(l.unit_of[f][p]);
-      }
-      std::sort(units.begin(), units.end());
-      const size_t n = size_t(std::unique(units.begin(), units.end()) - units.begin());
-      for (size_t i = 0; i < n; ++i) unit_bytes += l.unit_bytes[units[i]];
-      ++blocks;
-      total += n;
-      if (n > 2) ++over;
-      c.max = std::max(c.max, n);
-    }
+// A dictionary trained on the first `sample` bytes of unique pieces (each piece a sample).
+std::string TrainDictionary(const Pieces& p, size_t sample, size_t dict_size, size_t* sampled) {
+  std::string samples;
+  std::vector<size_t> sizes;
+  for (std::string_view u : p.unique) {
+    if (samples.size() + u.size() > sample) break;
+    samples.append(u);
+    sizes.push_back(u.size());
   }
-  if (blocks > 0) {
-    c.mean = double(total) / double(blocks);
-    c.above_two = double(over) / double(blocks);
-    c.kib_decompressed = double(unit_bytes) / double(blocks) / 1024.0;
+  *sampled = samples.size();
+  std::string dict(dict_size, '\0');
+  const size_t n = ZDICT_trainFromBuffer(dict.data(), dict.size(), samples.data(), sizes.data(),
+                                         unsigned(sizes.size()));
+  if (ZDICT_isError(n)) {
+    std::fprintf(stderr, "space_levers: dictionary training on %zu samples: %s\n", sizes.size(),
+                 ZDICT_getErrorName(n));
+    return {};
   }
-  return c;
-}
-
-// Raw KiB decompressed per read for `reads` uniformly random 4 KiB-aligned reads of file f
-// through an LRU cache of decompressed units holding `cache_bytes` (the daemon's chunk cache
-// default is 128 MiB), starting empty.
-double CachedReadKiB(const File& file, const Layout& l, size_t f, size_t reads,
-                     uint64_t cache_bytes) {
-  const std::vector<size_t>& len = l.lengths[f];
-  std::vector<uint64_t> start(len.size() + 1, 0);
-  for (size_t i = 0; i < len.size(); ++i) start[i + 1] = start[i] + len[i];
-  const size_t blocks = (file.bytes.size() + kReadSize - 1) / kReadSize;
-  if (blocks == 0) return 0;
-  std::list<uint32_t> lru;  // front: most recently used
-  std::unordered_map<uint32_t, std::list<uint32_t>::iterator> where;
-  uint64_t held = 0, decompressed = 0;
-  std::mt19937_64 rng(1);
-  for (size_t r = 0; r < reads; ++r) {
-    const uint64_t b = (rng() % blocks) * kReadSize;
-    const uint64_t e = std::min<uint64_t>(b + kReadSize, file.bytes.size());
-    size_t p = size_t(std::upper_bound(start.begin(), start.end(), b) - start.begin()) - 1;
-    for (; p < len.size() && start[p] < e; ++p) {
-      const uint32_t u = l.unit_of[f][p];
-      auto it = where.find(u);
-      if (it != where.end()) {
-        lru.splice(lru.begin(), lru, it->second);
-        continue;
-      }
-      decompressed += l.unit_bytes[u];
-      held += l.unit_bytes[u];
-      lru.push_front(u);
-      where[u] = lru.begin();
-      while (held > cache_bytes && lru.size() > 1) {
-        held -= l.unit_bytes[lru.back()];
-        where.erase(lru.back());
-        lru.pop_back();
-      }
-    }
-  }
-  return double(decompressed) / double(reads) / 1024.0;
-}
-
-// Unique pieces packed in first-seen order into frames of about `frame` bytes (a frame is
-// closed before a piece would take it past `frame`), each frame compressed at `level`.
-Layout Framed(const std::string& name, const Layout& pieces,
-              const std::vector<std::string_view>& unique, size_t frame, int level,
-              ZSTD_CCtx* cctx) {
-  Layout l = pieces;
-  l.name = name;
-  l.per_piece = false;
-  l.stored = 0;
-  std::vector<uint32_t> frame_of(unique.size());
-  std::string buf;
-  uint32_t frames = 0;
-  l.unit_bytes.clear();
-  auto close = [&] {
-    if (buf.empty()) return;
-    l.stored += Compressed(cctx, buf, level);
-    l.unit_bytes.push_back(uint32_t(buf.size()));
-    buf.clear();
-    ++frames;
-  };
-  for (size_t i = 0; i < unique.size(); ++i) {
-    if (!buf.empty() && buf.size() + unique[i].size() > frame) close();
-    frame_of[i] = frames;
-    buf.append(unique[i]);
-  }
-  close();
-  l.unique = frames;
-  for (auto& units : l.unit_of) {
-    for (uint32_t& u : units) u = frame_of[u];
-  }
-  return l;
-}
-
-Layout PerPiece(const std::string& name, const std::vector<File>& files,
-                std::vector<std::vector<size_t>> lengths, int level, ZSTD_CCtx* cctx,
-                std::vector<std::string_view>* unique_out) {
-  Layout l;
-  l.name = name;
-  l.per_piece = true;
-  l.lengths = std::move(lengths);
-  std::vector<std::string_view> unique = Dedup(files, l.lengths, &l.unit_of);
-  for (std::string_view u : unique) {
-    l.stored += Compressed(cctx, u, level);
-    l.unit_bytes.push_back(uint32_t(u.size()));
-  }
-  l.unique = unique.size();
-  if (unique_out) *unique_out = std::move(unique);
-  return l;
+  dict.resize(n);
+  return dict;
 }
 
 uint64_t LongMode(const std::vector<File>& files, int level) {
@@ -302,8 +180,65 @@ std::vector<File> ReadFiles(const std::vector<std::string>& paths) {
   return files;
 }
 
+// Pieces made to resemble each other (a random text and copies of it with a few edits and an
+// insertion), run through the delta planner, which decodes every delta it keeps with its base
+// and exits on a mismatch. Fails unless the edited copies became deltas of the original.
+int SelfTest() {
+  std::mt19937_64 rng(7);
+  static const char kWords[][8] = {"the", "row", "token", "id", "cache", "frame", "of", "rank"};
+  std::vector<std::string> pieces;
+  for (int base = 0; base < 4; ++base) {
+    std::string text;
+    while (text.size() < 6000) text += std::string(kWords[rng() % 8]) + char('a' + rng() % 26);
+    pieces.push_back(text);
+    for (int copy = 0; copy < 3; ++copy) {
+      std::string c = text;
+      for (int e = 0; e < 8; ++e) c[rng() % c.size()] = char('A' + rng() % 26);
+      c.insert(rng() % c.size(), "inserted words");
+      pieces.push_back(c);
+    }
+  }
+  ZSTD_CCtx* cctx = ZSTD_createCCtx();
+  DeltaPlanner planner(kStoreLevel, kDefaultFeaturesPerSf);
+  int deltas = 0, wrong_base = 0;
+  std::vector<DeltaDecision> plan;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    plan.push_back(planner.Offer(pieces[i], Compressed(cctx, pieces[i], kStoreLevel)));
+    if (!plan.back().is_delta) continue;
+    ++deltas;
+    if (plan.back().base != i - i % 4) ++wrong_base;  // each copy's base is its own original
+  }
+  // The same pieces as one file, the deltas packed in frames against their bases (Build
+  // decodes each delta frame and exits on a mismatch), and the read model counting the bases.
+  std::vector<File> file(1);
+  Pieces p;
+  p.lengths.resize(1);
+  p.unique_of.resize(1);
+  for (const std::string& piece : pieces) file[0].bytes += piece;
+  for (size_t i = 0, off = 0; i < pieces.size(); off += pieces[i].size(), ++i) {
+    p.lengths[0].push_back(pieces[i].size());
+    p.unique_of[0].push_back(uint32_t(i));
+    p.unique.push_back(std::string_view(file[0].bytes).substr(off, pieces[i].size()));
+  }
+  const Layout framed =
+      Build("self-test", p, {.frame = 8 << 10, .delta_frame = 16 << 10, .deltas = &plan}, cctx);
+  const ReadCost reads = CostOfReads(file, framed);
+  ZSTD_freeCCtx(cctx);
+  std::printf(
+      "self-test: %d of 12 edited copies stored as deltas, %llu verified, %d against "
+      "the wrong base; in delta frames: %llu frames, %zu of %zu bytes stored, %.2f base "
+      "decompressions per read\n",
+      deltas, (unsigned long long)planner.verified(), wrong_base, (unsigned long long)framed.deltas,
+      size_t(framed.stored), file[0].bytes.size(), reads.extra);
+  const bool ok = deltas >= 10 && planner.verified() == uint64_t(deltas) && wrong_base == 0 &&
+                  framed.deltas > 0 && framed.stored < file[0].bytes.size() / 4 && reads.extra > 0;
+  std::printf("self-test: %s\n", ok ? "PASSED" : "FAILED");
+  return ok ? 0 : 1;
+}
+
 int Main(int argc, char** argv) {
   ArrowCutOptions opt;
+  uint32_t dict_kib = 100, dict_sample_mib = 8, sf_features = kDefaultFeaturesPerSf;
   std::vector<std::string> paths;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -320,18 +255,30 @@ int Main(int argc, char** argv) {
       number(&opt.row_group_target);
     } else if (a == "--min-piece") {
       number(&opt.min_piece);
+    } else if (a == "--dict-kib") {
+      number(&dict_kib);
+    } else if (a == "--dict-sample-mib") {
+      number(&dict_sample_mib);
+    } else if (a == "--sf-features") {
+      number(&sf_features);
+      if (sf_features == 0 || kFeatures % sf_features != 0) {
+        std::fprintf(stderr, "space_levers: --sf-features must divide %d\n", kFeatures);
+        return 2;
+      }
+    } else if (a == "--self-test") {
+      return SelfTest();
     } else if (!a.empty() && a[0] == '-') {
-      std::fprintf(stderr,
-                   "usage: space_levers [--min-row N] [--group N] [--min-piece N] PATH...\n");
+      std::fputs(kUsage, stderr);
       return 2;
     } else {
       paths.push_back(a);
     }
   }
   if (paths.empty()) {
-    std::fprintf(stderr, "usage: space_levers [--min-row N] [--group N] [--min-piece N] PATH...\n");
+    std::fputs(kUsage, stderr);
     return 2;
   }
+  const size_t dict_size = size_t(dict_kib) << 10, dict_sample = size_t(dict_sample_mib) << 20;
   const std::vector<File> files = ReadFiles(paths);
   uint64_t total = 0;
   for (const File& f : files) total += f.bytes.size();
@@ -373,48 +320,101 @@ int Main(int argc, char** argv) {
   std::vector<Layout> layouts;
   const uint64_t long1 = LongMode(files, 1);
   const uint64_t long3 = LongMode(files, 3);
-  layouts.push_back(PerPiece("today: FastCDC + dedup + zstd -1 per chunk", files, cdc_lengths,
-                             kStoreLevel, cctx, nullptr));
-  std::vector<std::string_view> unique;
-  const Layout arrow = PerPiece("Arrow cuts + dedup + zstd -1 per piece", files, arrow_lengths,
-                                kStoreLevel, cctx, &unique);
+  const Pieces chunks = Dedup(files, cdc_lengths);
+  const Pieces rows = Dedup(files, arrow_lengths);
+  const Layout today = Build("today: FastCDC + dedup + zstd -1 per chunk", chunks, {}, cctx);
+  const Layout arrow = Build("Arrow cuts + dedup + zstd -1 per piece", rows, {}, cctx);
+  layouts.push_back(today);
   layouts.push_back(arrow);
   for (int level : {1, 3}) {
     for (size_t kib : {32, 64, 128, 256}) {
-      layouts.push_back(Framed("Arrow cuts + dedup, " + std::to_string(kib) +
-                                   " KiB frames, zstd -" + std::to_string(level),
-                               arrow, unique, kib << 10, level, cctx));
+      layouts.push_back(Build("Arrow cuts + dedup, " + std::to_string(kib) + " KiB frames, zstd -" +
+                                  std::to_string(level),
+                              rows, {.frame = kib << 10, .level = level}, cctx));
     }
   }
-  Layout fixed =
-      PerPiece("32 KiB pieces alone, zstd -1 (no dedup)", files, fixed_lengths, 1, cctx, nullptr);
-  layouts.push_back(fixed);
+  layouts.push_back(
+      Build("32 KiB pieces alone, zstd -1 (no dedup)", Dedup(files, fixed_lengths), {}, cctx));
+  // Lever 3: depth-1 deltas found by super-features.
+  std::printf("\n");
+  const std::vector<DeltaDecision> chunk_deltas =
+      PlanDeltas("FastCDC chunks", chunks, today, int(sf_features));
+  const std::vector<DeltaDecision> row_deltas =
+      PlanDeltas("Arrow pieces", rows, arrow, int(sf_features));
+  layouts.push_back(Build("today + deltas (per chunk)", chunks, {.deltas = &chunk_deltas}, cctx));
+  layouts.push_back(Build("Arrow cuts + deltas, per piece", rows, {.deltas = &row_deltas}, cctx));
+  for (size_t kib : {32, 128}) {
+    layouts.push_back(Build(
+        "Arrow cuts + deltas, other pieces in " + std::to_string(kib) + " KiB frames, zstd -1",
+        rows, {.frame = kib << 10, .deltas = &row_deltas}, cctx));
+  }
+  // Deltas placed for reads: those of neighbouring pieces share a frame and its bases' prefix.
+  layouts.push_back(Build("Arrow cuts + deltas in 32 KiB delta frames, others in 32 KiB frames",
+                          rows, {.frame = 32 << 10, .delta_frame = 32 << 10, .deltas = &row_deltas},
+                          cctx));
+  // Lever 5: one dictionary per store, trained on the first pieces it stores.
+  for (const auto& [what, pieces] :
+       {std::pair<const char*, const Pieces*>{"FastCDC chunks", &chunks},
+        {"Arrow pieces", &rows}}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    size_t sampled = 0;
+    const std::string dict = TrainDictionary(*pieces, dict_sample, dict_size, &sampled);
+    const double train_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (dict.empty()) continue;
+    std::printf("dictionary, %s: %zu B trained on the first %.1f MB of unique pieces in %.2f s\n",
+                what, dict.size(), double(sampled) / 1e6, train_s);
+    ZSTD_CDict* cdict = ZSTD_createCDict(dict.data(), dict.size(), kStoreLevel);
+    const Packing k{.dict = cdict, .dict_bytes = dict.size()};
+    if (pieces == &chunks) {
+      layouts.push_back(Build("today + dictionary (per chunk)", chunks, k, cctx));
+    } else {
+      layouts.push_back(Build("Arrow cuts + dictionary, per piece", rows, k, cctx));
+      Packing framed = k;
+      framed.frame = 32 << 10;
+      layouts.push_back(
+          Build("Arrow cuts + dictionary, 32 KiB frames, zstd -1", rows, framed, cctx));
+      framed.deltas = &row_deltas;
+      layouts.push_back(
+          Build("Arrow cuts + deltas + dictionary, 32 KiB frames, zstd -1", rows, framed, cctx));
+      framed.delta_frame = 32 << 10;
+      layouts.push_back(
+          Build("Arrow cuts + deltas in 32 KiB delta frames + dictionary, 32 KiB "
+                "frames, zstd -1",
+                rows, framed, cctx));
+    }
+    ZSTD_freeCDict(cdict);
+  }
   ZSTD_freeCCtx(cctx);
 
   std::printf(
-      "\n| layout | stored MB | x zstd -1 --long=27 | records | + 56 B/record MB | "
-      "4 KiB read: mean decompressions | > 2 | max | KiB decompressed |\n"
-      "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+      "\n| layout | stored MB | x zstd -1 --long=27 | records | deltas | + 56 B/record MB | "
+      "metadata MB (index + extents) | extents | all MB | all x long -1 | "
+      "4 KiB read: mean decompressions | of them delta bases | > 2 | max | KiB decompressed |\n"
+      "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Layout& l : layouts) {
     const ReadCost c = CostOfReads(files, l);
-    char with_headers[32] = "-";
-    if (l.per_piece) {
-      std::snprintf(with_headers, sizeof with_headers, "%.1f",
-                    double(l.stored + l.unique * kRecordHeader) / 1e6);
-    }
-    std::printf("| %s | %.1f | %.2f | %llu | %s | %.2f | %.2f %% | %zu | %.0f |\n", l.name.c_str(),
-                double(l.stored) / 1e6, double(l.stored) / double(long1),
-                (unsigned long long)l.unique, with_headers, c.mean, 100.0 * c.above_two, c.max,
-                c.kib_decompressed);
+    const MetaBytes m = Metadata(l);
+    const uint64_t with_headers = l.stored + l.unique * kRecordHeader;
+    const uint64_t all = with_headers + m.index + m.extents;
+    std::printf(
+        "| %s | %.1f | %.2f | %llu | %llu | %.1f | %.1f + %.1f | %llu | %.1f | %.2f | %.2f | %.2f "
+        "| %.2f %% | %zu | %.0f |\n",
+        l.name.c_str(), double(l.stored) / 1e6, double(l.stored) / double(long1),
+        (unsigned long long)l.unique, (unsigned long long)l.deltas, double(with_headers) / 1e6,
+        double(m.index) / 1e6, double(m.extents) / 1e6, (unsigned long long)m.extent_count,
+        double(all) / 1e6, double(all) / double(long1), c.mean, c.extra, 100.0 * c.above_two, c.max,
+        c.kib_decompressed);
   }
   for (auto [level, bytes] : {std::pair{1, long1}, std::pair{3, long3}}) {
     std::printf(
-        "| all files concatenated, zstd -%d --long=27 | %.1f | %.2f | 1 | - | whole stream | - | - "
-        "| - |\n",
-        level, double(bytes) / 1e6, double(bytes) / double(long1));
+        "| all files concatenated, zstd -%d --long=27 | %.1f | %.2f | 1 | - | - | - | - | %.1f | "
+        "%.2f | whole stream | - | - | - | - |\n",
+        level, double(bytes) / 1e6, double(bytes) / double(long1), double(bytes) / 1e6,
+        double(bytes) / double(long1));
   }
-  std::printf("| raw | %.1f | %.2f | - | - | - | - | - | - |\n", double(total) / 1e6,
-              double(total) / double(long1));
+  std::printf("| raw | %.1f | %.2f | - | - | - | - | - | - | - | - | - | - | - | - |\n",
+              double(total) / 1e6, double(total) / double(long1));
   // Reads of the largest file alone (the flattened table of the datasets workload, whose rows
   // are a permutation of rows stored earlier).
   size_t largest = 0;
@@ -423,17 +423,18 @@ int Main(int argc, char** argv) {
   }
   std::printf(
       "\n4 KiB reads of the largest file alone (%s):\n| layout | mean decompressions | > 2 | "
-      "KiB decompressed | 20,000 random reads, KiB decompressed per read, via a 128 MiB cache "
-      "| the same, 16 MiB cache |\n|---|---:|---:|---:|---:|---:|\n",
+      "of them delta bases | KiB decompressed | 20,000 random reads, KiB decompressed per read, "
+      "via a 128 MiB cache "
+      "| the same, 16 MiB cache |\n|---|---:|---:|---:|---:|---:|---:|\n",
       files.empty() ? "-" : files[largest].path.c_str());
   for (const Layout& l : layouts) {
     const ReadCost c = CostOfReads(files, l, largest);
-    std::printf("| %s | %.2f | %.2f %% | %.0f | %.1f | %.1f |\n", l.name.c_str(), c.mean,
-                100.0 * c.above_two, c.kib_decompressed,
+    std::printf("| %s | %.2f | %.2f %% | %.2f | %.0f | %.1f | %.1f |\n", l.name.c_str(), c.mean,
+                100.0 * c.above_two, c.extra, c.kib_decompressed,
                 CachedReadKiB(files[largest], l, largest, 20000, uint64_t{128} << 20),
                 CachedReadKiB(files[largest], l, largest, 20000, uint64_t{16} << 20));
   }
-  Histogram("today (FastCDC)", layouts[0]);
+  Histogram("today (FastCDC)", today);
   Histogram("Arrow cuts", arrow);
   return 0;
 }
