@@ -11,6 +11,8 @@ each unique piece that is not from the source table compresses it with zstd twic
 with the source row holding the same messages as a prefix (ZSTD_CCtx_refPrefix through the
 `zstandard` module; the base found by matching the message texts: an oracle, the best any
 resemblance search could pick). A delta is kept when it is under 0.8x the piece alone.
+With --frame KIB, the pieces kept whole are also packed, in first-seen order, into frames of
+about KIB KiB (as space_levers' framed layouts) and the deltas stay on their own: "framed".
 
 Only the conversation column is counted; the other buffers (offsets, lengths, the role
 strings) are left out, so the totals are those of that column's pieces.
@@ -54,12 +56,19 @@ def conversation_rows(table):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--level", type=int, default=1)
+    parser.add_argument("--frame", type=int, default=32, help="KiB")
     parser.add_argument("files", nargs="+")
     args = parser.parse_args()
     seen = set()
     source_rows = {}  # message texts -> the source table's piece
     total = {"rows": 0, "dup": 0, "raw": 0, "alone": 0, "best": 0, "deltas": 0, "based": 0}
     plain = zstandard.ZstdCompressor(level=args.level)
+    frame, framed = bytearray(), [0]  # the open frame; bytes of the closed ones and deltas
+
+    def close_frame():
+        if frame:
+            framed[0] += min(len(plain.compress(bytes(frame))), len(frame))
+            frame.clear()
     for path in args.files:
         with pa.OSFile(path, "rb") as f:
             try:
@@ -93,16 +102,23 @@ def main():
             n["raw"] += len(piece)
             n["alone"] += alone
             n["best"] += best
+            if best < alone:
+                framed[0] += best
+            else:
+                if frame and len(frame) + len(piece) > args.frame << 10:
+                    close_frame()
+                frame.extend(piece)
         print("file=%s column=%s rows=%d duplicate_rows=%d unique_raw=%d zstd%d_alone=%d "
               "with_deltas=%d rows_with_a_base=%d deltas_kept=%d"
               % (path.rsplit("/", 1)[-1], kind, n["rows"], n["dup"], n["raw"], args.level,
                  n["alone"], n["best"], n["based"], n["deltas"]))
         for k in total:
             total[k] += n[k]
+    close_frame()
     print("total rows=%d duplicate_rows=%d unique_raw=%d zstd%d_alone=%d with_deltas=%d "
-          "rows_with_a_base=%d deltas_kept=%d"
+          "rows_with_a_base=%d deltas_kept=%d with_deltas_framed_%dKiB=%d"
           % (total["rows"], total["dup"], total["raw"], args.level, total["alone"],
-             total["best"], total["based"], total["deltas"]))
+             total["best"], total["based"], total["deltas"], args.frame, framed[0]))
 
 
 if __name__ == "__main__":

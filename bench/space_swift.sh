@@ -14,7 +14,8 @@
 #    depth-1 estimates from them (no base is itself a delta; other files zstd -3 alone):
 #    "vs source": every file a delta against the source table (the Arrow file not named
 #    cache-*) where that is smaller; "best bases": the set of files kept alone, and for each
-#    other file its base among them, that store the fewest bytes (tried exhaustively).
+#    other file its base among them, that store the fewest bytes (tried exhaustively). Then
+#    bench/space_rowdelta.py: the same near-duplicates row by row (OUT/rowdelta_*.txt).
 # 5. Unless --no-mount: the same workload with its hub on a fresh rankfs mount (OUT/mount),
 #    the store's bytes right after the jobs, after 60 s idle and after the unmount; then
 #    `cp -a` of OUT/plain's hub/datasets onto another fresh mount (OUT/cp). Needs root and
@@ -111,6 +112,13 @@ print("zstd3_alone_bytes=%d" % (sum(alone.values()) + other))
 print("deltas_vs_source_bytes=%d source=%s" % (depth1 + other, source))
 print("deltas_best_bases_bytes=%d bases=%s" % (best + other, ",".join(best_bases)))
 PY
+
+# 4b. Rows: exact dedup of the conversation column's rows plus per-row deltas of the JSON rows
+#     against the source rows with the same messages (bench/space_rowdelta.py).
+for frame in 32 128; do
+  $PY bench/space_rowdelta.py --frame "$frame" "${ARROW[@]}" >"$OUT/rowdelta_$frame.txt"
+  echo "rowdelta_frame_${frame}KiB: $(tail -1 "$OUT/rowdelta_$frame.txt")"
+done
 
 [ "$MOUNT" = 1 ] || exit 0
 
