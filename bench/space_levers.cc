@@ -444,9 +444,9 @@ int Main(int argc, char** argv) {
   Histogram("Arrow cuts", arrow);
   // What exact dedup leaves, before compression: what is left of the raw bytes is unique at
   // that granularity (near-duplicates included).
-  std::printf(
-      "\nunique raw bytes after dedup: FastCDC chunks %.1f MB, Arrow pieces %.1f MB, of %.1f MB\n",
-      double(UnitBytes(layouts[0])) / 1e6, double(UnitBytes(arrow)) / 1e6, double(total) / 1e6);
+  std::printf("\nunique raw bytes after dedup: FastCDC chunks %llu, Arrow pieces %llu, of %llu\n",
+              (unsigned long long)UnitBytes(layouts[0]), (unsigned long long)UnitBytes(arrow),
+              (unsigned long long)total);
   return 0;
 }
 

@@ -10,7 +10,8 @@ or the JSON strings, concatenated), deduplicates the pieces by SHA-256 over all 
 each unique piece that is not from the source table compresses it with zstd twice: alone, and
 with the source row holding the same messages as a prefix (ZSTD_CCtx_refPrefix through the
 `zstandard` module; the base found by matching the message texts: an oracle, the best any
-resemblance search could pick). A delta is kept when it is under 0.8x the piece alone.
+resemblance search could pick). A delta is kept when it is under 0.8x the piece alone; every
+delta is decoded with its base and compared with the row (exit 1 if one differs).
 With --frame KIB, the pieces kept whole are also packed, in first-seen order, into frames of
 about KIB KiB (as space_levers' framed layouts) and the deltas stay on their own: "framed".
 
@@ -94,8 +95,11 @@ def main():
                 n["based"] += 1
                 base = zstandard.ZstdCompressionDict(source_rows[texts],
                                                      dict_type=zstandard.DICT_TYPE_RAWCONTENT)
-                delta = len(zstandard.ZstdCompressor(level=args.level, dict_data=base)
-                            .compress(piece))
+                coded = zstandard.ZstdCompressor(level=args.level, dict_data=base).compress(piece)
+                # Each delta is decoded with its base: a size counts only if it round-trips.
+                if zstandard.ZstdDecompressor(dict_data=base).decompress(coded) != piece:
+                    sys.exit("%s: a delta does not decode to its row" % path)
+                delta = len(coded)
                 if delta < 0.8 * alone:
                     best = delta
                     n["deltas"] += 1

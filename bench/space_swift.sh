@@ -130,7 +130,7 @@ store_bytes() {
 mkdir -p "$OUT/mount/mnt" "$OUT/cp/mnt"
 cp -a "$OUT/plain/data" "$OUT/plain/model" "$OUT/mount/"
 "$RANKFS" mount "$OUT/mount/store" "$OUT/mount/mnt"
-trap 'mountpoint -q "$OUT/mount/mnt" && "$RANKFS" unmount "$OUT/mount/mnt"' EXIT
+trap 'if mountpoint -q "$OUT/mount/mnt"; then "$RANKFS" unmount "$OUT/mount/mnt"; fi' EXIT
 $PY bench/space_workload.py --swift --out "$OUT/mount" --hub "$OUT/mount/mnt" \
   --megabytes "$MB" >"$OUT/mount.txt"
 cat "$OUT/mount.txt"
@@ -143,7 +143,7 @@ store_bytes after_unmount "$OUT/mount/store"
 "$RANKFS" fsck "$OUT/mount/store" >"$OUT/mount_fsck.txt" 2>&1 && echo "fsck=0" || echo "fsck=$?"
 
 "$RANKFS" mount "$OUT/cp/store" "$OUT/cp/mnt"
-trap 'mountpoint -q "$OUT/cp/mnt" && "$RANKFS" unmount "$OUT/cp/mnt"' EXIT
+trap 'if mountpoint -q "$OUT/cp/mnt"; then "$RANKFS" unmount "$OUT/cp/mnt"; fi' EXIT
 cp -a "$OUT/plain/hub/datasets" "$OUT/cp/mnt/"
 "$RANKFS" unmount "$OUT/cp/mnt"
 store_bytes cp "$OUT/cp/store"
