@@ -127,6 +127,10 @@ store_bytes() {
   echo "$1_store_allocated=$(allocated "$2") $1_packs_allocated=$(allocated "$2/packs")" \
        "$1_meta_allocated=$(allocated "$2/meta") $1_store_apparent=$(apparent "$2")"
 }
+for d in mount cp; do  # a rerun starts from fresh stores
+  if mountpoint -q "$OUT/$d/mnt"; then echo "$OUT/$d/mnt is still mounted" >&2; exit 1; fi
+  rm -rf "${OUT:?}/$d"
+done
 mkdir -p "$OUT/mount/mnt" "$OUT/cp/mnt"
 cp -a "$OUT/plain/data" "$OUT/plain/model" "$OUT/mount/"
 "$RANKFS" mount "$OUT/mount/store" "$OUT/mount/mnt"
