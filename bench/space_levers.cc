@@ -445,7 +445,7 @@ int Main(int argc, char** argv) {
   // What exact dedup leaves, before compression: what is left of the raw bytes is unique at
   // that granularity (near-duplicates included).
   std::printf("\nunique raw bytes after dedup: FastCDC chunks %llu, Arrow pieces %llu, of %llu\n",
-              (unsigned long long)UnitBytes(layouts[0]), (unsigned long long)UnitBytes(arrow),
+              (unsigned long long)UnitBytes(today), (unsigned long long)UnitBytes(arrow),
               (unsigned long long)total);
   return 0;
 }
