@@ -258,7 +258,8 @@ bool ReportMetaBytes(const std::string& dir, const Pieces& p, const Layout& fram
   std::printf(
       "\nmetadata in RocksDB (the store's options; flushed, compacted to the last level), %s: "
       "data + record headers %.2f MB; Metadata() above counted %.3f MB (index + run extents)\n"
-      "| variant | records | key + value MB | .sst MB | .sst per family: MB (records) | "
+      "| variant | records | key + value MB | .sst MB | .sst per family: MB of key + value MB "
+      "(records) | "
       "directory MB | data + headers + .sst MB | x zstd -1 --long=27 |\n"
       "|---|---:|---:|---:|---|---:|---:|---:|\n",
       framed.name.c_str(), double(data) / 1e6, double(estimate.index + estimate.extents) / 1e6);
@@ -280,8 +281,9 @@ bool ReportMetaBytes(const std::string& dir, const Pieces& p, const Layout& fram
       raw += r->raw[f];
       sst += r->sst[f];
       char b[128];
-      std::snprintf(b, sizeof b, "%s%s %.3f (%llu)", f ? ", " : "", v.families[f].c_str(),
-                    double(r->sst[f]) / 1e6, (unsigned long long)r->records[f]);
+      std::snprintf(b, sizeof b, "%s%s %.3f of %.3f (%llu)", f ? ", " : "", v.families[f].c_str(),
+                    double(r->sst[f]) / 1e6, double(r->raw[f]) / 1e6,
+                    (unsigned long long)r->records[f]);
       per += b;
       if (r->records[f] > 0 && (r->sst[f] == 0 || r->sst_files[f] == 0)) {
         std::fprintf(stderr, "space_levers: %s: family %s has records but no .sst bytes\n",
