@@ -4,6 +4,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -325,6 +326,56 @@ Result<RocksBytes> WriteToRocks(const std::string& dir, const MetaVariant& v) {
     if (e.is_regular_file()) out.dir_bytes += e.file_size();
   }
   return out;
+}
+
+bool ReportFrameMetaBytes(const std::string& dir, const Pieces& p, const Layout& framed,
+                          uint64_t long1) {
+  const MetaBytes estimate = Metadata(framed);
+  const uint64_t data = framed.stored + framed.unique * kRecordHeader;
+  std::printf(
+      "\nmetadata in RocksDB (the store's options; flushed, compacted to the last level), %s: "
+      "data + record headers %.2f MB; Metadata() above counted %.3f MB (index + run extents)\n"
+      "| variant | records | key + value MB | .sst MB | .sst per family: MB of key + value MB "
+      "(records) | directory MB | data + headers + .sst MB | x zstd -1 --long=27 |\n"
+      "|---|---:|---:|---:|---|---:|---:|---:|\n",
+      framed.name.c_str(), double(data) / 1e6, double(estimate.index + estimate.extents) / 1e6);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const std::vector<MetaVariant> variants = FrameMetaVariants(p, framed);
+  uint64_t records = 0;
+  for (size_t i = 0; i < variants.size(); ++i) {
+    const MetaVariant& v = variants[i];
+    Result<RocksBytes> r = WriteToRocks(dir + "/variant" + std::to_string(i + 1), v);
+    if (!r.ok()) {
+      std::fprintf(stderr, "space_levers: %s\n", r.status().ToString().c_str());
+      return false;
+    }
+    uint64_t n = 0, raw = 0, sst = 0;
+    std::string per;
+    for (size_t f = 0; f < v.families.size(); ++f) {
+      n += r->records[f];
+      raw += r->raw[f];
+      sst += r->sst[f];
+      char b[128];
+      std::snprintf(b, sizeof b, "%s%s %.3f of %.3f (%llu)", f ? ", " : "", v.families[f].c_str(),
+                    double(r->sst[f]) / 1e6, double(r->raw[f]) / 1e6,
+                    (unsigned long long)r->records[f]);
+      per += b;
+      if (r->records[f] > 0 && (r->sst[f] == 0 || r->sst_files[f] == 0)) {
+        std::fprintf(stderr, "space_levers: %s: family %s has records but no .sst bytes\n",
+                     v.name.c_str(), v.families[f].c_str());
+        return false;
+      }
+    }
+    records += n;
+    std::printf("| %s | %llu | %.3f | %.3f | %s | %.3f | %.2f | %.3f |\n", v.name.c_str(),
+                (unsigned long long)n, double(raw) / 1e6, double(sst) / 1e6, per.c_str(),
+                double(r->dir_bytes) / 1e6, double(data + sst) / 1e6,
+                double(data + sst) / double(long1));
+  }
+  std::printf("rocksdb: %zu variants, %llu records written, compacted and read back equal\n",
+              variants.size(), (unsigned long long)records);
+  return true;
 }
 
 }  // namespace rankfs

@@ -52,4 +52,10 @@ struct RocksBytes {
 // with the records (EUCLEAN on any difference), then closes the database and sums the files.
 Result<RocksBytes> WriteToRocks(const std::string& dir, const MetaVariant& v);
 
+// Writes each of FrameMetaVariants(p, framed) to `dir`/variantN with WriteToRocks and prints a
+// table of their key + value and .sst bytes beside `framed`'s data and `long1` (the bytes of
+// `zstd -1 --long=27`); false, after saying why on stderr, when one fails.
+bool ReportFrameMetaBytes(const std::string& dir, const Pieces& p, const Layout& framed,
+                          uint64_t long1);
+
 }  // namespace rankfs

@@ -249,59 +249,6 @@ int SelfTest() {
   return ok ? 0 : 1;
 }
 
-// The metadata of the next format's candidates for `framed`, in RocksDB (bench/meta_bytes.h),
-// beside the key + value sums; false if a database could not be written or read back equal.
-bool ReportMetaBytes(const std::string& dir, const Pieces& p, const Layout& framed,
-                     uint64_t long1) {
-  const MetaBytes estimate = Metadata(framed);
-  const uint64_t data = framed.stored + framed.unique * kRecordHeader;
-  std::printf(
-      "\nmetadata in RocksDB (the store's options; flushed, compacted to the last level), %s: "
-      "data + record headers %.2f MB; Metadata() above counted %.3f MB (index + run extents)\n"
-      "| variant | records | key + value MB | .sst MB | .sst per family: MB of key + value MB "
-      "(records) | "
-      "directory MB | data + headers + .sst MB | x zstd -1 --long=27 |\n"
-      "|---|---:|---:|---:|---|---:|---:|---:|\n",
-      framed.name.c_str(), double(data) / 1e6, double(estimate.index + estimate.extents) / 1e6);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  const std::vector<MetaVariant> variants = FrameMetaVariants(p, framed);
-  uint64_t records = 0;
-  for (size_t i = 0; i < variants.size(); ++i) {
-    const MetaVariant& v = variants[i];
-    Result<RocksBytes> r = WriteToRocks(dir + "/variant" + std::to_string(i + 1), v);
-    if (!r.ok()) {
-      std::fprintf(stderr, "space_levers: %s\n", r.status().ToString().c_str());
-      return false;
-    }
-    uint64_t n = 0, raw = 0, sst = 0;
-    std::string per;
-    for (size_t f = 0; f < v.families.size(); ++f) {
-      n += r->records[f];
-      raw += r->raw[f];
-      sst += r->sst[f];
-      char b[128];
-      std::snprintf(b, sizeof b, "%s%s %.3f of %.3f (%llu)", f ? ", " : "", v.families[f].c_str(),
-                    double(r->sst[f]) / 1e6, double(r->raw[f]) / 1e6,
-                    (unsigned long long)r->records[f]);
-      per += b;
-      if (r->records[f] > 0 && (r->sst[f] == 0 || r->sst_files[f] == 0)) {
-        std::fprintf(stderr, "space_levers: %s: family %s has records but no .sst bytes\n",
-                     v.name.c_str(), v.families[f].c_str());
-        return false;
-      }
-    }
-    records += n;
-    std::printf("| %s | %llu | %.3f | %.3f | %s | %.3f | %.2f | %.3f |\n", v.name.c_str(),
-                (unsigned long long)n, double(raw) / 1e6, double(sst) / 1e6, per.c_str(),
-                double(r->dir_bytes) / 1e6, double(data + sst) / 1e6,
-                double(data + sst) / double(long1));
-  }
-  std::printf("rocksdb: %zu variants, %llu records written, compacted and read back equal\n",
-              variants.size(), (unsigned long long)records);
-  return true;
-}
-
 int Main(int argc, char** argv) {
   ArrowCutOptions opt;
   uint32_t dict_kib = 100, dict_sample_mib = 8, sf_features = kDefaultFeaturesPerSf;
@@ -515,7 +462,7 @@ int Main(int argc, char** argv) {
   std::printf("\nunique raw bytes after dedup: FastCDC chunks %llu, Arrow pieces %llu, of %llu\n",
               (unsigned long long)UnitBytes(today), (unsigned long long)UnitBytes(arrow),
               (unsigned long long)total);
-  if (!rocksdb_dir.empty() && !ReportMetaBytes(rocksdb_dir, rows, layouts[framed32], long1)) {
+  if (!rocksdb_dir.empty() && !ReportFrameMetaBytes(rocksdb_dir, rows, layouts[framed32], long1)) {
     return 1;
   }
   return 0;
