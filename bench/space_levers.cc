@@ -4,7 +4,12 @@
 //
 //   space_levers [--min-row N] [--group N] [--min-piece N] [--dict-kib N] [--dict-sample-mib N]
 //                [--sf-features N] PATH...   (files or directories)
+//                [--rocksdb-dir DIR] PATH...
 //   space_levers --self-test   (the delta planner on made-up similar pieces; exit 1 on failure)
+//
+// --rocksdb-dir DIR: also writes the metadata of the next format's candidates for the 32 KiB
+// frame layout into new RocksDB databases under DIR (bench/meta_bytes.h) and reports their
+// compacted .sst bytes; exit 1 if one cannot be written or does not read back equal.
 //
 // Layouts: today's (FastCDC with the store's parameters, dedup by SHA-256, zstd per chunk at
 // the store's level); Arrow cuts (store/arrow_ipc.h, FastCDC elsewhere) with dedup and zstd per
@@ -32,6 +37,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bench/meta_bytes.h"
 #include "bench/resemblance.h"
 #include "bench/space_layout.h"
 #include "store/arrow_ipc.h"
@@ -45,7 +51,8 @@ namespace fs = std::filesystem;
 
 constexpr char kUsage[] =
     "usage: space_levers [--min-row N] [--group N] [--min-piece N] [--dict-kib N] "
-    "[--dict-sample-mib N] [--sf-features N] PATH...\n       space_levers --self-test\n";
+    "[--dict-sample-mib N] [--sf-features N]\n                    [--rocksdb-dir DIR] PATH...\n    "
+    "   space_levers --self-test\n";
 
 // Depth-1 deltas for the unique pieces, each judged against its size compressed alone.
 std::vector<DeltaDecision> PlanDeltas(const char* what, const Pieces& p, const Layout& alone,
@@ -246,6 +253,7 @@ int Main(int argc, char** argv) {
   ArrowCutOptions opt;
   uint32_t dict_kib = 100, dict_sample_mib = 8, sf_features = kDefaultFeaturesPerSf;
   std::vector<std::string> paths;
+  std::string rocksdb_dir;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto number = [&](uint32_t* v) {
@@ -271,6 +279,12 @@ int Main(int argc, char** argv) {
         std::fprintf(stderr, "space_levers: --sf-features must divide %d\n", kFeatures);
         return 2;
       }
+    } else if (a == "--rocksdb-dir") {
+      if (i + 1 >= argc) {
+        std::fputs(kUsage, stderr);
+        return 2;
+      }
+      rocksdb_dir = argv[++i];
     } else if (a == "--self-test") {
       return SelfTest();
     } else if (!a.empty() && a[0] == '-') {
@@ -332,6 +346,7 @@ int Main(int argc, char** argv) {
   const Layout arrow = Build("Arrow cuts + dedup + zstd -1 per piece", rows, {}, cctx);
   layouts.push_back(today);
   layouts.push_back(arrow);
+  const size_t framed32 = layouts.size();  // the first frame layout: 32 KiB, zstd -1
   for (int level : {1, 3}) {
     for (size_t kib : {32, 64, 128, 256}) {
       layouts.push_back(Build("Arrow cuts + dedup, " + std::to_string(kib) + " KiB frames, zstd -" +
@@ -447,6 +462,9 @@ int Main(int argc, char** argv) {
   std::printf("\nunique raw bytes after dedup: FastCDC chunks %llu, Arrow pieces %llu, of %llu\n",
               (unsigned long long)UnitBytes(today), (unsigned long long)UnitBytes(arrow),
               (unsigned long long)total);
+  if (!rocksdb_dir.empty() && !ReportFrameMetaBytes(rocksdb_dir, rows, layouts[framed32], long1)) {
+    return 1;
+  }
   return 0;
 }
 
