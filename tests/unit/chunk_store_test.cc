@@ -108,6 +108,25 @@ TEST_F(ChunkStoreTest, RoundTripRealAndRandomData) {
   }
 }
 
+// Each thread builds its records in one buffer it keeps: a record must never carry bytes of
+// the one built before it (a longer one, a compressed one after a raw one, and back), and a
+// record larger than the kept buffer gets one of its own.
+TEST_F(ChunkStoreTest, RecordsBuiltOneAfterAnotherInOneBufferReadBackIntact) {
+  OpenStore();
+  const std::vector<std::string> datas = {
+      MakeRealData(128 << 10, 11), MakeRandomData(100 << 10, 12), MakeRealData(9 << 10, 13),
+      MakeRandomData(8 << 10, 14), MakeRealData(1 << 20, 15),     MakeRealData(20 << 10, 16),
+      MakeRandomData(700 << 10, 17), MakeRealData(128 << 10, 18)};
+  for (const std::string& d : datas) ASSERT_TRUE(chunks()->Put(ChunkHash::Of(d), d).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  std::string out;
+  for (const std::string& d : datas) {
+    ASSERT_TRUE(chunks()->Get(ChunkHash::Of(d), &out).ok());
+    ASSERT_EQ(out, d);
+    ASSERT_TRUE(chunks()->Verify(ChunkHash::Of(d)).ok());
+  }
+}
+
 TEST_F(ChunkStoreTest, DedupCountsReferences) {
   OpenStore();
   std::string data = MakeRealData(256 << 10, 3);
