@@ -181,6 +181,45 @@ TEST_F(ChunkStoreTest, AnIndexedChunkPutAgainAndDroppedBeforeTheFlushLeavesTheIn
   EXPECT_EQ(out, data);
 }
 
+// A Flush keeps the records it wrote in memory, so the next duplicate of a chunk does not read
+// its record back; every other change of the record (Ref, Unref, a last reference) must pass
+// through, or a later Put would count from a stale record.
+TEST_F(ChunkStoreTest, RecentRecordsAnswerDuplicatesAndStayExact) {
+  OpenStore();
+  const std::string data = MakeRealData(64 << 10, 7);
+  const ChunkHash h = ChunkHash::Of(data);
+  ASSERT_TRUE(chunks()->Put(h, data).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  const uint64_t reads = chunks()->GetStats().index_reads;
+  ASSERT_TRUE(chunks()->Put(h, data).ok());
+  EXPECT_EQ(chunks()->GetStats().index_reads, reads);  // answered from memory
+  ASSERT_TRUE(chunks()->Flush().ok());
+  ASSERT_EQ(Record(h)->refcount, 2u);
+  // Ref and Unref of an indexed chunk write its record themselves.
+  ASSERT_TRUE(chunks()->Ref(h, 3).ok());
+  ASSERT_EQ(Record(h)->refcount, 5u);
+  ASSERT_TRUE(chunks()->Put(h, data).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  ASSERT_EQ(Record(h)->refcount, 6u);
+  ASSERT_TRUE(chunks()->Unref(h, 1).ok());
+  ASSERT_EQ(Record(h)->refcount, 5u);
+  ASSERT_TRUE(chunks()->Put(h, data).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  ASSERT_EQ(Record(h)->refcount, 6u);
+  // The last reference goes: the next Put stores a fresh copy, not a reference to the
+  // released one (whose range Reclaim punches).
+  ASSERT_TRUE(chunks()->Unref(h, 6).ok());
+  EXPECT_FALSE(Record(h).has_value());
+  ASSERT_TRUE(chunks()->Reclaim().ok());
+  ASSERT_TRUE(chunks()->Put(h, data).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  ASSERT_EQ(Record(h)->refcount, 1u);
+  EXPECT_EQ(chunks()->GetStats().chunks, 1u);
+  std::string out;
+  ASSERT_TRUE(chunks()->Get(h, &out).ok());
+  EXPECT_EQ(out, data);
+}
+
 TEST_F(ChunkStoreTest, EightThreadsPuttingTheSame64MiBStoreOneCopy) {
   OpenStore();
   const std::string data = MakeRealData(64 << 20, 4);
