@@ -7,7 +7,8 @@
 Each repetition runs every workload once on A and once on B, the order swapped every other
 repetition, each on a fresh store and mount, with fsbench.py's own workload functions and
 CPU accounting. Prints each run and the medians of the daemon's CPU-s (what to compare on a
-machine shared with other work), the job's CPU-s (writers + daemon) and the wall time.
+machine shared with other work), the job's CPU-s (writers + daemon), the wall time and the
+daemon's peak RSS.
 """
 import argparse
 import os
@@ -55,7 +56,7 @@ def main():
             loads[wl] = lambda t, root, d=data, n=n: fsbench.nranks(args, t, root, d, n)
         else:
             sys.exit(f"ab: unknown workload {wl}")
-    keys = ("daemon_cpu_s", "job_cpu_s", "wall_s")
+    keys = ("daemon_cpu_s", "job_cpu_s", "wall_s", "peak_rss_mib")
     runs = {}
     try:
         for rep in range(args.reps):
@@ -66,6 +67,7 @@ def main():
                     try:
                         fsbench.drop_caches()
                         m = fn(t, root)
+                        m["peak_rss_mib"] = (t.peak_rss() or 0) / MIB
                     finally:
                         t.stop()
                         t.clean()
