@@ -7,8 +7,8 @@
 Each repetition runs every workload once on A and once on B, the order swapped every other
 repetition, each on a fresh store and mount, with fsbench.py's own workload functions and
 CPU accounting. Prints each run and the medians of the daemon's CPU-s (what to compare on a
-machine shared with other work), the job's CPU-s (writers + daemon), the wall time and the
-daemon's peak RSS.
+machine shared with other work), the job's CPU-s (writers + daemon), the wall time, the
+daemon's peak RSS and its minor page faults (thousands, the whole mount's life).
 """
 import argparse
 import os
@@ -18,6 +18,13 @@ import sys
 import fsbench
 
 MIB = fsbench.MIB
+
+
+def minor_faults(pid):
+    """The process's minor page faults so far (/proc/PID/stat field 10)."""
+    with open(f"/proc/{pid}/stat") as f:
+        stat = f.read()
+    return int(stat[stat.rindex(")") + 2:].split()[7])
 
 
 def main():
@@ -56,7 +63,7 @@ def main():
             loads[wl] = lambda t, root, d=data, n=n: fsbench.nranks(args, t, root, d, n)
         else:
             sys.exit(f"ab: unknown workload {wl}")
-    keys = ("daemon_cpu_s", "job_cpu_s", "wall_s", "peak_rss_mib")
+    keys = ("daemon_cpu_s", "job_cpu_s", "wall_s", "peak_rss_mib", "minflt_k")
     runs = {}
     try:
         for rep in range(args.reps):
@@ -68,6 +75,7 @@ def main():
                         fsbench.drop_caches()
                         m = fn(t, root)
                         m["peak_rss_mib"] = (t.peak_rss() or 0) / MIB
+                        m["minflt_k"] = minor_faults(t.proc.pid) / 1000
                     finally:
                         t.stop()
                         t.clean()
