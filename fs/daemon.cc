@@ -39,7 +39,6 @@
 namespace rankfs {
 namespace {
 
-constexpr unsigned kMaxWorkerThreads = 16;
 constexpr unsigned kReadaheadKb = kMaxReadaheadBytes >> 10;  // see fuse_ops.h
 
 // strerror is not thread-safe; the GNU strerror_r returns the message in buf or static storage.
@@ -228,11 +227,11 @@ class Session {
   bool UseKillprivTransport() { return InstallKillprivTransport(se_, fuse_session_fd(se_)); }
   fuse_session* get() { return se_; }
   // Serves requests until the filesystem is unmounted or a signal arrives.
-  int Loop() {
+  int Loop(unsigned threads) {
     fuse_loop_config* cfg = fuse_loop_cfg_create();
     fuse_loop_cfg_set_clone_fd(cfg, 0);
-    fuse_loop_cfg_set_max_threads(cfg, kMaxWorkerThreads);
-    fuse_loop_cfg_set_idle_threads(cfg, kMaxWorkerThreads);  // no thread churn under load
+    fuse_loop_cfg_set_max_threads(cfg, threads);
+    fuse_loop_cfg_set_idle_threads(cfg, threads);  // no thread churn under load
     int rc = fuse_session_loop_mt(se_, cfg);
     fuse_loop_cfg_destroy(cfg);
     return rc;
@@ -427,7 +426,7 @@ int Serve(const std::string& store_dir, const std::string& mountpoint, const Mou
                              "read-write mount)"
                            : ""));
     if (daemonizer != nullptr) daemonizer->Detach();
-    int rc = session.Loop();
+    int rc = session.Loop(cfg.fuse_threads);
     IgnoreStopSignals();
     // Hang up on GPU clients now; their threads are joined once the unmount below has failed
     // any request to this mount they still wait on (a write-back of dirty pages).

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fs/buffer_pool.h"
 #include "fs/chunk_cache.h"
 #include "fs/flush_pipeline.h"
 #include "fs/fs_core.h"
@@ -312,6 +313,9 @@ class FsCore::Impl {
   const FastCdc cdc_;
   ChunkCache cache_;
   SuccessorTable successors_;
+  // Buffers of dirty ranges that their stream absorbed, kept for the next write that arrives
+  // ahead of its stream (writeback out of order): up to 16 MiB of buffers of 256 KiB or more.
+  BufferPool dirty_buffers_{16u << 20, 256u << 10};
   std::unique_ptr<FlushPipeline> pipeline_;  // created by Init, stopped by Shutdown
   std::atomic<uint64_t> next_stream_owner_{1};
   std::atomic<uint64_t> predicted_bytes_{0}, hashed_bytes_{0};  // streams' chunker totals

@@ -405,6 +405,7 @@ std::string FsCore::StatsText() {
   line("dedup_hits", std::to_string(s.chunks.dedup_hits));
   line("reclaim_backlog_bytes", std::to_string(s.chunks.reclaim_backlog));
   line("read_errors", std::to_string(s.chunks.read_errors));
+  line("index_reads", std::to_string(s.chunks.index_reads));
   line("cache_hits", std::to_string(s.cache_hits));
   line("cache_misses", std::to_string(s.cache_misses));
   line("cache_shared_loads", std::to_string(s.cache_shared_loads));

@@ -87,7 +87,7 @@ Status ApplyOption(std::string_view item, MountConfig* cfg, bool* chunker_change
       for (std::string_view needs_value :
            {"compress", "chunk_min", "chunk_avg", "chunk_max", "cache_size", "write_buffer",
             "entry_timeout", "attr_timeout", "xattr", "writeback_cache", "page_fill", "uid",
-            "gid", "umask", "fsname", "dedup", "reserve", "lazy_close"}) {
+            "gid", "fuse_threads", "umask", "fsname", "dedup", "reserve", "lazy_close"}) {
         if (name == needs_value) {
           return Malformed(item, "needs a value (" + std::string(name) + "=...)");
         }
@@ -134,6 +134,10 @@ Status ApplyOption(std::string_view item, MountConfig* cfg, bool* chunker_change
     if (!v.ok()) return Malformed(item, v.status().message());
     (name == "xattr" ? cfg->fs.xattrs : name == "writeback_cache" ? cfg->writeback_cache
                                                                   : cfg->page_fill) = *v;
+  } else if (name == "fuse_threads") {
+    auto v = ParseUnsigned(value, 10);
+    if (!v.ok() || *v < 2 || *v > 64) return Malformed(item, "expected a number from 2 to 64");
+    cfg->fuse_threads = unsigned(*v);
   } else if (name == "uid" || name == "gid") {
     auto v = ParseUnsigned(value, 10);
     if (!v.ok() || *v >= std::numeric_limits<uint32_t>::max()) {

@@ -26,6 +26,7 @@
 //   page_fill=on|off    after a small read (a page fault), put the rest of the chunks it
 //                       decompressed into the page cache, while no handle can write the
 //                       file (fs/page_fill.h)                                      [on]
+//   fuse_threads=N      most threads serving FUSE requests, 2..64                  [16]
 //   uid=N, gid=N        owner of the root directory of a new store [the mounting user]
 //   umask=OOO           root directory mode of a new store is 0777 & ~umask        [022]
 //   fsname=NAME         the "device" shown in /proc/mounts                         [store dir]
@@ -60,6 +61,7 @@ struct MountConfig {
   StoreOptions store;
   bool writeback_cache = true;
   bool page_fill = true;
+  unsigned fuse_threads = 16;  // libfuse's multi-threaded loop: most (and idle) workers
   bool allow_other = false;
   bool debug = false;
   bool read_only = false;

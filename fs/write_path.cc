@@ -49,7 +49,8 @@ uint64_t CutOut(std::map<uint64_t, std::string>* dirty, uint64_t start, uint64_t
 // copied in place; otherwise it becomes a range of its own (ranges never overlap but may
 // touch, so that data arriving in pieces is never copied again to grow one string: that cost
 // a page fault per 4 KiB of every reallocation). Returns the bytes added.
-uint64_t InsertDirty(std::map<uint64_t, std::string>* dirty, uint64_t off, std::string_view data) {
+uint64_t InsertDirty(std::map<uint64_t, std::string>* dirty, uint64_t off, std::string_view data,
+                     BufferPool* pool = nullptr) {
   const uint64_t end = off + data.size();
   auto it = dirty->upper_bound(off);
   if (it != dirty->begin()) {
@@ -60,7 +61,7 @@ uint64_t InsertDirty(std::map<uint64_t, std::string>* dirty, uint64_t off, std::
     }
   }
   const uint64_t removed = CutOut(dirty, off, end);
-  dirty->emplace(off, std::string(data));
+  dirty->emplace(off, pool != nullptr ? pool->Copy(data) : std::string(data));
   return data.size() - removed;
 }
 
@@ -155,7 +156,7 @@ Status FsCore::Impl::WriteLocked(Inode* inode, uint64_t offset, std::string_view
     // byte the stream holds is older than every dirty byte over it.
     const uint64_t held_from = inode->cut.empty() ? s.start() : inode->cut.front()->offset;
     if (offset < s.end() && end > held_from) RANKFS_RETURN_IF_ERROR(FinishStreamLocked(inode));
-    uint64_t added = InsertDirty(&inode->dirty, offset, data);
+    uint64_t added = InsertDirty(&inode->dirty, offset, data, &dirty_buffers_);
     inode->dirty_bytes += added;
     room_.Add(added);
     // Dirty ranges that all lie ahead of the stream are writeback that arrived out of order
@@ -237,6 +238,7 @@ Status FsCore::Impl::AbsorbDirtyLocked(Inode* inode) {
     inode->dirty.erase(it);
     inode->dirty_bytes -= data.size();  // still counted by room_: they only move
     RANKFS_RETURN_IF_ERROR(AppendStreamLocked(inode, data));
+    dirty_buffers_.Give(std::move(data));  // the stream copied what it keeps
   }
 }
 

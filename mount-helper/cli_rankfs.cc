@@ -42,7 +42,7 @@ void PrintMountHelp(std::ostream& os) {
         "     compress=N (0..19), chunk_min=, chunk_avg=, chunk_max= (new store only)\n"
         "     cache_size=SIZE, write_buffer=SIZE, lazy_close=S, entry_timeout=S, attr_timeout=S\n"
         "     xattr=on|off, writeback_cache=on|off, page_fill=on|off, uid=N, gid=N,\n"
-        "     umask=OOO, fsname=NAME\n"
+        "     umask=OOO, fsname=NAME, fuse_threads=N (2..64)\n"
         "     allow_other, default_permissions, debug, ro, rw, nosuid, nodev, noexec,\n"
         "     suid, dev, exec, noatime, atime, relatime, auto_unmount\n"
         "  SIZE takes a K, M or G suffix. uid=, gid=, umask= and the chunk and compress\n"

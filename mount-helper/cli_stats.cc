@@ -47,6 +47,7 @@ constexpr KeyInfo kKeys[] = {
     {"dedup_hits", "Chunk writes that found the chunk already stored.", true},
     {"reclaim_backlog_bytes", "Released chunk bytes not yet punched out of packs.", false},
     {"read_errors", "Chunk reads that found damaged bytes.", true},
+    {"index_reads", "Chunk records read back from the metadata store.", true},
     {"cache_hits", "Chunk cache hits.", true},
     {"cache_misses", "Chunk cache misses.", true},
     {"cache_shared_loads", "Chunk cache misses that waited for another reader's load of the same chunk.", true},

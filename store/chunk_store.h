@@ -43,6 +43,7 @@ struct ChunkStoreStats {
   uint64_t packs = 0;           // containers in use (backend-specific meaning)
   uint64_t allocated_bytes = 0; // space the containers take on disk
   uint64_t read_errors = 0;     // Get() calls that found damaged bytes
+  uint64_t index_reads = 0;     // chunk records read back from the metadata store
 };
 
 // One chunk of a GetMany call: what to read, where to put it, and how it went.

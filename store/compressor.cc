@@ -25,14 +25,21 @@ ZSTD_DCtx* ThreadDCtx() {
 
 }  // namespace
 
-Status CompressChunk(std::string_view in, int level, std::string* out, bool* shrunk) {
+size_t CompressBound(size_t raw_length) { return ZSTD_compressBound(raw_length); }
+
+Result<size_t> CompressChunkInto(std::string_view in, int level, char* out, size_t capacity) {
   ZSTD_CCtx* cctx = ThreadCCtx();
   if (cctx == nullptr) return Status(ENOMEM, "zstd: cannot create a compression context");
-  out->resize(ZSTD_compressBound(in.size()));
-  size_t n = ZSTD_compressCCtx(cctx, out->data(), out->size(), in.data(), in.size(), level);
+  size_t n = ZSTD_compressCCtx(cctx, out, capacity, in.data(), in.size(), level);
   if (ZSTD_isError(n)) {
     return Status(EIO, std::string("zstd compress: ") + ZSTD_getErrorName(n));
   }
+  return n;
+}
+
+Status CompressChunk(std::string_view in, int level, std::string* out, bool* shrunk) {
+  out->resize(CompressBound(in.size()));
+  RANKFS_ASSIGN_OR_RETURN(size_t n, CompressChunkInto(in, level, out->data(), out->size()));
   out->resize(n);
   *shrunk = n < in.size();
   return Status::Ok();

@@ -47,8 +47,33 @@ Result<PackChunkStore::Found> PackChunkStore::FindLocked(Stripe& s,
     f.pending = &it->second;
     return f;
   }
+  if (const ChunkRecord* r = s.recent.Find(h)) {
+    f.committed = *r;
+    return f;
+  }
+  ++stat_index_reads_;
   RANKFS_ASSIGN_OR_RETURN(f.committed, meta_->GetChunk(h));
   return f;
+}
+
+const ChunkRecord* PackChunkStore::RecentRecords::Find(const ChunkHash& h) const {
+  if (auto it = young.find(h); it != young.end()) return &it->second;
+  if (auto it = old.find(h); it != old.end()) return &it->second;
+  return nullptr;
+}
+
+void PackChunkStore::RecentRecords::Add(const ChunkHash& h, const ChunkRecord& r) {
+  old.erase(h);
+  young.insert_or_assign(h, r);
+  if (young.size() >= kRecentPerGeneration) {
+    old = std::move(young);
+    young = RecordMap();
+  }
+}
+
+void PackChunkStore::RecentRecords::Erase(const ChunkHash& h) {
+  young.erase(h);
+  old.erase(h);
 }
 
 Status PackChunkStore::Put(const ChunkHash& hash, std::string_view data) {
@@ -73,6 +98,7 @@ Status PackChunkStore::PutImpl(const ChunkHash& hash, std::string_view data,
   Stripe& s = StripeFor(hash);
   std::unique_lock<std::mutex> l(s.mu);
   RANKFS_ASSIGN_OR_RETURN(Found found, FindLocked(s, l, hash));
+  s.recent.Erase(hash);  // every path below changes the chunk's record or moves it to pending
   if (found.pending != nullptr && !found.pending->lost) {
     ++found.pending->refcount;
     ++stat_dedup_hits_;
@@ -154,6 +180,7 @@ Status PackChunkStore::Ref(const ChunkHash& hash, uint64_t n) {
   Stripe& s = StripeFor(hash);
   std::unique_lock<std::mutex> l(s.mu);
   RANKFS_ASSIGN_OR_RETURN(Found found, FindLocked(s, l, hash));
+  s.recent.Erase(hash);  // its record changes below
   if (found.pending != nullptr) {
     found.pending->refcount += n;
     return Status::Ok();
@@ -170,6 +197,7 @@ Status PackChunkStore::Unref(const ChunkHash& hash, uint64_t n) {
   Stripe& s = StripeFor(hash);
   std::unique_lock<std::mutex> l(s.mu);
   RANKFS_ASSIGN_OR_RETURN(Found found, FindLocked(s, l, hash));
+  s.recent.Erase(hash);  // its record changes below
   auto too_many = [&](uint64_t has) {
     return Status(EUCLEAN, "chunk " + hash.ToHex() + ": dropping " + std::to_string(n) +
                                " references, it has " + std::to_string(has));
@@ -267,6 +295,7 @@ Status PackChunkStore::Flush() {
       // The healed chunk's index entry names the new copy now; Reclaim syncs the WAL before
       // it punches the damaged one.
       if (p.replaces) QueueRelease(*p.replaces);
+      s.recent.Add(it->first, ChunkRecord{p.location, p.refcount, p.scope_uid});
       it = s.pending.erase(it);
     }
   }
@@ -289,6 +318,7 @@ ChunkStoreStats PackChunkStore::GetStats() {
   s.reclaimed_bytes = stat_reclaimed_;
   s.reclaim_backlog = stat_backlog_;
   s.read_errors = stat_read_errors_;
+  s.index_reads = stat_index_reads_;
   std::vector<uint32_t> ids;
   {
     std::lock_guard<std::mutex> l(pack_mu_);

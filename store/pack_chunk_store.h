@@ -97,11 +97,25 @@ class PackChunkStore final : public ChunkStore {
     // Its last reference going deletes the index entry.
     bool indexed = false;
   };
+  using RecordMap = std::unordered_map<ChunkHash, ChunkRecord, ChunkHashHasher>;
+  // Index records this store wrote lately, exactly as the index holds them: a later duplicate
+  // of the chunk finds its record here instead of reading it back (MetaStore::GetChunk). A
+  // record is added only after its write succeeded and taken out before any write of its
+  // entry (Put, Ref, Unref take it out first), so it never differs from the index. Two
+  // generations of up to kRecentPerGeneration records each: the older is dropped whole.
+  struct RecentRecords {
+    RecordMap young, old;
+    const ChunkRecord* Find(const ChunkHash& h) const;
+    void Add(const ChunkHash& h, const ChunkRecord& r);
+    void Erase(const ChunkHash& h);
+  };
+  static constexpr size_t kRecentPerGeneration = 128;  // per stripe: 16k records in all
   struct Stripe {
     std::mutex mu;
     std::condition_variable cv;  // an in-flight put of this stripe finished
     std::unordered_set<ChunkHash, ChunkHashHasher> inflight;          // guarded by mu
     std::unordered_map<ChunkHash, Pending, ChunkHashHasher> pending;  // guarded by mu
+    RecentRecords recent;  // guarded by mu; never holds a hash that `pending` holds
   };
   // Where a chunk stands: its pending entry, or else its index record (or neither).
   struct Found {
@@ -125,7 +139,7 @@ class PackChunkStore final : public ChunkStore {
   Status PutImpl(const ChunkHash& hash, std::string_view data, std::optional<uint32_t> scope);
   Stripe& StripeFor(const ChunkHash& h) { return stripes_[h.bytes[0] % kStripes]; }
   // Waits (holding `l` on s.mu) until no Put of `h` is in flight, then finds its pending entry
-  // or, when it has none, its index record.
+  // or, when it has none, its index record (from s.recent when it is there).
   Result<Found> FindLocked(Stripe& s, std::unique_lock<std::mutex>& l, const ChunkHash& h);
   // Forgets a pending entry whose last reference went. REQUIRES: s.mu held.
   Status DropPendingLocked(Stripe& s, const ChunkHash& hash);
@@ -207,7 +221,7 @@ class PackChunkStore final : public ChunkStore {
 
   std::atomic<uint64_t> stat_chunks_{0}, stat_raw_{0}, stat_stored_{0}, stat_put_calls_{0},
       stat_put_bytes_{0}, stat_dedup_hits_{0}, stat_reclaimed_{0}, stat_backlog_{0},
-      stat_read_errors_{0};
+      stat_read_errors_{0}, stat_index_reads_{0};
   std::array<uint8_t, 16> uuid_{};
   std::thread reclaim_thread_;
 };

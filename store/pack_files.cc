@@ -1,6 +1,8 @@
 // PackChunkStore: appending records, the pack table, syncing packs, and what a failed sync
 // poisons.
 #include <algorithm>
+#include <cstring>
+#include <memory>
 
 #include "store/compressor.h"
 #include "store/crc32c.h"
@@ -9,25 +11,60 @@
 #include "store/pack_format.h"
 
 namespace rankfs {
+namespace {
+
+// The buffer one record is built in: header, then the zstd frame or the raw bytes. Records of
+// ordinary chunks are built in a buffer each thread keeps from call to call, so its pages stay
+// mapped; a fresh buffer per record was faulted in (and zeroed by the kernel) every time once
+// the heap had been trimmed. Larger records (stores cut with a large chunk_max) get a buffer of
+// their own, so that no thread holds on to one.
+class RecordBuffer {
+ public:
+  static constexpr size_t kKeptBytes = 512u << 10;
+
+  explicit RecordBuffer(size_t n) {
+    if (n > kKeptBytes) {
+      own_.reset(new char[n]);
+      data_ = own_.get();
+      return;
+    }
+    thread_local std::unique_ptr<char[]> kept;
+    if (kept == nullptr) kept.reset(new char[kKeptBytes]);
+    data_ = kept.get();
+  }
+  char* data() { return data_; }
+
+ private:
+  std::unique_ptr<char[]> own_;
+  char* data_ = nullptr;
+};
+
+}  // namespace
 
 Result<ChunkLocation> PackChunkStore::Append(const ChunkHash& hash, std::string_view data,
                                              uint64_t* seq) {
-  std::string record;
-  record.reserve(kRecordHeaderSize + data.size() / 2);
-  std::string frame;
-  bool shrunk = false;
-  if (options_.compression_level > 0) {
-    RANKFS_RETURN_IF_ERROR(CompressChunk(data, options_.compression_level, &frame, &shrunk));
-  }
+  const bool compress = options_.compression_level > 0;
+  const size_t room = std::max(data.size(), compress ? CompressBound(data.size()) : 0);
+  RecordBuffer buffer(kRecordHeaderSize + room);
+  char* const body = buffer.data() + kRecordHeaderSize;
   RecordHeader h;
   h.hash = hash;
   h.raw_length = uint32_t(data.size());
-  std::string_view stored = shrunk ? std::string_view(frame) : data;
-  h.codec = shrunk ? Codec::kZstd : Codec::kRaw;
-  h.stored_length = uint32_t(stored.size());
-  h.stored_crc = Crc32c(stored.data(), stored.size());
-  EncodeRecordHeader(h, &record);
-  record.append(stored);
+  h.codec = Codec::kRaw;
+  size_t stored = data.size();
+  if (compress) {
+    RANKFS_ASSIGN_OR_RETURN(size_t n,
+                            CompressChunkInto(data, options_.compression_level, body, room));
+    if (n < data.size()) {
+      h.codec = Codec::kZstd;
+      stored = n;
+    }
+  }
+  if (h.codec == Codec::kRaw) std::memcpy(body, data.data(), data.size());
+  h.stored_length = uint32_t(stored);
+  h.stored_crc = Crc32c(body, stored);
+  EncodeRecordHeader(h, buffer.data());
+  const std::string_view record(buffer.data(), kRecordHeaderSize + stored);
 
   std::lock_guard<std::mutex> l(pack_mu_);
   std::shared_ptr<File> file;

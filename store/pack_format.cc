@@ -66,8 +66,7 @@ Result<PackFileHeader> DecodePackFileHeader(std::string_view bytes) {
   return h;
 }
 
-void EncodeRecordHeader(const RecordHeader& h, std::string* dst) {
-  char buf[kRecordHeaderSize];
+void EncodeRecordHeader(const RecordHeader& h, char* buf) {
   std::memcpy(buf, kRecordMagic, 4);
   buf[4] = char(kRecordVersion);
   buf[5] = char(h.codec);
@@ -77,6 +76,11 @@ void EncodeRecordHeader(const RecordHeader& h, std::string* dst) {
   EncodeFixed32LE(buf + 44, h.stored_length);
   EncodeFixed32LE(buf + 48, h.stored_crc);
   EncodeFixed32LE(buf + 52, Crc32c(buf, 52));
+}
+
+void EncodeRecordHeader(const RecordHeader& h, std::string* dst) {
+  char buf[kRecordHeaderSize];
+  EncodeRecordHeader(h, buf);
   dst->append(buf, sizeof buf);
 }
 

@@ -54,6 +54,8 @@ Result<PackFileHeader> DecodePackFileHeader(std::string_view bytes);
 
 // Appends the 56-byte header to *dst.
 void EncodeRecordHeader(const RecordHeader& h, std::string* dst);
+// Writes the 56-byte header to dst[0, kRecordHeaderSize).
+void EncodeRecordHeader(const RecordHeader& h, char* dst);
 // Checks magic, version, header CRC, codec and lengths.
 Result<RecordHeader> DecodeRecordHeader(std::string_view bytes);
 

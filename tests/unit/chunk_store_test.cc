@@ -108,6 +108,25 @@ TEST_F(ChunkStoreTest, RoundTripRealAndRandomData) {
   }
 }
 
+// Each thread builds its records in one buffer it keeps: a record must never carry bytes of
+// the one built before it (a longer one, a compressed one after a raw one, and back), and a
+// record larger than the kept buffer gets one of its own.
+TEST_F(ChunkStoreTest, RecordsBuiltOneAfterAnotherInOneBufferReadBackIntact) {
+  OpenStore();
+  const std::vector<std::string> datas = {
+      MakeRealData(128 << 10, 11), MakeRandomData(100 << 10, 12), MakeRealData(9 << 10, 13),
+      MakeRandomData(8 << 10, 14), MakeRealData(1 << 20, 15),     MakeRealData(20 << 10, 16),
+      MakeRandomData(700 << 10, 17), MakeRealData(128 << 10, 18)};
+  for (const std::string& d : datas) ASSERT_TRUE(chunks()->Put(ChunkHash::Of(d), d).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  std::string out;
+  for (const std::string& d : datas) {
+    ASSERT_TRUE(chunks()->Get(ChunkHash::Of(d), &out).ok());
+    ASSERT_EQ(out, d);
+    ASSERT_TRUE(chunks()->Verify(ChunkHash::Of(d)).ok());
+  }
+}
+
 TEST_F(ChunkStoreTest, DedupCountsReferences) {
   OpenStore();
   std::string data = MakeRealData(256 << 10, 3);
@@ -158,6 +177,45 @@ TEST_F(ChunkStoreTest, AnIndexedChunkPutAgainAndDroppedBeforeTheFlushLeavesTheIn
   ASSERT_TRUE(chunks()->Put(h, data).ok());
   ASSERT_TRUE(chunks()->Flush().ok());
   ASSERT_EQ(Record(h)->refcount, 1u);
+  ASSERT_TRUE(chunks()->Get(h, &out).ok());
+  EXPECT_EQ(out, data);
+}
+
+// A Flush keeps the records it wrote in memory, so the next duplicate of a chunk does not read
+// its record back; every other change of the record (Ref, Unref, a last reference) must pass
+// through, or a later Put would count from a stale record.
+TEST_F(ChunkStoreTest, RecentRecordsAnswerDuplicatesAndStayExact) {
+  OpenStore();
+  const std::string data = MakeRealData(64 << 10, 7);
+  const ChunkHash h = ChunkHash::Of(data);
+  ASSERT_TRUE(chunks()->Put(h, data).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  const uint64_t reads = chunks()->GetStats().index_reads;
+  ASSERT_TRUE(chunks()->Put(h, data).ok());
+  EXPECT_EQ(chunks()->GetStats().index_reads, reads);  // answered from memory
+  ASSERT_TRUE(chunks()->Flush().ok());
+  ASSERT_EQ(Record(h)->refcount, 2u);
+  // Ref and Unref of an indexed chunk write its record themselves.
+  ASSERT_TRUE(chunks()->Ref(h, 3).ok());
+  ASSERT_EQ(Record(h)->refcount, 5u);
+  ASSERT_TRUE(chunks()->Put(h, data).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  ASSERT_EQ(Record(h)->refcount, 6u);
+  ASSERT_TRUE(chunks()->Unref(h, 1).ok());
+  ASSERT_EQ(Record(h)->refcount, 5u);
+  ASSERT_TRUE(chunks()->Put(h, data).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  ASSERT_EQ(Record(h)->refcount, 6u);
+  // The last reference goes: the next Put stores a fresh copy, not a reference to the
+  // released one (whose range Reclaim punches).
+  ASSERT_TRUE(chunks()->Unref(h, 6).ok());
+  EXPECT_FALSE(Record(h).has_value());
+  ASSERT_TRUE(chunks()->Reclaim().ok());
+  ASSERT_TRUE(chunks()->Put(h, data).ok());
+  ASSERT_TRUE(chunks()->Flush().ok());
+  ASSERT_EQ(Record(h)->refcount, 1u);
+  EXPECT_EQ(chunks()->GetStats().chunks, 1u);
+  std::string out;
   ASSERT_TRUE(chunks()->Get(h, &out).ok());
   EXPECT_EQ(out, data);
 }

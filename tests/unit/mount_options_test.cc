@@ -68,6 +68,8 @@ TEST(MountOptionsTest, RuntimeSettings) {
   EXPECT_TRUE(cfg.writeback_cache);
   EXPECT_TRUE(cfg.fs.xattrs);
   EXPECT_TRUE(Parse("page_fill=off,page_fill=on").page_fill);
+  EXPECT_EQ(Parse("").fuse_threads, 16u);
+  EXPECT_EQ(Parse("fuse_threads=4").fuse_threads, 4u);
 }
 
 TEST(MountOptionsTest, OwnerAndUmaskOfTheRoot) {
@@ -135,6 +137,9 @@ TEST(MountOptionsTest, MalformedValuesAreRejectedByName) {
   ExpectRejected("writeback_cache=2", "writeback_cache");
   ExpectRejected("page_fill=sometimes", "page_fill");
   ExpectRejected("page_fill", "page_fill");
+  ExpectRejected("fuse_threads=1", "fuse_threads");
+  ExpectRejected("fuse_threads=65", "fuse_threads");
+  ExpectRejected("fuse_threads", "fuse_threads");
   ExpectRejected("entry_timeout=-1", "entry_timeout");
   ExpectRejected("attr_timeout=soon", "attr_timeout");
   ExpectRejected("fsname=", "fsname");
