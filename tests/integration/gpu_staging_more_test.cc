@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -211,6 +213,16 @@ TEST_F(GpuStagingRewriteTest, EachRequestReturnsWhatOneReadWould) {
   std::atomic<int> bad{0};
   std::vector<std::string> failures(2);
   std::vector<std::set<uint64_t>> seen(2);
+  // The generations any reader has seen so far. Each reader makes at least 400 requests and
+  // goes on (up to a deadline) until three generations were seen, so the last check below does
+  // not depend on how the scheduler shares the CPUs between the writer and the readers.
+  std::mutex seen_mu;
+  std::set<uint64_t> seen_all;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  auto seen_enough = [&] {
+    std::lock_guard<std::mutex> l(seen_mu);
+    return seen_all.size() - seen_all.count(0) >= 3;
+  };
   auto reader = [&](int r) {
     rankfs_gpu_options o{kGpuSlots, kSlot, RANKFS_GPU_BACKEND_CPU, 0};
     rankfs_gpu_ctx* ctx = nullptr;
@@ -223,7 +235,9 @@ TEST_F(GpuStagingRewriteTest, EachRequestReturnsWhatOneReadWould) {
     const rankfs_gpu_file file = rankfs_gpu_register(ctx, fd);
     std::mt19937_64 rng(300 + r);
     // One request at a time, straight into a slot: the unit whose atomicity is checked.
-    for (int i = 0; i < 400 && failures[r].empty() && bad == 0; ++i) {
+    for (int i = 0; failures[r].empty() && bad == 0 &&
+                    (i < 400 || (!seen_enough() && std::chrono::steady_clock::now() < deadline));
+         ++i) {
       const uint64_t off = rng() % kSize;
       const uint64_t len = 1 + rng() % kSlot;
       const uint32_t slot = uint32_t(i) % kGpuSlots;
@@ -234,6 +248,8 @@ TEST_F(GpuStagingRewriteTest, EachRequestReturnsWhatOneReadWould) {
         failures[r] = "request at " + std::to_string(off) + "+" + std::to_string(len) + ": " + why;
         ++bad;
       }
+      std::lock_guard<std::mutex> l(seen_mu);
+      seen_all.insert(seen[r].begin(), seen[r].end());
     }
     close(fd);
     rankfs_gpu_close(ctx);
