@@ -127,7 +127,8 @@ MessageCutter::Step MessageCutter::Message(const uint8_t* p, size_t avail, uint6
     else Stop(ArrowStop::kEndOfInput, "input ends after a complete message");
     return Step::kStopped;
   }
-  if (avail < 4) return more(4, "prefix");
+  // The whole 8-byte prefix is asked for at once: the marker alone could only stop earlier.
+  if (avail < 4) return more(8, "prefix");
   if (Load<uint32_t>(p) != kContinuation) {
     // Streams before Arrow 0.15 had no continuation marker; datasets never writes them.
     Stop(out_.messages == 0 ? ArrowStop::kNotArrow : ArrowStop::kMalformed,
@@ -516,7 +517,7 @@ void ArrowStreamCutter::Feed(const uint8_t* data, size_t n, std::vector<uint64_t
     }
     switch (step) {
       case Step::kDone:
-        need_ = 4;
+        need_ = 8;
         stopped_ = core_->result().stop == ArrowStop::kEndOfStream;
         break;
       case Step::kNeedMore:

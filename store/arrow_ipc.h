@@ -132,7 +132,7 @@ class ArrowStreamCutter {
 
   std::unique_ptr<arrow_internal::MessageCutter> core_;
   std::vector<uint8_t> buffer_;  // the current message's first bytes, from understood_end()
-  uint64_t need_ = 4;            // bytes of the current message needed before the next step
+  uint64_t need_ = 8;            // bytes of the current message needed before the next step
   bool stopped_ = false;
 };
 
