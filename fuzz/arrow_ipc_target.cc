@@ -58,9 +58,9 @@ void CheckIncremental(const uint8_t* p, size_t n, const ArrowCutOptions& opt, ui
     cutter.Feed(p + at, len, &cuts);
     at += len;
     FUZZ_CHECK(cutter.understood_end() <= at);
-    FUZZ_CHECK(cutter.stopped() ? cutter.buffered() == 0 && cutter.needed() == 0
-                                : cutter.buffered() == at - cutter.understood_end() &&
-                                      cutter.needed() > 0);
+    FUZZ_CHECK(cutter.stopped()
+                   ? cutter.buffered() == 0 && cutter.needed() == 0
+                   : cutter.buffered() == at - cutter.understood_end() && cutter.needed() > 0);
     FUZZ_CHECK(cutter.buffered() <= opt.max_message);
   }
   cutter.Finish(&cuts);

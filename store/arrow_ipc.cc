@@ -108,9 +108,8 @@ class MessageCutter {
   uint64_t body_ = 0, body_len_ = 0, buffers_end_ = 0;
 };
 
-MessageCutter::Step MessageCutter::Message(const uint8_t* p, size_t avail, uint64_t pos,
-                                           bool ended, std::vector<uint64_t>* cuts,
-                                           uint64_t* need) {
+MessageCutter::Step MessageCutter::Message(const uint8_t* p, size_t avail, uint64_t pos, bool ended,
+                                           std::vector<uint64_t>* cuts, uint64_t* need) {
   msg_ = p;
   msg_pos_ = pos;
   // The message's first `bytes` bytes are needed before going on.
@@ -123,8 +122,11 @@ MessageCutter::Step MessageCutter::Message(const uint8_t* p, size_t avail, uint6
     return Step::kStopped;
   };
   if (avail == 0 && ended) {
-    if (out_.messages == 0) Stop(ArrowStop::kNotArrow, "empty input");
-    else Stop(ArrowStop::kEndOfInput, "input ends after a complete message");
+    if (out_.messages == 0) {
+      Stop(ArrowStop::kNotArrow, "empty input");
+    } else {
+      Stop(ArrowStop::kEndOfInput, "input ends after a complete message");
+    }
     return Step::kStopped;
   }
   // The whole 8-byte prefix is asked for at once: the marker alone could only stop earlier.
@@ -197,8 +199,8 @@ MessageCutter::Step MessageCutter::Message(const uint8_t* p, size_t avail, uint6
 }
 
 // Cuts the body of a complete message whose header (of type `tag`) was read.
-bool MessageCutter::Cut(uint8_t tag, const flatbuffer::View& view,
-                        const flatbuffer::Table& header, uint64_t body, uint64_t body_len) {
+bool MessageCutter::Cut(uint8_t tag, const flatbuffer::View& view, const flatbuffer::Table& header,
+                        uint64_t body, uint64_t body_len) {
   switch (tag) {
     case kMsgSchema:
       if (have_schema_) return Stop(ArrowStop::kUnsupported, "a second schema message");
@@ -231,7 +233,7 @@ bool MessageCutter::Cut(uint8_t tag, const flatbuffer::View& view,
 }
 
 bool MessageCutter::CutBatch(const flatbuffer::Table& rb, uint64_t body, uint64_t body_len,
-                      const std::vector<const Field*>& columns) {
+                             const std::vector<const Field*>& columns) {
   if (rb.Child(3).valid()) return Stop(ArrowStop::kUnsupported, "compressed body");
   uint32_t count = 0;
   size_t first = 0;
@@ -282,7 +284,7 @@ bool MessageCutter::CutBatch(const flatbuffer::Table& rb, uint64_t body, uint64_
 // this field (size: batch rows + 1), or null where rows are not followed. values_by_row: the
 // field is below a list, so its fixed-width values are cut at rows too.
 bool MessageCutter::Walk(const Field& f, const std::vector<uint64_t>* rows, bool values_by_row,
-                  int depth) {
+                         int depth) {
   if (next_node_ >= nodes_.size()) return Stop(ArrowStop::kMalformed, "too few field nodes");
   const Node node = nodes_[next_node_++];
   if (node.length < 0 || node.null_count < 0 || node.null_count > node.length) {
@@ -373,8 +375,8 @@ bool MessageCutter::NextBuffer(BufferSpan* b) {
 
 // out[i] = the offset at index rows[i] of an offsets buffer of `width` bytes per entry;
 // checks that they do not decrease.
-bool MessageCutter::ReadOffsets(const BufferSpan& b, uint32_t width, const std::vector<uint64_t>& rows,
-                         std::vector<uint64_t>* out) {
+bool MessageCutter::ReadOffsets(const BufferSpan& b, uint32_t width,
+                                const std::vector<uint64_t>& rows, std::vector<uint64_t>* out) {
   if (rows.back() >= b.length / width) {
     return Stop(ArrowStop::kMalformed, "offsets buffer shorter than its rows");
   }

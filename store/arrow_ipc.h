@@ -115,7 +115,7 @@ class ArrowStreamCutter {
   void Finish(std::vector<uint64_t>* cuts);
 
   bool stopped() const { return stopped_; }
-  ArrowStop stop() const;           // why it stopped; meaningful once stopped()
+  ArrowStop stop() const;  // why it stopped; meaningful once stopped()
   const std::string& detail() const;
   uint64_t understood_end() const;  // the end of the last message understood
   uint64_t messages() const;        // complete messages understood

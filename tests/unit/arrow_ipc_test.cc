@@ -488,12 +488,11 @@ void ExpectIncrementalMatches(const std::string& s, const ArrowCutOptions& o,
   for (uint32_t seed = 1; seed <= 8; ++seed) {
     ExpectSameCuts(FeedRandomly(s, o, seed), whole, "seed " + std::to_string(seed));
   }
-  ExpectSameCuts(
-      FeedInPieces(s, o, [](const ArrowStreamCutter& c) { return size_t(c.needed()); }), whole,
-      "needed()");
+  ExpectSameCuts(FeedInPieces(s, o, [](const ArrowStreamCutter& c) { return size_t(c.needed()); }),
+                 whole, "needed()");
   // All at once (the copy-free path).
-  ExpectSameCuts(
-      FeedInPieces(s, o, [&](const ArrowStreamCutter&) { return s.size(); }), whole, "whole");
+  ExpectSameCuts(FeedInPieces(s, o, [&](const ArrowStreamCutter&) { return s.size(); }), whole,
+                 "whole");
 }
 
 ArrowCutOptions EveryRow() {
@@ -559,9 +558,9 @@ TEST(ArrowStreamCutterTest, CutsEachMessageAsSoonAsItIsComplete) {
       ++calls;
     }
     ASSERT_EQ(cutter.understood_end(), end);
-    EXPECT_EQ(cuts, std::vector<uint64_t>(whole.cuts.begin(),
-                                          std::upper_bound(whole.cuts.begin(),
-                                                           whole.cuts.end(), end)));
+    EXPECT_EQ(cuts,
+              std::vector<uint64_t>(whole.cuts.begin(),
+                                    std::upper_bound(whole.cuts.begin(), whole.cuts.end(), end)));
   }
   // Prefix, header, body: at most three calls per message (two for the end-of-stream marker).
   EXPECT_LE(calls, 3 * s.message_ends.size());
