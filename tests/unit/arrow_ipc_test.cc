@@ -1,7 +1,8 @@
 // FindArrowCuts (store/arrow_ipc.h) on streams written by tests/testutil/arrow_ipc_writer.h:
 // rows become pieces, permuted rows deduplicate, and everything it does not fully understand
 // (truncation at every byte, compressed bodies, big-endian schemas, bad offsets, garbage) stops
-// it at the last message it understood.
+// it at the last message it understood. ArrowStreamCutter, fed the same bytes in any split,
+// gives exactly FindArrowCuts's result.
 #include "store/arrow_ipc.h"
 
 #include <gtest/gtest.h>
@@ -420,6 +421,190 @@ TEST(ArrowIpcTest, CutArrowOrFastCdcCoversTheFile) {
   }
   const auto* t = reinterpret_cast<const uint8_t*>(tail.data());
   EXPECT_EQ(CutArrowOrFastCdc(t, tail.size(), cdc, {}), cdc.Split(t, tail.size()));
+}
+
+// ---- ArrowStreamCutter: the same result as FindArrowCuts, whatever the split of the bytes.
+
+// Feeds s to an ArrowStreamCutter in pieces of the sizes `next_size` returns, then Finish.
+// Checks after every Feed that the cutter holds only the bytes after understood_end (the
+// current message), and those only while it has not stopped.
+template <typename NextSize>
+ArrowCuts FeedInPieces(const std::string& s, const ArrowCutOptions& o, NextSize next_size) {
+  ArrowStreamCutter cutter(o);
+  ArrowCuts out;
+  const auto* p = reinterpret_cast<const uint8_t*>(s.data());
+  size_t at = 0;
+  while (at < s.size()) {
+    const size_t len = std::min<size_t>(std::max<size_t>(next_size(cutter), 1), s.size() - at);
+    cutter.Feed(p + at, len, &out.cuts);
+    at += len;
+    EXPECT_LE(cutter.understood_end(), at);
+    if (cutter.stopped()) {
+      EXPECT_EQ(cutter.buffered(), 0u);
+      EXPECT_EQ(cutter.needed(), 0u);
+    } else {
+      EXPECT_EQ(cutter.buffered(), at - cutter.understood_end()) << at;
+      EXPECT_GT(cutter.needed(), 0u);
+    }
+    if (!out.cuts.empty()) {
+      EXPECT_LE(out.cuts.back(), cutter.understood_end());
+    }
+  }
+  cutter.Finish(&out.cuts);
+  EXPECT_TRUE(cutter.stopped());
+  out.understood_end = cutter.understood_end();
+  out.messages = cutter.messages();
+  out.row_cuts = cutter.row_cuts();
+  out.stop = cutter.stop();
+  out.detail = cutter.detail();
+  return out;
+}
+
+// Random piece sizes from 1 byte to 1 MiB, most of them small.
+ArrowCuts FeedRandomly(const std::string& s, const ArrowCutOptions& o, uint32_t seed) {
+  std::mt19937 rng(seed);
+  return FeedInPieces(s, o, [&](const ArrowStreamCutter&) {
+    return size_t(1 + rng() % (size_t{1} << (rng() % 21)));
+  });
+}
+
+void ExpectSameCuts(const ArrowCuts& got, const ArrowCuts& want, const std::string& what) {
+  EXPECT_EQ(got.cuts, want.cuts) << what;
+  EXPECT_EQ(got.understood_end, want.understood_end) << what;
+  EXPECT_EQ(ArrowStopName(got.stop), std::string(ArrowStopName(want.stop))) << what;
+  EXPECT_EQ(got.detail, want.detail) << what;
+  EXPECT_EQ(got.messages, want.messages) << what;
+  EXPECT_EQ(got.row_cuts, want.row_cuts) << what;
+}
+
+// Every way of splitting `s` that the tests use: byte by byte, several random seeds, and the
+// cutter's own needed() (the fewest calls a caller bounding its buffer would make).
+void ExpectIncrementalMatches(const std::string& s, const ArrowCutOptions& o,
+                              const std::string& what) {
+  SCOPED_TRACE(what);
+  const ArrowCuts whole = Cut(s, o);
+  ExpectSameCuts(FeedInPieces(s, o, [](const ArrowStreamCutter&) { return size_t{1}; }), whole,
+                 "byte by byte");
+  for (uint32_t seed = 1; seed <= 8; ++seed) {
+    ExpectSameCuts(FeedRandomly(s, o, seed), whole, "seed " + std::to_string(seed));
+  }
+  ExpectSameCuts(FeedInPieces(s, o, [](const ArrowStreamCutter& c) { return size_t(c.needed()); }),
+                 whole, "needed()");
+  // All at once (the copy-free path).
+  ExpectSameCuts(FeedInPieces(s, o, [&](const ArrowStreamCutter&) { return s.size(); }), whole,
+                 "whole");
+}
+
+ArrowCutOptions EveryRow() {
+  ArrowCutOptions o;
+  o.min_row_piece = 1;
+  o.min_piece = 0;
+  return o;
+}
+
+TEST(ArrowStreamCutterTest, MatchesFindArrowCutsOnPyarrowStreams) {
+  for (const char* name : {"dataset.arrows", "types.arrows", "compressed.arrows"}) {
+    const std::string s = ReadStream(name);
+    ASSERT_FALSE(s.empty()) << name;
+    ExpectIncrementalMatches(s, {}, name);
+    ExpectIncrementalMatches(s, EveryRow(), std::string(name) + " every row");
+  }
+}
+
+TEST(ArrowStreamCutterTest, MatchesFindArrowCutsOnWrittenStreams) {
+  ExpectIncrementalMatches(Write(MakeRows(250, 1200, 1)).bytes, {}, "large rows");
+  ExpectIncrementalMatches(Write(MakeRows(1000, 40, 3), {.batch_rows = 1000}).bytes, EveryRow(),
+                           "small rows");
+  ExpectIncrementalMatches(Write(MakeRows(40, 150000, 10), {.batch_rows = 20}).bytes, {},
+                           "rows above max_size");
+  for (const FallbackCase& fc : FallbackCases()) {
+    ExpectIncrementalMatches(fc.bytes, {}, fc.name);
+  }
+}
+
+// A stream cut short at any byte: the cutter, told the prefix and then Finish, stops as
+// FindArrowCuts does on that prefix.
+TEST(ArrowStreamCutterTest, TruncatedAtEveryByte) {
+  const std::vector<std::pair<std::string, std::string>> streams = {
+      {"written", Write(MakeRows(12, 300, 4), {.batch_rows = 5}).bytes},
+      {"pyarrow dataset", ReadStream("dataset.arrows")},
+      {"pyarrow types", ReadStream("types.arrows")}};
+  for (const auto& [name, s] : streams) {
+    for (size_t len = 0; len <= s.size(); ++len) {
+      const std::string prefix = s.substr(0, len);
+      const ArrowCuts whole = Cut(prefix, EveryRow());
+      ExpectSameCuts(FeedRandomly(prefix, EveryRow(), uint32_t(len)), whole,
+                     name + " at " + std::to_string(len));
+      if (::testing::Test::HasFailure()) return;
+    }
+  }
+}
+
+// Cuts come out as soon as a message is complete, and needed() says exactly how many bytes
+// complete it once its header is known.
+TEST(ArrowStreamCutterTest, CutsEachMessageAsSoonAsItIsComplete) {
+  const Stream s = Write(MakeRows(30, 500, 13), {.batch_rows = 7});
+  const auto* p = reinterpret_cast<const uint8_t*>(s.bytes.data());
+  const ArrowCuts whole = Cut(s.bytes);
+  ArrowStreamCutter cutter;
+  std::vector<uint64_t> cuts;
+  size_t at = 0, calls = 0;
+  for (uint64_t end : s.message_ends) {
+    while (at < end) {
+      ASSERT_FALSE(cutter.stopped());
+      ASSERT_LE(at + cutter.needed(), end) << "needed() runs past the message";
+      cutter.Feed(p + at, size_t(cutter.needed()), &cuts);
+      at = cutter.understood_end() + cutter.buffered();
+      ++calls;
+    }
+    ASSERT_EQ(cutter.understood_end(), end);
+    EXPECT_EQ(cuts,
+              std::vector<uint64_t>(whole.cuts.begin(),
+                                    std::upper_bound(whole.cuts.begin(), whole.cuts.end(), end)));
+  }
+  // Prefix, header, body: at most three calls per message (two for the end-of-stream marker).
+  EXPECT_LE(calls, 3 * s.message_ends.size());
+  EXPECT_TRUE(cutter.stopped());
+  EXPECT_EQ(cutter.stop(), ArrowStop::kEndOfStream);
+}
+
+// A message longer than max_message stops the cutter when its header is read, before its
+// body arrives, so the buffer stays under the limit; FindArrowCuts stops at the same place.
+TEST(ArrowStreamCutterTest, MessageAboveTheLimitStopsBeforeItsBody) {
+  const Stream s = Write(MakeRows(20, 2000, 14), {.batch_rows = 10});
+  ArrowCutOptions o;
+  o.max_message = 16 << 10;  // each batch is about 28 KB
+  ArrowStreamCutter cutter(o);
+  std::vector<uint64_t> cuts;
+  const auto* p = reinterpret_cast<const uint8_t*>(s.bytes.data());
+  size_t max_buffered = 0;
+  for (size_t at = 0; at < s.bytes.size() && !cutter.stopped(); ++at) {
+    cutter.Feed(p + at, 1, &cuts);
+    max_buffered = std::max(max_buffered, cutter.buffered());
+  }
+  ASSERT_TRUE(cutter.stopped());
+  EXPECT_EQ(cutter.stop(), ArrowStop::kUnsupported) << cutter.detail();
+  EXPECT_EQ(cutter.understood_end(), s.message_ends[0]);
+  EXPECT_LT(max_buffered, 1024u);  // the batch's prefix and header, never its body
+  const ArrowCuts whole = Cut(s.bytes, o);
+  EXPECT_EQ(whole.stop, ArrowStop::kUnsupported);
+  EXPECT_EQ(whole.detail, cutter.detail());
+  EXPECT_EQ(whole.cuts, cuts);
+  ExpectIncrementalMatches(s.bytes, o, "limit");
+}
+
+// Mutated streams: the incremental and whole cutters agree on whatever they stop at.
+TEST(ArrowStreamCutterTest, MutatedStreamsAgree) {
+  const Stream s = Write(MakeRows(20, 200, 6), {.batch_rows = 7});
+  std::mt19937 rng(15);
+  for (int round = 0; round < 1000; ++round) {
+    std::string m = s.bytes;
+    for (int k = 0, edits = 1 + int(rng() % 4); k < edits; ++k) {
+      m[rng() % m.size()] = char(rng());
+    }
+    ExpectSameCuts(FeedRandomly(m, {}, uint32_t(round)), Cut(m), "round " + std::to_string(round));
+    if (::testing::Test::HasFailure()) return;
+  }
 }
 
 }  // namespace
