@@ -81,21 +81,20 @@ Status GetVarint(ByteReader* r, std::string_view kind, std::string_view field, u
                  uint64_t* v) {
   VarintError err = VarintError::kNone;
   const size_t n = DecodeVarint64(r->rest(), v, &err);
-  std::string what(field);
   switch (err) {
     case VarintError::kNone:
       break;
     case VarintError::kTruncated:
-      return Malformed(kind, "truncated in " + what);
+      return Malformed(kind, "truncated in " + std::string(field));
     case VarintError::kOverlong:
-      return Malformed(kind, "overlong varint in " + what);
+      return Malformed(kind, "overlong varint in " + std::string(field));
     case VarintError::kOverflow:
-      return Malformed(kind, "varint in " + what + " exceeds 64 bits");
+      return Malformed(kind, "varint in " + std::string(field) + " exceeds 64 bits");
   }
   std::string_view taken;
   r->GetBytes(n, &taken);
   if (*v > max) {
-    return Malformed(kind, what + " " + std::to_string(*v) + " out of range (max " +
+    return Malformed(kind, std::string(field) + " " + std::to_string(*v) + " out of range (max " +
                                std::to_string(max) + ")");
   }
   return Status::Ok();

@@ -64,8 +64,7 @@ std::vector<Sample> Samples() {
       {"frame", EncodeFrameRecord(RawFrame()), StatusOf(&DecodeFrameRecord)},
       {"piece", EncodePieceRecord(GlobalPiece()), StatusOf(&DecodePieceRecord)},
       {"piece", EncodePieceRecord(ScopedPiece()), StatusOf(&DecodePieceRecord)},
-      {"piece", EncodePieceRecord(Piece(9, 300, 70000, 0)),
-       StatusOf(&DecodePieceRecord)},
+      {"piece", EncodePieceRecord(Piece(9, 300, 70000, 0)), StatusOf(&DecodePieceRecord)},
       {"extent", EncodeExtent(Extent::Frame(UINT32_MAX, UINT64_MAX, 0)), StatusOf(&DecodeExtent)},
       {"extent", EncodeExtent(Extent::Frame(200, 1, 128)), StatusOf(&DecodeExtent)},
   };
@@ -104,8 +103,8 @@ TEST(MetaCodecV3Test, MalformedVarintsAreRejected) {
       {"", VarintError::kTruncated},
       {"\x80", VarintError::kTruncated},
       {"\xff\xff", VarintError::kTruncated},
-      {std::string("\x80\x00", 2), VarintError::kOverlong},        // 0 in two bytes
-      {std::string("\x81\x80\x00", 3), VarintError::kOverlong},    // 1 in three bytes
+      {std::string("\x80\x00", 2), VarintError::kOverlong},       // 0 in two bytes
+      {std::string("\x81\x80\x00", 3), VarintError::kOverlong},   // 1 in three bytes
       {std::string(9, '\xff') + "\x02", VarintError::kOverflow},  // bit 64 set
       {std::string(9, '\xff') + "\x81", VarintError::kOverflow},  // an 11th byte would follow
       {std::string(9, '\x80') + std::string(1, '\0'), VarintError::kOverlong},
@@ -288,8 +287,8 @@ TEST(MetaCodecV3Test, OverlongAndOutOfRangeVarintsAreRejected) {
       // 32-bit fields refuse 2^32; 64-bit ones (and the extent's length, bounded by its
       // slice) are checked by the 11-byte case below and the slice rules.
       const bool is64 = f.name == "offset" && rec.kind == "frame";
-      const bool unbounded = is64 || f.name == "reference count" ||
-                             (rec.kind == "extent" && f.name == "length");
+      const bool unbounded =
+          is64 || f.name == "reference count" || (rec.kind == "extent" && f.name == "length");
       if (!unbounded) {
         ExpectBad(rec.decode(build(rec.version, rec.fields, -1, i, uint64_t(UINT32_MAX) + 1)),
                   rec.kind, f.name + " 4294967296 out of range");
@@ -317,14 +316,10 @@ TEST(MetaCodecV3Test, InvalidFieldsAreRejected) {
   f.codec = Codec(2);
   ExpectBad(DecodeFrameRecord(EncodeFrameRecord(f)).status(), "frame", "unknown codec 2");
 
-  ExpectBad(DecodePieceRecord(EncodePieceRecord(Piece(0, 0, 1))).status(), "piece",
-            "frame id 0");
-  ExpectBad(DecodePieceRecord(EncodePieceRecord(Piece(1, 0, 0))).status(), "piece",
-            "zero length");
-  ExpectBad(
-      DecodePieceRecord(EncodePieceRecord(Piece(1, UINT32_MAX, 1)))
-          .status(),
-      "piece", "exceeds");
+  ExpectBad(DecodePieceRecord(EncodePieceRecord(Piece(0, 0, 1))).status(), "piece", "frame id 0");
+  ExpectBad(DecodePieceRecord(EncodePieceRecord(Piece(1, 0, 0))).status(), "piece", "zero length");
+  ExpectBad(DecodePieceRecord(EncodePieceRecord(Piece(1, UINT32_MAX, 1))).status(), "piece",
+            "exceeds");
 
   ExpectBad(DecodeExtent(EncodeExtent(Extent::Frame(1, 0, 0))).status(), "extent", "frame id 0");
   ExpectBad(DecodeExtent(EncodeExtent(Extent::Frame(0, 1, 0))).status(), "extent", "zero length");
