@@ -182,7 +182,7 @@ int FuzzScanPack(const uint8_t* data, size_t size) {
 
 int FuzzMetaValue(const uint8_t* data, size_t size) {
   Input fi(data, size);
-  const uint8_t kind = fi.U8() % 5;
+  const uint8_t kind = fi.U8() % 7;
   Input si(fi.Rest());  // also feeds the structured value below
   std::string_view value(reinterpret_cast<const char*>(data) + (size ? 1 : 0), size ? size - 1 : 0);
   switch (kind) {
@@ -232,6 +232,10 @@ int FuzzMetaValue(const uint8_t* data, size_t size) {
       FillBytes(si, &e.chunk.bytes);
       CheckRoundTrip(e, DecodeExtent, EncodeExtent);
       CheckRoundTrip(Extent::Unwritten(1 + si.U64() % UINT64_MAX), DecodeExtent, EncodeExtent);
+      const uint32_t frame_offset = std::min<uint32_t>(si.U32(), UINT32_MAX - 1);
+      CheckRoundTrip(Extent::Frame(1 + si.U64() % (uint64_t(UINT32_MAX) - frame_offset),
+                                   si.U64() | 1, frame_offset),
+                     DecodeExtent, EncodeExtent);
       break;
     }
     case 3: {
@@ -249,6 +253,32 @@ int FuzzMetaValue(const uint8_t* data, size_t size) {
       r.refcount = si.U64();
       if (si.U8() & 1) r.scope_uid = si.U32();  // a chunk of a per-uid dedup store (v2)
       CheckRoundTrip(r, DecodeChunkRecord, EncodeChunkRecord);
+      break;
+    }
+    case 5: {  // store format 3
+      CheckValueDecoder(value, DecodeFrameRecord, EncodeFrameRecord);
+      FrameRecord f;
+      f.codec = si.U8() & 1 ? Codec::kZstd : Codec::kRaw;
+      f.pack_id = si.U32();
+      f.offset = si.U64();
+      f.raw_length = si.U32();
+      f.stored_length = f.codec == Codec::kRaw ? f.raw_length : si.U32();
+      f.record_length = uint32_t(f.stored_length + si.U64() % (uint64_t(UINT32_MAX) -
+                                                                f.stored_length + 1));
+      f.dictionary_id = f.codec == Codec::kRaw ? 0 : si.U32();
+      f.stored_crc = si.U32();
+      f.refcount = si.U64();
+      CheckRoundTrip(f, DecodeFrameRecord, EncodeFrameRecord);
+      break;
+    }
+    case 6: {  // store format 3
+      CheckValueDecoder(value, DecodePieceRecord, EncodePieceRecord);
+      PieceRecord p;
+      p.frame_id = si.U64() | 1;
+      p.offset = std::min<uint32_t>(si.U32(), UINT32_MAX - 1);
+      p.length = uint32_t(1 + si.U64() % (uint64_t(UINT32_MAX) - p.offset));
+      if (si.U8() & 1) p.scope_uid = si.U32();
+      CheckRoundTrip(p, DecodePieceRecord, EncodePieceRecord);
       break;
     }
     default: {
@@ -274,6 +304,7 @@ int FuzzMetaKey(const uint8_t* data, size_t size) {
   if (DecodeExtentKey(key, &ino, &off)) FUZZ_CHECK(ExtentKey(ino, off) == key);
   if (DecodeChunkKey(key, &h)) FUZZ_CHECK(ChunkKey(h) == key);
   if (DecodePackKey(key, &pack)) FUZZ_CHECK(PackKey(pack) == key);
+  if (DecodeFrameKey(key, &off)) FUZZ_CHECK(FrameKey(off) == key);
   if (DecodeDirentKey(key, &ino, &name)) {
     FUZZ_CHECK(!name.empty() && DirentKey(ino, name) == key);
     FUZZ_CHECK(DirentKey(ino, name).starts_with(DirentPrefix(ino)));
@@ -302,6 +333,8 @@ int FuzzMetaKey(const uint8_t* data, size_t size) {
   auto pair_less = a < b || (a == b && oa < ob);
   FUZZ_CHECK((ExtentKey(a, oa) < ExtentKey(b, ob)) == pair_less);
   FUZZ_CHECK((PackKey(uint32_t(oa)) < PackKey(uint32_t(ob))) == (uint32_t(oa) < uint32_t(ob)));
+  FUZZ_CHECK(DecodeFrameKey(FrameKey(a), &off) && off == a);
+  FUZZ_CHECK((FrameKey(a) < FrameKey(b)) == (a < b));
   return 0;
 }
 

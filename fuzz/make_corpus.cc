@@ -168,12 +168,22 @@ void Generate() {
   cr.scope_uid = 1000;
   Write("meta_value", "chunk_v2_scoped", Flag(3) + EncodeChunkRecord(cr));
   Write("meta_value", "pack", Flag(4) + EncodePackStats(PackStats{100, 20}));
+  Write("meta_value", "extent_v3_frame", Flag(2) + EncodeExtent(Extent::Frame(4096, 7, 300)));
+  FrameRecord fr{.pack_id = 3, .offset = 4096, .record_length = 40 + 9000, .raw_length = 32768,
+                 .stored_length = 9000, .codec = Codec::kZstd, .dictionary_id = 1,
+                 .stored_crc = 0xdeadbeef, .refcount = 2};
+  Write("meta_value", "frame", Flag(5) + EncodeFrameRecord(fr));
+  PieceRecord pr{.frame_id = 7, .offset = 300, .length = 4096, .scope_uid = std::nullopt};
+  Write("meta_value", "piece", Flag(6) + EncodePieceRecord(pr));
+  pr.scope_uid = 1000;
+  Write("meta_value", "piece_v2_scoped", Flag(6) + EncodePieceRecord(pr));
 
   Write("meta_key", "inode", InodeKey(42));
   Write("meta_key", "dirent", DirentKey(1, "hello.txt"));
   Write("meta_key", "extent", ExtentKey(42, 1 << 20));
   Write("meta_key", "chunk", ChunkKey(ChunkHash::Of("x")));
   Write("meta_key", "pack", PackKey(3));
+  Write("meta_key", "frame", FrameKey(7));
 
   Superblock sb;
   sb.uuid = ph.store_uuid;

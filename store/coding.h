@@ -60,6 +60,49 @@ inline void PutFixed64LE(std::string* dst, uint64_t v) {
   dst->append(b, 8);
 }
 
+// LEB128 varints (7 bits a byte, low group first, high bit = more follows): at most 10 bytes
+// for a u64. PutVarint64 writes the shortest encoding.
+inline void PutVarint64(std::string* dst, uint64_t v) {
+  while (v >= 0x80) {
+    dst->push_back(char(uint8_t(v) | 0x80));
+    v >>= 7;
+  }
+  dst->push_back(char(v));
+}
+
+enum class VarintError : uint8_t { kNone, kTruncated, kOverlong, kOverflow };
+
+// Decodes one varint from the front of `in` into *v and returns the bytes it took, or 0 and the
+// reason in *err: the input ends inside it (kTruncated), it is not the shortest encoding of its
+// value (kOverlong: a last byte of zero after the first), or its value exceeds 64 bits
+// (kOverflow). Reads only bytes of `in`.
+inline size_t DecodeVarint64(std::string_view in, uint64_t* v, VarintError* err) {
+  uint64_t result = 0;
+  for (size_t i = 0; i < 10; ++i) {
+    if (i >= in.size()) {
+      *err = VarintError::kTruncated;
+      return 0;
+    }
+    const uint8_t b = uint8_t(in[i]);
+    if (i == 9 && b > 1) {  // the 10th byte holds bit 63 only
+      *err = VarintError::kOverflow;
+      return 0;
+    }
+    result |= uint64_t(b & 0x7f) << (7 * i);
+    if ((b & 0x80) == 0) {
+      if (b == 0 && i > 0) {
+        *err = VarintError::kOverlong;
+        return 0;
+      }
+      *v = result;
+      *err = VarintError::kNone;
+      return i + 1;
+    }
+  }
+  *err = VarintError::kOverflow;  // an 11th byte would follow
+  return 0;
+}
+
 // Sequential little-endian reader over a byte string; every Get fails (returns false) instead
 // of reading past the end, which makes decoders of untrusted bytes safe.
 class ByteReader {

@@ -1,6 +1,7 @@
 #include "store/meta_codec.h"
 
 #include <cstring>
+#include <initializer_list>
 
 #include "store/coding.h"
 
@@ -14,6 +15,10 @@ constexpr uint8_t kInodeAttrV2 = 2;  // v1 + parent + allocated bytes
 constexpr uint8_t kDirEntryV1 = 1;
 constexpr uint8_t kExtentV1 = 1;
 constexpr uint8_t kExtentUnwrittenV2 = 2;  // a preallocated range: length only
+constexpr uint8_t kExtentFrameV3 = 3;      // a slice of a frame (format 3)
+constexpr uint8_t kFrameRecordV1 = 1;
+constexpr uint8_t kPieceRecordV1 = 1;
+constexpr uint8_t kPieceRecordScopedV2 = 2;  // v1 + scope uid: a piece of a per-uid store
 constexpr uint8_t kChunkRecordV1 = 1;
 constexpr uint8_t kChunkRecordV2 = 2;  // v1 + scope uid: a chunk of a per-uid dedup store
 constexpr uint8_t kPackStatsV1 = 1;
@@ -55,6 +60,75 @@ Status CheckFixed(std::string_view value, std::string_view kind, uint8_t version
   }
   if (value.size() > size) {
     return Malformed(kind, std::to_string(value.size() - size) + " trailing bytes");
+  }
+  return Status::Ok();
+}
+
+// Checks that `value` is not empty and starts with one of `versions`; returns that version.
+Result<uint8_t> CheckVersion(std::string_view value, std::string_view kind,
+                             std::initializer_list<uint8_t> versions) {
+  if (value.empty()) return Malformed(kind, "empty value");
+  const uint8_t version = uint8_t(value[0]);
+  for (uint8_t v : versions) {
+    if (v == version) return version;
+  }
+  return Malformed(kind, "unknown encoding version " + std::to_string(version));
+}
+
+// Reads a varint field into *v. Malformed (naming `kind` and `field`) when the input ends
+// inside it, when it is longer than its value needs, or when its value exceeds `max`.
+Status GetVarint(ByteReader* r, std::string_view kind, std::string_view field, uint64_t max,
+                 uint64_t* v) {
+  VarintError err = VarintError::kNone;
+  const size_t n = DecodeVarint64(r->rest(), v, &err);
+  switch (err) {
+    case VarintError::kNone:
+      break;
+    case VarintError::kTruncated:
+      return Malformed(kind, "truncated in " + std::string(field));
+    case VarintError::kOverlong:
+      return Malformed(kind, "overlong varint in " + std::string(field));
+    case VarintError::kOverflow:
+      return Malformed(kind, "varint in " + std::string(field) + " exceeds 64 bits");
+  }
+  std::string_view taken;
+  r->GetBytes(n, &taken);
+  if (*v > max) {
+    return Malformed(kind, std::string(field) + " " + std::to_string(*v) + " out of range (max " +
+                               std::to_string(max) + ")");
+  }
+  return Status::Ok();
+}
+
+Status GetVarint32(ByteReader* r, std::string_view kind, std::string_view field, uint32_t* v) {
+  uint64_t u = 0;
+  RANKFS_RETURN_IF_ERROR(GetVarint(r, kind, field, UINT32_MAX, &u));
+  *v = uint32_t(u);
+  return Status::Ok();
+}
+
+Status GetVarint64(ByteReader* r, std::string_view kind, std::string_view field, uint64_t* v) {
+  return GetVarint(r, kind, field, UINT64_MAX, v);
+}
+
+Status CheckEnd(const ByteReader& r, std::string_view kind) {
+  if (r.remaining() == 0) return Status::Ok();
+  return Malformed(kind, std::to_string(r.remaining()) + " trailing bytes");
+}
+
+// A frame id in a value: fixed u64, never 0.
+Status GetFrameId(ByteReader* r, std::string_view kind, uint64_t* id) {
+  if (!r->GetU64(id)) return Malformed(kind, "truncated in frame id");
+  if (*id == 0) return Malformed(kind, "frame id 0");
+  return Status::Ok();
+}
+
+// A slice [offset, offset + length) of a chunk or frame: non-empty, within UINT32_MAX bytes.
+Status CheckSlice(std::string_view kind, uint64_t offset, uint64_t length, std::string_view of) {
+  if (length == 0) return Malformed(kind, "zero length");
+  if (length > UINT32_MAX - offset) {
+    return Malformed(kind, "slice [" + std::to_string(offset) + ", +" + std::to_string(length) +
+                               ") exceeds any " + std::string(of));
   }
   return Status::Ok();
 }
@@ -109,6 +183,7 @@ std::string PackKey(uint32_t pack_id) {
   PutFixed32BE(&k, pack_id);
   return k;
 }
+std::string FrameKey(uint64_t frame_id) { return PrefixedKey(frame_id, {}); }
 
 bool DecodeInodeKey(std::string_view key, Ino* ino) { return DecodeU64Key(key, ino); }
 bool DecodeDirentKey(std::string_view key, Ino* parent, std::string_view* name) {
@@ -133,6 +208,9 @@ bool DecodePackKey(std::string_view key, uint32_t* pack_id) {
   if (key.size() != 4) return false;
   *pack_id = DecodeFixed32BE(key.data());
   return true;
+}
+bool DecodeFrameKey(std::string_view key, uint64_t* frame_id) {
+  return DecodeU64Key(key, frame_id);
 }
 
 // ---- InodeAttr: v1 | ino u64 | mode uid gid nlink u32 | size rdev generation u64 |
@@ -233,9 +311,17 @@ Result<DirEntry> DecodeDirEntry(std::string_view value) {
 
 // ---- Extent: v1 | length u64 | chunk hash 32 | chunk_offset u32
 //          v2 (unwritten): length u64
+//          v3 (frame): length varint | frame_id u64 | frame_offset varint
 
 std::string EncodeExtent(const Extent& e) {
   std::string v;
+  if (e.framed) {
+    v.push_back(char(kExtentFrameV3));
+    PutVarint64(&v, e.length);
+    PutFixed64LE(&v, e.frame_id);
+    PutVarint64(&v, e.frame_offset);
+    return v;
+  }
   if (e.unwritten) {
     v.reserve(kExtentUnwrittenSize);
     v.push_back(char(kExtentUnwrittenV2));
@@ -252,6 +338,17 @@ std::string EncodeExtent(const Extent& e) {
 
 Result<Extent> DecodeExtent(std::string_view value) {
   constexpr std::string_view kKind = "extent";
+  if (!value.empty() && uint8_t(value[0]) == kExtentFrameV3) {
+    ByteReader r(value.substr(1));
+    uint64_t length = 0, frame_id = 0;
+    uint32_t offset = 0;
+    RANKFS_RETURN_IF_ERROR(GetVarint64(&r, kKind, "length", &length));
+    RANKFS_RETURN_IF_ERROR(GetFrameId(&r, kKind, &frame_id));
+    RANKFS_RETURN_IF_ERROR(GetVarint32(&r, kKind, "frame offset", &offset));
+    RANKFS_RETURN_IF_ERROR(CheckEnd(r, kKind));
+    RANKFS_RETURN_IF_ERROR(CheckSlice(kKind, offset, length, "frame"));
+    return Extent::Frame(length, frame_id, offset);
+  }
   if (!value.empty() && uint8_t(value[0]) == kExtentUnwrittenV2) {
     RANKFS_RETURN_IF_ERROR(CheckFixed(value, kKind, kExtentUnwrittenV2, kExtentUnwrittenSize));
     Extent e = Extent::Unwritten(DecodeFixed64LE(value.data() + 1));
@@ -328,6 +425,93 @@ Result<ChunkRecord> DecodeChunkRecord(std::string_view value) {
     return Malformed(kKind, "raw chunk with stored length " + std::to_string(l.stored_length) +
                                 " != raw length " + std::to_string(l.raw_length));
   }
+  return rec;
+}
+
+// ---- FrameRecord: v1 | pack_id varint | offset varint | record_length raw_length
+//                   stored_length varint | codec u8 | dictionary_id varint | stored_crc u32 |
+//                   refcount varint
+
+std::string EncodeFrameRecord(const FrameRecord& rec) {
+  std::string v;
+  v.reserve(32);
+  v.push_back(char(kFrameRecordV1));
+  PutVarint64(&v, rec.pack_id);
+  PutVarint64(&v, rec.offset);
+  PutVarint64(&v, rec.record_length);
+  PutVarint64(&v, rec.raw_length);
+  PutVarint64(&v, rec.stored_length);
+  v.push_back(char(rec.codec));
+  PutVarint64(&v, rec.dictionary_id);
+  PutFixed32LE(&v, rec.stored_crc);
+  PutVarint64(&v, rec.refcount);
+  return v;
+}
+
+Result<FrameRecord> DecodeFrameRecord(std::string_view value) {
+  constexpr std::string_view kKind = "frame";
+  RANKFS_RETURN_IF_ERROR(CheckVersion(value, kKind, {kFrameRecordV1}).status());
+  ByteReader r(value.substr(1));
+  FrameRecord rec;
+  uint8_t codec = 0;
+  RANKFS_RETURN_IF_ERROR(GetVarint32(&r, kKind, "pack id", &rec.pack_id));
+  RANKFS_RETURN_IF_ERROR(GetVarint64(&r, kKind, "offset", &rec.offset));
+  RANKFS_RETURN_IF_ERROR(GetVarint32(&r, kKind, "record length", &rec.record_length));
+  RANKFS_RETURN_IF_ERROR(GetVarint32(&r, kKind, "raw length", &rec.raw_length));
+  RANKFS_RETURN_IF_ERROR(GetVarint32(&r, kKind, "stored length", &rec.stored_length));
+  if (!r.GetU8(&codec)) return Malformed(kKind, "truncated in codec");
+  RANKFS_RETURN_IF_ERROR(GetVarint32(&r, kKind, "dictionary id", &rec.dictionary_id));
+  if (!r.GetU32(&rec.stored_crc)) return Malformed(kKind, "truncated in stored CRC");
+  RANKFS_RETURN_IF_ERROR(GetVarint64(&r, kKind, "reference count", &rec.refcount));
+  RANKFS_RETURN_IF_ERROR(CheckEnd(r, kKind));
+  if (codec != uint8_t(Codec::kRaw) && codec != uint8_t(Codec::kZstd)) {
+    return Malformed(kKind, "unknown codec " + std::to_string(codec));
+  }
+  rec.codec = Codec(codec);
+  if (rec.stored_length > rec.record_length) {
+    return Malformed(kKind, "stored length " + std::to_string(rec.stored_length) +
+                                " > record length " + std::to_string(rec.record_length));
+  }
+  if (rec.codec == Codec::kRaw && rec.stored_length != rec.raw_length) {
+    return Malformed(kKind, "raw frame with stored length " + std::to_string(rec.stored_length) +
+                                " != raw length " + std::to_string(rec.raw_length));
+  }
+  if (rec.codec == Codec::kRaw && rec.dictionary_id != 0) {
+    return Malformed(kKind, "raw frame names dictionary " + std::to_string(rec.dictionary_id));
+  }
+  return rec;
+}
+
+// ---- PieceRecord: v1 | frame_id u64 | offset varint | length varint
+//                  v2: the same, then scope_uid varint (only pieces of per-uid dedup stores)
+
+std::string EncodePieceRecord(const PieceRecord& rec) {
+  std::string v;
+  v.reserve(1 + 8 + 5 * 3);
+  v.push_back(char(rec.scope_uid ? kPieceRecordScopedV2 : kPieceRecordV1));
+  PutFixed64LE(&v, rec.frame_id);
+  PutVarint64(&v, rec.offset);
+  PutVarint64(&v, rec.length);
+  if (rec.scope_uid) PutVarint64(&v, *rec.scope_uid);
+  return v;
+}
+
+Result<PieceRecord> DecodePieceRecord(std::string_view value) {
+  constexpr std::string_view kKind = "piece";
+  Result<uint8_t> version = CheckVersion(value, kKind, {kPieceRecordV1, kPieceRecordScopedV2});
+  RANKFS_RETURN_IF_ERROR(version.status());
+  ByteReader r(value.substr(1));
+  PieceRecord rec;
+  RANKFS_RETURN_IF_ERROR(GetFrameId(&r, kKind, &rec.frame_id));
+  RANKFS_RETURN_IF_ERROR(GetVarint32(&r, kKind, "offset", &rec.offset));
+  RANKFS_RETURN_IF_ERROR(GetVarint32(&r, kKind, "length", &rec.length));
+  if (*version == kPieceRecordScopedV2) {
+    uint32_t uid = 0;
+    RANKFS_RETURN_IF_ERROR(GetVarint32(&r, kKind, "scope uid", &uid));
+    rec.scope_uid = uid;
+  }
+  RANKFS_RETURN_IF_ERROR(CheckEnd(r, kKind));
+  RANKFS_RETURN_IF_ERROR(CheckSlice(kKind, rec.offset, rec.length, "frame"));
   return rec;
 }
 

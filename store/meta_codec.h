@@ -36,6 +36,7 @@ std::string XattrPrefix(Ino ino);                          // 8 bytes
 std::string XattrKey(Ino ino, std::string_view name);      // 8 bytes + name
 std::string OrphanKey(Ino ino);                            // 8 bytes
 std::string PackKey(uint32_t pack_id);                     // 4 bytes
+std::string FrameKey(uint64_t frame_id);                   // 8 bytes (format 3)
 
 // Key decoders: false when `key` does not have the layout of that kind. Names returned as views
 // point into `key`. Dirent and xattr keys must carry a non-empty name.
@@ -46,6 +47,7 @@ bool DecodeChunkKey(std::string_view key, ChunkHash* h);
 bool DecodeXattrKey(std::string_view key, Ino* ino, std::string_view* name);
 bool DecodeOrphanKey(std::string_view key, Ino* ino);
 bool DecodePackKey(std::string_view key, uint32_t* pack_id);
+bool DecodeFrameKey(std::string_view key, uint64_t* frame_id);
 
 // ---- Values --------------------------------------------------------------------------------
 //
@@ -62,8 +64,10 @@ Result<InodeAttr> DecodeInodeAttr(std::string_view value);
 std::string EncodeDirEntry(const DirEntry& e);
 Result<DirEntry> DecodeDirEntry(std::string_view value);
 
-// REQUIRES: e.length > 0; for a data extent e.chunk_offset + e.length <= UINT32_MAX (a slice
-// of one chunk); for an unwritten one, chunk and chunk_offset zero (they are not stored).
+// REQUIRES: e.length > 0; for a chunk extent e.chunk_offset + e.length <= UINT32_MAX (a slice
+// of one chunk); for an unwritten one, chunk and chunk_offset zero (they are not stored); for a
+// frame extent (encoding version 3), frame_id != 0, frame_offset + length <= UINT32_MAX, and
+// chunk and chunk_offset zero. The decoded Extent's kind() says which of the three it is.
 std::string EncodeExtent(const Extent& e);
 Result<Extent> DecodeExtent(std::string_view value);
 
@@ -71,6 +75,18 @@ Result<Extent> DecodeExtent(std::string_view value);
 // for Codec::kRaw.
 std::string EncodeChunkRecord(const ChunkRecord& r);
 Result<ChunkRecord> DecodeChunkRecord(std::string_view value);
+
+// Store format 3's records (docs/format.md; nothing writes them yet). Integer fields are
+// varints, and a varint that is truncated, longer than needed or out of its field's range is
+// malformed.
+// REQUIRES: a known codec, stored_length <= record_length, stored_length == raw_length and
+// dictionary_id == 0 for Codec::kRaw.
+std::string EncodeFrameRecord(const FrameRecord& r);
+Result<FrameRecord> DecodeFrameRecord(std::string_view value);
+
+// REQUIRES: frame_id != 0, length > 0, offset + length <= UINT32_MAX.
+std::string EncodePieceRecord(const PieceRecord& r);
+Result<PieceRecord> DecodePieceRecord(std::string_view value);
 
 std::string EncodePackStats(const PackStats& s);
 Result<PackStats> DecodePackStats(std::string_view value);

@@ -34,6 +34,18 @@ bool PrefixSuccessor(std::string_view prefix, std::string* out) {
   return true;
 }
 
+// Decodes an extent read from the store. Frame extents (format 3) are refused: nothing in this
+// rankfs resolves a frame yet, and every reader of extents takes `chunk` as the backing chunk
+// of any extent that is not unwritten.
+Result<Extent> DecodeStoredExtent(std::string_view value) {
+  Result<Extent> e = DecodeExtent(value);
+  if (e.ok() && e->kind() == Extent::Kind::kFrame) {
+    return Status(EUCLEAN, "extent names frame " + std::to_string(e->frame_id) +
+                               " (store format 3), which this rankfs does not read yet");
+  }
+  return e;
+}
+
 }  // namespace
 
 // ---- Scans -----------------------------------------------------------------------------------
@@ -119,7 +131,7 @@ Status MetaStore::ListExtents(Ino ino, uint64_t from, uint64_t to,
     uint64_t off = 0;
     if (!DecodeExtentKey(key, &key_ino, &off)) return BadKey(Cf::kExtents, key);
     if (key_ino != ino || off >= to) break;  // the bounds stop here already; be explicit
-    Result<Extent> e = DecodeExtent(ToView(it->value()));
+    Result<Extent> e = DecodeStoredExtent(ToView(it->value()));
     if (!e.ok()) return e.status().Annotate("metadata store: " + DescribeKey(Cf::kExtents, key));
     if (off < from && e->length <= from - off) continue;  // ends at or before `from`
     if (!fn(off, *e)) return Status::Ok();
@@ -163,7 +175,7 @@ Status MetaStore::ForEachExtent(const std::function<bool(Ino, uint64_t, const Ex
     Ino ino = 0;
     uint64_t off = 0;
     if (!DecodeExtentKey(key, &ino, &off)) return StopBadKey(&st, Cf::kExtents, key);
-    Result<Extent> e = DecodeExtent(value);
+    Result<Extent> e = DecodeStoredExtent(value);
     if (!e.ok()) return StopBadValue(&st, Cf::kExtents, key, e.status());
     return fn(ino, off, *e);
   };

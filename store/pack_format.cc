@@ -13,6 +13,8 @@ namespace {
 constexpr char kPackMagic[8] = {'R', 'A', 'N', 'K', 'P', 'A', 'C', 'K'};
 constexpr char kRecordMagic[4] = {'R', 'K', 'C', 'H'};
 constexpr uint8_t kRecordVersion = 1;
+constexpr char kFrameMagic[4] = {'R', 'K', 'F', 'R'};
+constexpr uint8_t kFrameVersion = 1;
 constexpr uint32_t kPackVersion = 1;
 
 Status Malformed(std::string_view what) {
@@ -104,6 +106,51 @@ Result<RecordHeader> DecodeRecordHeader(std::string_view b) {
   }
   if (h.codec == Codec::kRaw && h.raw_length != h.stored_length) {
     return Malformed("chunk record: raw record with differing lengths");
+  }
+  return h;
+}
+
+void EncodeFrameHeader(const FrameHeader& h, std::string* dst) {
+  char buf[kFrameHeaderSize];
+  std::memcpy(buf, kFrameMagic, 4);
+  buf[4] = char(kFrameVersion);
+  buf[5] = char(h.codec);
+  EncodeFixed16LE(buf + 6, 0);
+  EncodeFixed64LE(buf + 8, h.frame_id);
+  EncodeFixed32LE(buf + 16, h.dictionary_id);
+  EncodeFixed32LE(buf + 20, h.raw_length);
+  EncodeFixed32LE(buf + 24, h.stored_length);
+  EncodeFixed32LE(buf + 28, h.stored_crc);
+  EncodeFixed32LE(buf + 32, Crc32c(buf, 32));
+  dst->append(buf, sizeof buf);
+}
+
+Result<FrameHeader> DecodeFrameHeader(std::string_view b) {
+  if (b.size() < kFrameHeaderSize) return Malformed("frame record header: short");
+  if (std::memcmp(b.data(), kFrameMagic, 4) != 0) return Malformed("frame record: bad magic");
+  if (DecodeFixed32LE(b.data() + 32) != Crc32c(b.data(), 32)) {
+    return Malformed("frame record header: checksum mismatch");
+  }
+  if (uint8_t(b[4]) != kFrameVersion) return Malformed("frame record: unknown version");
+  const uint8_t codec = uint8_t(b[5]);
+  if (codec > uint8_t(Codec::kZstd)) return Malformed("frame record: unknown codec");
+  if (DecodeFixed16LE(b.data() + 6) != 0) return Malformed("frame record: reserved bytes set");
+  FrameHeader h;
+  h.codec = Codec(codec);
+  h.frame_id = DecodeFixed64LE(b.data() + 8);
+  h.dictionary_id = DecodeFixed32LE(b.data() + 16);
+  h.raw_length = DecodeFixed32LE(b.data() + 20);
+  h.stored_length = DecodeFixed32LE(b.data() + 24);
+  h.stored_crc = DecodeFixed32LE(b.data() + 28);
+  if (h.frame_id == 0) return Malformed("frame record: frame id 0");
+  if (h.raw_length > kMaxChunkBytes || h.stored_length > kMaxChunkBytes) {
+    return Malformed("frame record: length out of range");
+  }
+  if (h.codec == Codec::kRaw && h.raw_length != h.stored_length) {
+    return Malformed("frame record: raw record with differing lengths");
+  }
+  if (h.codec == Codec::kRaw && h.dictionary_id != 0) {
+    return Malformed("frame record: raw record names a dictionary");
   }
   return h;
 }

@@ -43,6 +43,21 @@ struct RecordHeader {
   bool operator==(const RecordHeader&) const = default;
 };
 
+// Store format 3's frame record header (magic `RKFR`, docs/format.md): a frame is one zstd
+// frame (or raw bytes) holding the raw bytes of several pieces. Nothing writes it yet, and
+// ScanPack does not recognise it yet.
+inline constexpr size_t kFrameHeaderSize = 36;
+
+struct FrameHeader {
+  Codec codec = Codec::kRaw;
+  uint64_t frame_id = 0;       // never 0
+  uint32_t dictionary_id = 0;  // 0: no dictionary; always 0 for Codec::kRaw
+  uint32_t raw_length = 0;
+  uint32_t stored_length = 0;
+  uint32_t stored_crc = 0;  // CRC32C of the stored bytes
+  bool operator==(const FrameHeader&) const = default;
+};
+
 // Pack file names: the id in decimal, zero-padded to at least 6 digits, then ".pack"
 // ("000042.pack"; ids past 999999 simply have more digits). docs/format.md.
 std::string PackFileName(uint32_t pack_id);
@@ -58,6 +73,12 @@ void EncodeRecordHeader(const RecordHeader& h, std::string* dst);
 void EncodeRecordHeader(const RecordHeader& h, char* dst);
 // Checks magic, version, header CRC, codec and lengths.
 Result<RecordHeader> DecodeRecordHeader(std::string_view bytes);
+
+// Appends the 36-byte frame header to *dst.
+void EncodeFrameHeader(const FrameHeader& h, std::string* dst);
+// Checks magic, header CRC, version, codec, frame id, dictionary and lengths, as
+// DecodeRecordHeader does for a chunk record.
+Result<FrameHeader> DecodeFrameHeader(std::string_view bytes);
 
 // One record found by ScanPack.
 struct ScannedRecord {

@@ -83,12 +83,24 @@ struct DirEntry {
 // An unwritten extent is a preallocated range (fallocate): it reads as zeros and counts as
 // allocated, like a hole that st_blocks does not skip; it names no chunk (chunk and
 // chunk_offset stay zero) and holds no reference.
+// A frame extent (store format 3, not yet written by the daemon) is backed by bytes
+// [frame_offset, frame_offset + length) of frame `frame_id`'s raw bytes; chunk and chunk_offset
+// stay zero. Only an extent whose kind() is kChunk names a chunk: code that reads `chunk` must
+// check that first. The metadata store refuses frame extents (EUCLEAN) until frames are built.
 struct Extent {
+  enum class Kind : uint8_t { kChunk, kUnwritten, kFrame };
   uint64_t length = 0;
   ChunkHash chunk;
   uint32_t chunk_offset = 0;
   bool unwritten = false;
+  bool framed = false;
+  uint64_t frame_id = 0;
+  uint32_t frame_offset = 0;
   static Extent Unwritten(uint64_t length) { return Extent{length, ChunkHash{}, 0, true}; }
+  static Extent Frame(uint64_t length, uint64_t frame_id, uint32_t frame_offset) {
+    return Extent{length, ChunkHash{}, 0, false, true, frame_id, frame_offset};
+  }
+  Kind kind() const { return framed ? Kind::kFrame : unwritten ? Kind::kUnwritten : Kind::kChunk; }
   bool operator==(const Extent&) const = default;
 };
 
@@ -114,6 +126,32 @@ struct ChunkRecord {
   // (ChunkHash::OfScoped), so fsck can check the content against the address.
   std::optional<uint32_t> scope_uid;
   bool operator==(const ChunkRecord&) const = default;
+};
+
+// Store format 3 (docs/format.md): a frame is a compressed record in a pack holding the raw
+// bytes of several pieces. Frame ids start at 1 and are never reused; 0 names no frame.
+struct FrameRecord {
+  uint32_t pack_id = 0;
+  uint64_t offset = 0;         // of the frame record's header inside the pack
+  uint32_t record_length = 0;  // header + stored bytes
+  uint32_t raw_length = 0;     // uncompressed bytes
+  uint32_t stored_length = 0;  // bytes after the header (compressed or raw)
+  Codec codec = Codec::kRaw;
+  uint32_t dictionary_id = 0;  // 0: compressed without a dictionary
+  uint32_t stored_crc = 0;     // CRC32C of the stored bytes
+  uint64_t refcount = 0;       // extents naming the frame
+  bool operator==(const FrameRecord&) const = default;
+};
+
+// Store format 3's dedup index entry (the `pieces` family, keyed by ChunkKey): where a piece's
+// bytes lie, bytes [offset, offset + length) of frame `frame_id`'s raw bytes. It holds no
+// reference on the frame: an entry naming a released frame is a miss.
+struct PieceRecord {
+  uint64_t frame_id = 0;
+  uint32_t offset = 0;
+  uint32_t length = 0;
+  std::optional<uint32_t> scope_uid;  // as ChunkRecord::scope_uid
+  bool operator==(const PieceRecord&) const = default;
 };
 
 // Space accounting of one pack file.
