@@ -47,6 +47,26 @@ Status Malformed(std::string_view kind, std::string_view why) {
   return Status(EUCLEAN, std::move(msg));
 }
 
+// The checks a chunk or frame record's stored form must pass: a known codec (set in *out),
+// stored bytes within the record, and raw bytes stored as they are.
+Status CheckStoredForm(std::string_view kind, uint8_t codec, uint32_t record_length,
+                       uint32_t stored_length, uint32_t raw_length, Codec* out) {
+  if (codec != uint8_t(Codec::kRaw) && codec != uint8_t(Codec::kZstd)) {
+    return Malformed(kind, "unknown codec " + std::to_string(codec));
+  }
+  *out = Codec(codec);
+  if (stored_length > record_length) {
+    return Malformed(kind, "stored length " + std::to_string(stored_length) +
+                               " > record length " + std::to_string(record_length));
+  }
+  if (*out == Codec::kRaw && stored_length != raw_length) {
+    return Malformed(kind, "raw " + std::string(kind) + " with stored length " +
+                               std::to_string(stored_length) + " != raw length " +
+                               std::to_string(raw_length));
+  }
+  return Status::Ok();
+}
+
 // Checks the version byte and the exact total size of a fixed-size value. `kind` names the
 // record kind in the error.
 Status CheckFixed(std::string_view value, std::string_view kind, uint8_t version, size_t size) {
@@ -413,18 +433,8 @@ Result<ChunkRecord> DecodeChunkRecord(std::string_view value) {
     r.GetU32(&uid);
     rec.scope_uid = uid;
   }
-  if (codec != uint8_t(Codec::kRaw) && codec != uint8_t(Codec::kZstd)) {
-    return Malformed(kKind, "unknown codec " + std::to_string(codec));
-  }
-  l.codec = Codec(codec);
-  if (l.stored_length > l.record_length) {
-    return Malformed(kKind, "stored length " + std::to_string(l.stored_length) +
-                                " > record length " + std::to_string(l.record_length));
-  }
-  if (l.codec == Codec::kRaw && l.stored_length != l.raw_length) {
-    return Malformed(kKind, "raw chunk with stored length " + std::to_string(l.stored_length) +
-                                " != raw length " + std::to_string(l.raw_length));
-  }
+  RANKFS_RETURN_IF_ERROR(CheckStoredForm(kKind, codec, l.record_length, l.stored_length,
+                                         l.raw_length, &l.codec));
   return rec;
 }
 
@@ -464,18 +474,8 @@ Result<FrameRecord> DecodeFrameRecord(std::string_view value) {
   if (!r.GetU32(&rec.stored_crc)) return Malformed(kKind, "truncated in stored CRC");
   RANKFS_RETURN_IF_ERROR(GetVarint64(&r, kKind, "reference count", &rec.refcount));
   RANKFS_RETURN_IF_ERROR(CheckEnd(r, kKind));
-  if (codec != uint8_t(Codec::kRaw) && codec != uint8_t(Codec::kZstd)) {
-    return Malformed(kKind, "unknown codec " + std::to_string(codec));
-  }
-  rec.codec = Codec(codec);
-  if (rec.stored_length > rec.record_length) {
-    return Malformed(kKind, "stored length " + std::to_string(rec.stored_length) +
-                                " > record length " + std::to_string(rec.record_length));
-  }
-  if (rec.codec == Codec::kRaw && rec.stored_length != rec.raw_length) {
-    return Malformed(kKind, "raw frame with stored length " + std::to_string(rec.stored_length) +
-                                " != raw length " + std::to_string(rec.raw_length));
-  }
+  RANKFS_RETURN_IF_ERROR(CheckStoredForm(kKind, codec, rec.record_length, rec.stored_length,
+                                         rec.raw_length, &rec.codec));
   if (rec.codec == Codec::kRaw && rec.dictionary_id != 0) {
     return Malformed(kKind, "raw frame names dictionary " + std::to_string(rec.dictionary_id));
   }
