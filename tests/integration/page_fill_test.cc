@@ -151,8 +151,12 @@ TEST_F(PageFillTest, AFaultFillsTheRestOfItsChunk) {
   ASSERT_NO_FATAL_FAILURE(FaultOnceAndCountNeighbours(mnt_ + "/f", data, at, &resident, true));
   // A chunk is at least 8 KiB and 32 KiB on average: its whole pages beyond the faulted one.
   EXPECT_GE(resident, 2u);
-  EXPECT_GT(StatValue(mnt_, "page_fill_bytes"), 0u);
-  EXPECT_NE(StatValue(mnt_, "page_fill_bytes"), ~uint64_t(0));
+  // The pages are in the page cache as soon as notify_store has put them there; the filler
+  // counts their bytes only after it returns, so wait for the count too.
+  uint64_t filled = 0;
+  EXPECT_TRUE(WaitUntil([&] { return (filled = StatValue(mnt_, "page_fill_bytes")) > 0; }))
+      << "pages were filled but page_fill_bytes stays 0";
+  EXPECT_NE(filled, ~uint64_t(0));
 }
 
 TEST_F(PageFillTest, OffMeansOnlyTheFaultedPage) {
