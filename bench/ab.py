@@ -22,9 +22,7 @@ MIB = fsbench.MIB
 
 def minor_faults(pid):
     """The process's minor page faults so far (/proc/PID/stat field 10)."""
-    with open(f"/proc/{pid}/stat") as f:
-        stat = f.read()
-    return int(stat[stat.rindex(")") + 2:].split()[7])
+    return int(fsbench.proc_stat_fields(pid)[7])
 
 
 def main():

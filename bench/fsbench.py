@@ -112,15 +112,23 @@ class CpuPhase:
         return cpu, daemon, writers + (daemon or 0.0)
 
 
-def process_cpu_s(pid):
-    """utime + stime of every thread of process pid, in seconds (/proc/PID/stat fields 14 and
-    15); None when it is gone."""
+def proc_stat_fields(pid):
+    """The fields of /proc/PID/stat from field 3 on (after "pid (comm) "), so field N is
+    [N - 3]; None when the process is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": field 3 on
+    return stat[stat.rindex(")") + 2:].split()
+
+
+def process_cpu_s(pid):
+    """utime + stime of every thread of process pid, in seconds (/proc/PID/stat fields 14 and
+    15); None when it is gone."""
+    fields = proc_stat_fields(pid)
+    if fields is None:
+        return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

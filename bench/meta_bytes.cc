@@ -18,14 +18,6 @@
 namespace rankfs {
 namespace {
 
-void PutVarint(std::string* dst, uint64_t v) {
-  while (v >= 0x80) {
-    dst->push_back(char(v | 0x80));
-    v >>= 7;
-  }
-  dst->push_back(char(v));
-}
-
 // store/pack_format.h (which cannot be included beside bench/space_layout.h's File): a pack
 // starts with a 32-byte header; each record's 56-byte header is kRecordHeader.
 constexpr uint64_t kPackHeader = 32;
@@ -127,22 +119,22 @@ std::string TodayPiece(const Frames& fr, size_t u) {
 
 std::string LeanFrame(const ChunkLocation& c, uint64_t refs) {
   std::string v(1, kLeanVersion);
-  PutVarint(&v, c.pack_id);
-  PutVarint(&v, c.offset);
-  PutVarint(&v, c.stored_length);
-  PutVarint(&v, c.raw_length);
+  PutVarint64(&v, c.pack_id);
+  PutVarint64(&v, c.offset);
+  PutVarint64(&v, c.stored_length);
+  PutVarint64(&v, c.raw_length);
   v.push_back(char(c.codec));
   PutFixed32LE(&v, c.stored_crc);
-  PutVarint(&v, refs);
+  PutVarint64(&v, refs);
   return v;
 }
 
 std::string LeanPiece(const Frames& fr, size_t u, bool with_refs) {
   std::string v(1, kLeanVersion);
   PutFixed64LE(&v, fr.piece_frame[u] + 1);
-  PutVarint(&v, fr.piece_offset[u]);
-  PutVarint(&v, fr.piece_length[u]);
-  if (with_refs) PutVarint(&v, fr.piece_refs[u]);
+  PutVarint64(&v, fr.piece_offset[u]);
+  PutVarint64(&v, fr.piece_length[u]);
+  if (with_refs) PutVarint64(&v, fr.piece_refs[u]);
   return v;
 }
 
@@ -206,9 +198,9 @@ std::vector<MetaVariant> FrameMetaVariants(const Pieces& p, const Layout& l) {
     if (runs) {
       ForEachRun(l, [&](size_t f, uint64_t off, uint64_t len, uint32_t frame, uint32_t in) {
         std::string e(1, kLeanVersion);
-        PutVarint(&e, len);
+        PutVarint64(&e, len);
         PutFixed64LE(&e, uint64_t(frame) + 1);
-        PutVarint(&e, in);
+        PutVarint64(&e, in);
         v.records.push_back({2, ExtentKey(Ino(f + 2), off), std::move(e)});
       });
     } else {
@@ -216,7 +208,7 @@ std::vector<MetaVariant> FrameMetaVariants(const Pieces& p, const Layout& l) {
         uint64_t off = 0;
         for (size_t j = 0; j < p.unique_of[f].size(); ++j) {
           std::string e(1, kLeanVersion);
-          PutVarint(&e, p.lengths[f][j]);
+          PutVarint64(&e, p.lengths[f][j]);
           e.append(fr.piece_hash[p.unique_of[f][j]].AsBytes());
           v.records.push_back({2, ExtentKey(Ino(f + 2), off), std::move(e)});
           off += p.lengths[f][j];
